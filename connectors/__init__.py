@@ -1,0 +1,1 @@
+"""sensorwax connectors: the SSE client, the Bytewax source, sinks and the sensor simulator."""

@@ -1,0 +1,22 @@
+"""A loopback sensor server speaking SSE, for the demo, the tests and the benchmarks."""
+
+from connectors.simulator.sequence import (
+    FORMATS,
+    ExpectedReading,
+    SequenceSpec,
+    expected_readings,
+    payload,
+)
+from connectors.simulator.server import Faults, RequestRecord, SensorSimulator, SimulatorConfig
+
+__all__ = [
+    "FORMATS",
+    "ExpectedReading",
+    "Faults",
+    "RequestRecord",
+    "SensorSimulator",
+    "SequenceSpec",
+    "SimulatorConfig",
+    "expected_readings",
+    "payload",
+]

@@ -1,0 +1,107 @@
+"""``python -m connectors.simulator``: serve simulated sensors on 127.0.0.1 until Ctrl+C."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+
+from connectors.simulator.sequence import FORMATS, SequenceSpec
+from connectors.simulator.server import Faults, SensorSimulator, SimulatorConfig
+
+
+def _statuses(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected statuses like 503,408, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m connectors.simulator",
+        description="Serve simulated sensor readings as Server-Sent Events on 127.0.0.1.",
+    )
+    p.add_argument("--port", type=int, default=8000, help="port (0: any free one)")
+    p.add_argument("--sensors", type=int, default=20)
+    p.add_argument("--rate", type=float, default=50.0, help="events per second")
+    p.add_argument("--format", choices=FORMATS, default="flat")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--start-ms", type=int, default=None, help="event time of event 0 (default: now)"
+    )
+    p.add_argument("--disorder-ms", type=int, default=0, help="event-time jitter, ms")
+    p.add_argument("--unpaced", action="store_true", help="write as fast as the client reads")
+    p.add_argument("--ping-interval", type=float, default=5.0, help="seconds between pings")
+    p.add_argument("--read-to-close", action="store_true", help="no chunked encoding")
+    p.add_argument("--ndjson", action="store_true", help="newline-delimited JSON, not SSE")
+    p.add_argument("--retry-ms", type=int, default=None, help="send a retry: field")
+    g = p.add_argument_group("faults")
+    g.add_argument("--drop-every", type=int, default=0, help="close after N events")
+    g.add_argument("--drop-mid-event", action="store_true", help="...halfway through an event")
+    g.add_argument(
+        "--statuses", type=_statuses, default=(), help="e.g. 503,408 for the first connections"
+    )
+    g.add_argument("--retry-after", type=float, default=None, help="Retry-After on those")
+    g.add_argument("--stall-after", type=int, default=None, help="go silent after N events")
+    g.add_argument("--stall-seconds", type=float, default=30.0)
+    g.add_argument("--malformed-every", type=int, default=0, help="every Nth event is bad JSON")
+    g.add_argument("--end-after", type=int, default=None, help="end after N events (then 204)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    start_ms = args.start_ms if args.start_ms is not None else int(time.time()) * 1000
+    sequence = SequenceSpec(
+        sensors=args.sensors,
+        rate=args.rate,
+        seed=args.seed,
+        start_ms=start_ms,
+        format=args.format,
+        disorder_ms=args.disorder_ms,
+    )
+    faults = Faults(
+        drop_every=args.drop_every,
+        drop_mid_event=args.drop_mid_event,
+        statuses=args.statuses,
+        retry_after=args.retry_after,
+        stall_after=args.stall_after,
+        stall_seconds=args.stall_seconds,
+        malformed_every=args.malformed_every,
+        end_after=args.end_after,
+    )
+    return SimulatorConfig(
+        sequence=sequence,
+        faults=faults,
+        port=args.port,
+        pace=not args.unpaced,
+        ping_interval=args.ping_interval,
+        chunked=not args.read_to_close,
+        retry_ms=args.retry_ms,
+        body="ndjson" if args.ndjson else "sse",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with SensorSimulator(config) as sim:
+        print(f"serving {config.sequence.sensors} sensors at {sim.url}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            done.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""The simulated sensors: event n of a stream is a pure function of (spec, n).
+
+Because nothing depends on what was sent before, a server can resume from any
+``Last-Event-ID`` and a test can recompute what any event carried.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, NamedTuple
+
+__all__ = [
+    "FORMATS",
+    "ExpectedReading",
+    "SequenceSpec",
+    "expected_readings",
+    "payload",
+    "ping_payload",
+    "sensor_id",
+]
+
+Format = Literal["flat", "dt", "obelisk"]
+FORMATS: tuple[Format, ...] = ("flat", "dt", "obelisk")
+
+# Device kinds, cycled over the sensors: (DT event type, metrics it reports).
+_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("temperature", ("temperature",)),
+    ("humidity", ("temperature", "relativeHumidity")),
+    ("co2", ("co2",)),
+)
+# Per metric: level, swing, noise amplitude, decimals, and a salt that keeps its noise
+# independent of the other metrics of the same event.
+_SHAPES: dict[str, tuple[float, float, float, int, int]] = {
+    "temperature": (21.0, 3.0, 0.4, 2, 1),
+    "relativeHumidity": (45.0, 8.0, 1.5, 1, 2),
+    "co2": (600.0, 150.0, 20.0, 0, 3),
+}
+_MASK64 = (1 << 64) - 1
+
+
+class ExpectedReading(NamedTuple):
+    """One number an event carries, as a correct parser must read it."""
+
+    sensor_id: str
+    metric: str
+    ts_ms: int
+    value: float
+
+
+@dataclass(frozen=True)
+class SequenceSpec:
+    """What the simulated sensors send: how many, how often (in event time), what shape.
+
+    ``disorder_ms`` moves each event's timestamp back by up to that many ms, so streams
+    can be out of order in event time the way real gateways are.
+    """
+
+    sensors: int = 20
+    rate: float = 50.0
+    seed: int = 0
+    start_ms: int = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+    format: Format = "flat"
+    disorder_ms: int = 0
+    project: str = "sensorwax-demo"
+
+    def __post_init__(self) -> None:
+        if self.sensors < 1:
+            raise ValueError(f"sensors must be at least 1, got {self.sensors}")
+        if not self.rate > 0:
+            raise ValueError(f"rate must be > 0 events per second, got {self.rate}")
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.disorder_ms < 0:
+            raise ValueError(f"disorder_ms must be >= 0, got {self.disorder_ms}")
+
+
+def _unit(seed: int, n: int, salt: int) -> float:
+    """A uniform number in [0, 1) from (seed, n, salt): splitmix64, no shared state."""
+    z = (seed * 0x9E3779B97F4A7C15 + n * 0xBF58476D1CE4E5B9 + salt * 0x94D049BB133111EB) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return ((z ^ (z >> 31)) >> 11) / float(1 << 53)
+
+
+def sensor_id(spec: SequenceSpec, index: int) -> str:
+    return f"sensor-{index:03d}"
+
+
+def _kind(index: int) -> tuple[str, tuple[str, ...]]:
+    return _KINDS[index % len(_KINDS)]
+
+
+def _timestamp_ms(spec: SequenceSpec, n: int) -> int:
+    ts = spec.start_ms + int(n * 1000 / spec.rate)
+    if spec.disorder_ms:
+        ts -= int(_unit(spec.seed, n, 7) * spec.disorder_ms)
+    return ts
+
+
+def _value(spec: SequenceSpec, n: int, index: int, metric: str, ts_ms: int) -> float:
+    level, swing, noise, decimals, salt = _SHAPES[metric]
+    phase = _unit(spec.seed, index, 11) * 2 * math.pi
+    wave = math.sin(2 * math.pi * ts_ms / 600_000 + phase)  # a ten-minute cycle
+    jitter = (_unit(spec.seed, n, salt) - 0.5) * 2
+    return round(level + swing * wave + noise * jitter, decimals)
+
+
+def expected_readings(spec: SequenceSpec, n: int) -> list[ExpectedReading]:
+    """The readings event ``n`` carries."""
+    index = n % spec.sensors
+    ts_ms = _timestamp_ms(spec, n)
+    sid = sensor_id(spec, index)
+    _, metrics = _kind(index)
+    if spec.format != "dt":
+        metrics = metrics[:1]
+    return [ExpectedReading(sid, m, ts_ms, _value(spec, n, index, m, ts_ms)) for m in metrics]
+
+
+def _rfc3339(ts_ms: int) -> str:
+    moment = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+
+
+def payload(spec: SequenceSpec, n: int) -> str:
+    """The SSE ``data`` of event ``n`` in the spec's format (one line of JSON)."""
+    readings = expected_readings(spec, n)
+    first = readings[0]
+    if spec.format == "flat":
+        body: object = {
+            "sensor_id": first.sensor_id,
+            "metric": first.metric,
+            "ts": _rfc3339(first.ts_ms),
+            "value": first.value,
+        }
+    elif spec.format == "obelisk":
+        body = {
+            "timestamp": first.ts_ms,
+            "dataset": spec.project,
+            "metric": f"{first.metric}::number",
+            "value": first.value,
+            "source": first.sensor_id,
+        }
+    else:
+        body = _dt_envelope(spec, n, readings)
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _dt_envelope(spec: SequenceSpec, n: int, readings: list[ExpectedReading]) -> object:
+    index = n % spec.sensors
+    event_type, _ = _kind(index)
+    stamp = _rfc3339(readings[0].ts_ms)
+    values = {r.metric: r.value for r in readings}
+    if event_type == "temperature":
+        data: dict[str, object] = {
+            "temperature": {"value": values["temperature"], "updateTime": stamp}
+        }
+    elif event_type == "humidity":
+        data = {"humidity": {**values, "updateTime": stamp}}
+    else:
+        data = {"co2": {"ppm": values["co2"], "updateTime": stamp}}
+    return {
+        "result": {
+            "event": {
+                "eventId": f"ev{spec.seed:x}{n:012d}",
+                "targetName": f"projects/{spec.project}/devices/{readings[0].sensor_id}",
+                "eventType": event_type,
+                "data": data,
+                "timestamp": stamp,
+            }
+        }
+    }
+
+
+def ping_payload(spec: SequenceSpec, now_ms: int) -> str:
+    """A Disruptive Technologies style keep-alive, sent as an event with no readings."""
+    stamp = _rfc3339(now_ms)
+    return json.dumps(
+        {
+            "result": {
+                "event": {
+                    "eventId": "",
+                    "targetName": f"projects/{spec.project}/devices/",
+                    "eventType": "ping",
+                    "data": {},
+                    "timestamp": stamp,
+                }
+            }
+        },
+        separators=(",", ":"),
+    )

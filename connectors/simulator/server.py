@@ -1,0 +1,376 @@
+"""The loopback sensor server: serves a SequenceSpec as SSE (or NDJSON), with faults on demand.
+
+It resumes from ``Last-Event-ID`` (event n is a pure function of n), keeps a log of the
+requests it got and the events it wrote whole, and runs in a thread on a free port, so
+tests and the demo can start one in-process.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
+from urllib.parse import parse_qs, urlsplit
+
+from connectors.simulator.sequence import (
+    ExpectedReading,
+    SequenceSpec,
+    expected_readings,
+    payload,
+    ping_payload,
+)
+
+__all__ = ["Faults", "RequestRecord", "SensorSimulator", "SimulatorConfig"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What goes wrong, and when. Every fault is deterministic, so tests can predict it.
+
+    - ``drop_every``: close each connection after that many events (``drop_mid_event``:
+      after writing the first half of the next one).
+    - ``statuses``: answer the first connections with these statuses, in order, with
+      ``Retry-After: retry_after`` when it is set.
+    - ``stall_after``/``stall_seconds``: on the first streaming connection, go silent
+      after that many events for that long (longer than a client's heartbeat timeout).
+    - ``malformed_every``: events with ``n % k == k - 1`` carry cut-off JSON.
+    - ``end_after``: the stream has that many events; then it closes, and a request
+      resuming at its end gets 204.
+    """
+
+    drop_every: int = 0
+    drop_mid_event: bool = False
+    statuses: tuple[int, ...] = ()
+    retry_after: float | None = None
+    stall_after: int | None = None
+    stall_seconds: float = 0.0
+    malformed_every: int = 0
+    end_after: int | None = None
+
+    def malformed(self, n: int) -> bool:
+        k = self.malformed_every
+        return k > 0 and n % k == k - 1
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """How the server serves: address, pacing, body framing, auth it requires, faults.
+
+    ``pace`` sends events at ``sequence.rate`` per second of wall time; without it the
+    server writes as fast as the socket takes. ``chunked`` uses HTTP/1.1 chunked bodies,
+    one chunk per ``events_per_write`` events; otherwise a read-to-close body.
+    """
+
+    sequence: SequenceSpec = field(default_factory=SequenceSpec)
+    faults: Faults = field(default_factory=Faults)
+    host: str = "127.0.0.1"
+    port: int = 0
+    pace: bool = True
+    ping_interval: float = 5.0
+    chunked: bool = True
+    events_per_write: int = 1
+    retry_ms: int | None = None
+    body: Literal["sse", "ndjson"] = "sse"
+    content_type: str | None = None
+    bearer_token: str | None = None
+    basic_auth: tuple[str, str] | None = None
+    query_token: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"the simulator serves on loopback only, not {self.host!r}")
+        if self.events_per_write < 1:
+            raise ValueError("events_per_write must be at least 1")
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the server saw it."""
+
+    path: str
+    headers: dict[str, str]
+    status: int
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+    simulator: SensorSimulator
+
+
+class SensorSimulator:
+    """A running simulator; use as a context manager or call ``start()``/``stop()``."""
+
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        self.config = config or SimulatorConfig()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._requests: list[RequestRecord] = []
+        self._sent_ids: list[int] = []
+        self._connections = 0
+        self._streams = 0
+        self._sockets: set[socket.socket] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._port = self.config.port
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> SensorSimulator:
+        self._stop.clear()
+        server = _Server((self.config.host, self._port), _Handler)
+        server.simulator = self
+        self._port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        log.info("simulator serving %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and cut every open stream; ``start()`` again serves the same port."""
+        self._stop.set()
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SensorSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what tests read -------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._port}/stream"
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def sent_ids(self) -> list[int]:
+        """Ids of the events written whole, in the order written, across connections."""
+        with self._lock:
+            return list(self._sent_ids)
+
+    def expected_readings(self, ids: Iterable[int]) -> list[ExpectedReading]:
+        """The readings the events with these ids carried (none for malformed ones)."""
+        spec, faults = self.config.sequence, self.config.faults
+        return [r for n in ids if not faults.malformed(n) for r in expected_readings(spec, n)]
+
+    def event_data(self, n: int) -> str:
+        """The ``data`` of event ``n`` as the server writes it."""
+        text = payload(self.config.sequence, n)
+        return text[: len(text) // 2] if self.config.faults.malformed(n) else text
+
+    # -- used by the handler ---------------------------------------------------------
+    def _record(self, handler: BaseHTTPRequestHandler, status: int) -> None:
+        record = RequestRecord(handler.path, dict(handler.headers.items()), status)
+        with self._lock:
+            self._requests.append(record)
+
+    def _next_connection(self) -> int:
+        with self._lock:
+            self._connections += 1
+            return self._connections - 1
+
+    def _next_stream(self) -> int:
+        with self._lock:
+            self._streams += 1
+            return self._streams - 1
+
+    def _sent(self, ids: list[int]) -> None:
+        with self._lock:
+            self._sent_ids.extend(ids)
+
+    def _track(self, sock: socket.socket, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._sockets.add(sock)
+            else:
+                self._sockets.discard(sock)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("simulator: " + format, *args)
+
+    def do_GET(self) -> None:
+        sim = self.server.simulator
+        sim._track(self.connection, True)
+        try:
+            self._serve(sim)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError):
+            self.close_connection = True
+        finally:
+            sim._track(self.connection, False)
+
+    def _answer(self, sim: SensorSimulator, status: int, headers: dict[str, str]) -> None:
+        sim._record(self, status)
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _authorized(self, config: SimulatorConfig) -> bool:
+        got = self.headers.get("Authorization", "")
+        if config.bearer_token is not None and got != f"Bearer {config.bearer_token}":
+            return False
+        if config.basic_auth is not None:
+            token = base64.b64encode(":".join(config.basic_auth).encode()).decode()
+            if got != f"Basic {token}":
+                return False
+        if config.query_token is not None:
+            query = parse_qs(urlsplit(self.path).query)
+            if query.get("token") != [config.query_token]:
+                return False
+        return True
+
+    def _serve(self, sim: SensorSimulator) -> None:
+        config, faults = sim.config, sim.config.faults
+        connection = sim._next_connection()
+        if not self._authorized(config):
+            self._answer(sim, 401, {"WWW-Authenticate": 'Bearer realm="sensorwax"'})
+            return
+        if connection < len(faults.statuses):
+            status = faults.statuses[connection]
+            headers = {}
+            if faults.retry_after is not None:
+                headers["Retry-After"] = f"{faults.retry_after:g}"
+            self._answer(sim, status, headers)
+            return
+        last_id = self.headers.get("Last-Event-ID", "").strip()
+        first = int(last_id) + 1 if last_id.isdigit() else 0
+        if faults.end_after is not None and first >= faults.end_after:
+            self._answer(sim, 204, {})
+            return
+        sim._record(self, 200)
+        self._stream(sim, first, sim._next_stream())
+
+    def _stream(self, sim: SensorSimulator, first: int, stream_no: int) -> None:
+        config, faults, spec = sim.config, sim.config.faults, sim.config.sequence
+        sse = config.body == "sse"
+        self.send_response(200)
+        default_type = "text/event-stream; charset=utf-8" if sse else "application/x-ndjson"
+        self.send_header("Content-Type", config.content_type or default_type)
+        self.send_header("Cache-Control", "no-cache")
+        if config.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        ping_interval = _ping_interval(self.path, config.ping_interval)
+        if sse and config.retry_ms is not None:
+            self._write(f"retry: {config.retry_ms}\n\n".encode())
+        started = time.monotonic()
+        last_write = started
+        n = first
+        sent_here = 0
+        end = faults.end_after
+        while not sim._stop.is_set():
+            if end is not None and n >= end:
+                self._finish()
+                return
+            if faults.drop_every and sent_here >= faults.drop_every:
+                if faults.drop_mid_event:
+                    whole = self._frame(sim, n, sse)
+                    self._write(whole[: len(whole) // 2])
+                self.close_connection = True
+                return
+            if (
+                stream_no == 0
+                and faults.stall_after is not None
+                and sent_here == faults.stall_after
+            ):
+                sim._stop.wait(faults.stall_seconds)
+                self.close_connection = True
+                return
+            count = config.events_per_write
+            if end is not None:
+                count = min(count, end - n)
+            if faults.drop_every:
+                count = min(count, faults.drop_every - sent_here)
+            if stream_no == 0 and faults.stall_after is not None and sent_here < faults.stall_after:
+                count = min(count, faults.stall_after - sent_here)
+            if config.pace:
+                due = started + (sent_here + count - 1) / spec.rate
+                while (wait := due - time.monotonic()) > 0:
+                    if time.monotonic() - last_write >= ping_interval:
+                        self._write(self._ping(spec, sse))
+                        last_write = time.monotonic()
+                    nap = min(wait, max(ping_interval - (time.monotonic() - last_write), 0.001))
+                    if sim._stop.wait(nap):
+                        return
+            ids = list(range(n, n + count))
+            self._write(b"".join(self._frame(sim, i, sse) for i in ids))
+            last_write = time.monotonic()
+            sim._sent(ids)
+            n += count
+            sent_here += count
+
+    @staticmethod
+    def _frame(sim: SensorSimulator, n: int, sse: bool) -> bytes:
+        data = sim.event_data(n)
+        if sse:
+            return f"id: {n}\ndata: {data}\n\n".encode()
+        return f"{data}\n".encode()
+
+    @staticmethod
+    def _ping(spec: SequenceSpec, sse: bool) -> bytes:
+        if spec.format == "dt":
+            text = ping_payload(spec, int(time.time() * 1000))
+            return f"data: {text}\n\n".encode() if sse else f"{text}\n".encode()
+        return b": ping\n\n" if sse else b"\n"
+
+    def _write(self, data: bytes) -> None:
+        if self.server.simulator.config.chunked:
+            data = b"%x\r\n%s\r\n" % (len(data), data)
+        self.wfile.write(data)
+
+    def _finish(self) -> None:
+        if self.server.simulator.config.chunked:
+            self.wfile.write(b"0\r\n\r\n")
+        self.close_connection = True
+
+
+def _ping_interval(path: str, default: float) -> float:
+    """Disruptive Technologies lets the client set the ping interval: ``?ping_interval=10s``."""
+    values = parse_qs(urlsplit(path).query).get("ping_interval")
+    if not values:
+        return default
+    text = values[0].removesuffix("s")
+    try:
+        return max(float(text), 0.05)
+    except ValueError:
+        return default

@@ -1,0 +1,28 @@
+"""The public SSE surface: events, the parser entry point, subscribe, the retry policy, errors."""
+
+from connectors.sse.client import Subscription, SubscriptionStats, subscribe
+from connectors.sse.errors import (
+    SSEConnectionError,
+    SSEContentTypeError,
+    SSEError,
+    SSEHTTPError,
+    SSERetryExhausted,
+)
+from connectors.sse.parser import DEFAULT_MAX_EVENT_BYTES, OversizedEvent, SSEEvent, iter_events
+from connectors.sse.retry import RetryPolicy
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "OversizedEvent",
+    "RetryPolicy",
+    "SSEConnectionError",
+    "SSEContentTypeError",
+    "SSEError",
+    "SSEEvent",
+    "SSEHTTPError",
+    "SSERetryExhausted",
+    "Subscription",
+    "SubscriptionStats",
+    "iter_events",
+    "subscribe",
+]

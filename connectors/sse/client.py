@@ -1,0 +1,475 @@
+"""subscribe(): one event stream over urllib3, kept alive across every failure it can survive.
+
+The request, the status and content-type rules, the read loop and the reconnect loop live
+here; parsing is ``parser.py``'s, delays are ``retry.py``'s, and every message goes through
+``errors.Redactor``. urllib3's own retries are off except for redirects, so the policy
+here decides alone when to reconnect.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import chain
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import urllib3
+from urllib3.exceptions import (
+    HTTPError,
+    MaxRetryError,
+    ProtocolError,
+    ReadTimeoutError,
+    ResponseError,
+    SSLError,
+)
+
+from connectors.sse.errors import (
+    Redactor,
+    SSEConnectionError,
+    SSEContentTypeError,
+    SSEHTTPError,
+    SSERetryExhausted,
+    install_log_redaction,
+)
+from connectors.sse.parser import (
+    DEFAULT_MAX_EVENT_BYTES,
+    NDJSONParser,
+    OversizedEvent,
+    SSEEvent,
+    SSEParser,
+)
+from connectors.sse.retry import RetryPolicy, parse_retry_after
+
+__all__ = ["Subscription", "SubscriptionStats", "subscribe"]
+
+log = logging.getLogger(__name__)
+
+_READ_SIZE = 65536
+_SSE_TYPES = frozenset({"text/event-stream"})
+_NDJSON_TYPES = frozenset({"application/x-ndjson", "application/json", "application/jsonl"})
+# "408, 429 and 5xx retry"; other 4xx are the client's mistake and do not change on retry.
+_RETRY_STATUSES = frozenset({408, 429})
+_ERROR_BODY_BYTES = 512
+
+Item = SSEEvent | OversizedEvent
+
+
+@dataclass
+class SubscriptionStats:
+    """Counters a subscription keeps, for summaries and tests."""
+
+    connects: int = 0
+    reconnects: int = 0
+    events: int = 0
+    oversized: int = 0
+    bytes_received: int = 0
+    reconnect_reasons: dict[str, int] = field(default_factory=dict)
+
+
+class _Reconnect(Exception):
+    """This connection is over; try again (after ``retry_after`` seconds if given)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class _StreamEnded(Exception):
+    """The server said 204: there is nothing more to read, ever."""
+
+
+def subscribe(
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    last_event_id: str | None = None,
+    heartbeat_timeout: float | None = 60.0,
+    retry: RetryPolicy | None = None,
+    bearer_token: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+    query_token: str | None = None,
+    query_token_param: str = "token",
+    ca_certs: str | None = None,
+    verify: bool = True,
+    connect_timeout: float = 10.0,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    max_redirects: int = 5,
+    rng: random.Random | None = None,
+) -> Subscription:
+    """Subscribe to an event stream; iterate the result for each event, once, in order.
+
+    It reconnects on refused or reset connections, end of body, 408/429/5xx (honouring
+    ``Retry-After``) and ``heartbeat_timeout`` seconds without a byte, resuming with
+    ``Last-Event-ID``. It ends on 204 and raises an ``SSEError`` for what retrying
+    cannot mend: other 4xx, a wrong content type, TLS failures, a redirect loop, or the
+    policy's caps. ``bearer_token``, ``basic_auth`` and ``query_token`` are secrets:
+    they never appear in logs, errors or reprs.
+    """
+    return Subscription(
+        url,
+        headers=headers,
+        last_event_id=last_event_id,
+        heartbeat_timeout=heartbeat_timeout,
+        retry=retry or RetryPolicy(),
+        bearer_token=bearer_token,
+        basic_auth=basic_auth,
+        query_token=query_token,
+        query_token_param=query_token_param,
+        ca_certs=ca_certs,
+        verify=verify,
+        connect_timeout=connect_timeout,
+        max_event_bytes=max_event_bytes,
+        max_redirects=max_redirects,
+        rng=rng,
+    )
+
+
+class Subscription(Iterator[SSEEvent]):
+    """A live subscription: an iterator of events with ``close()`` and resume state.
+
+    ``batches()`` gives the same events a read at a time (with ``OversizedEvent`` markers
+    in place of skipped events), which is what a batching consumer wants.
+    ``close()`` may be called from another thread; the iteration then ends promptly.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None,
+        last_event_id: str | None,
+        heartbeat_timeout: float | None,
+        retry: RetryPolicy,
+        bearer_token: str | None,
+        basic_auth: tuple[str, str] | None,
+        query_token: str | None,
+        query_token_param: str,
+        ca_certs: str | None,
+        verify: bool,
+        connect_timeout: float,
+        max_event_bytes: int,
+        max_redirects: int,
+        rng: random.Random | None,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"an SSE URL needs http:// or https:// and a host, got {Redactor().url(url)!r}"
+            )
+        if bearer_token and basic_auth:
+            raise ValueError("give bearer_token or basic_auth, not both")
+        if parts.username is not None and basic_auth is None and not bearer_token:
+            basic_auth = (parts.username, parts.password or "")
+        if parts.username is not None:
+            host = parts.hostname + (f":{parts.port}" if parts.port else "")
+            parts = parts._replace(netloc=host)
+        secrets: list[str] = []
+        request_headers = {
+            "Accept": "text/event-stream",
+            "Cache-Control": "no-cache",
+            **(headers or {}),
+        }
+        auth_label = "none"
+        if bearer_token:
+            request_headers["Authorization"] = f"Bearer {bearer_token}"
+            secrets.append(bearer_token)
+            auth_label = "bearer"
+        elif basic_auth:
+            user, password = basic_auth
+            encoded = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            request_headers["Authorization"] = f"Basic {encoded}"
+            secrets += [password, encoded]
+            auth_label = "basic"
+        for name, value in (headers or {}).items():
+            if name.lower() in ("authorization", "proxy-authorization", "cookie", "x-api-key"):
+                secrets.append(value)
+        if query_token:
+            query = parts.query + ("&" if parts.query else "")
+            parts = parts._replace(query=query + urlencode({query_token_param: query_token}))
+            secrets.append(query_token)
+            auth_label = auth_label if auth_label != "none" else "query token"
+        self._redactor = Redactor(secrets)
+        install_log_redaction(secrets)
+        self._url = urlunsplit(parts)
+        self.url = self._redactor.url(self._url)
+        self._headers = request_headers
+        self._auth_label = auth_label
+        self._policy = retry
+        self._rng = rng or random.Random()
+        self._max_event_bytes = max_event_bytes
+        self._timeout = urllib3.Timeout(connect=connect_timeout, read=heartbeat_timeout)
+        self._retries = urllib3.Retry(
+            total=None, connect=0, read=0, status=0, other=0, redirect=max_redirects
+        )
+        pool_kwargs: dict[str, object] = {"num_pools": 2, "maxsize": 1}
+        if parts.scheme == "https":
+            pool_kwargs["cert_reqs"] = "CERT_REQUIRED" if verify else "CERT_NONE"
+            if ca_certs:
+                pool_kwargs["ca_certs"] = ca_certs
+        self._pool = urllib3.PoolManager(**pool_kwargs)  # type: ignore[arg-type]
+        self.last_event_id = last_event_id or ""
+        self.retry_ms: int | None = None
+        self.stats = SubscriptionStats()
+        self._stop = threading.Event()
+        self._response_lock = threading.Lock()
+        self._response: urllib3.BaseHTTPResponse | None = None
+        self._events = chain.from_iterable(self._events_of(batch) for batch in self.batches())
+
+    def __repr__(self) -> str:
+        return (
+            f"Subscription(url={self.url!r}, auth={self._auth_label!r}, "
+            f"last_event_id={self.last_event_id!r}, closed={self._stop.is_set()})"
+        )
+
+    def __iter__(self) -> Subscription:
+        return self
+
+    def __next__(self) -> SSEEvent:
+        return next(self._events)
+
+    @staticmethod
+    def _events_of(batch: list[Item]) -> list[SSEEvent]:
+        return [item for item in batch if isinstance(item, SSEEvent)]
+
+    def close(self) -> None:
+        """Stop: the iteration ends, and a blocked read is woken up."""
+        self._stop.set()
+        with self._response_lock:
+            response = self._response
+        if response is not None:
+            # Already closed or released: then nothing is blocked on it.
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                response.shutdown()
+
+    @property
+    def closed(self) -> bool:
+        return self._stop.is_set()
+
+    def batches(self) -> Iterator[list[Item]]:
+        """The events, a list per network read, across reconnects, until 204 or close()."""
+        attempt = 0
+        failing_since: float | None = None
+        try:
+            while not self._stop.is_set():
+                connected_at: float | None = None
+                retry_after: float | None = None
+                try:
+                    response = self._connect()
+                    connected_at = time.monotonic()
+                    yield from self._read(response)
+                    reason = "the server ended the response"
+                except _StreamEnded:
+                    log.info("%s: the server answered 204, the stream is over", self.url)
+                    return
+                except _Reconnect as exc:
+                    reason, retry_after = exc.reason, exc.retry_after
+                if self._stop.is_set():
+                    return
+                now = time.monotonic()
+                if connected_at is not None and now - connected_at >= self._policy.reset_after:
+                    attempt, failing_since = 0, None
+                attempt += 1
+                if failing_since is None:
+                    failing_since = now
+                delay = self._delay(attempt, retry_after)
+                self._check_caps(attempt, now - failing_since + delay, reason)
+                self.stats.reconnects += 1
+                reasons = self.stats.reconnect_reasons
+                reasons[reason] = reasons.get(reason, 0) + 1
+                log.warning(
+                    "%s: reconnecting in %.2f s (attempt %d): %s%s",
+                    self.url,
+                    delay,
+                    attempt,
+                    reason,
+                    f"; resuming after event {self.last_event_id!r}" if self.last_event_id else "",
+                )
+                if self._stop.wait(delay):
+                    return
+        finally:
+            self._pool.clear()
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return self._policy.retry_after_delay(retry_after)
+        return self._policy.delay(attempt, server_retry_ms=self.retry_ms, rng=self._rng)
+
+    def _check_caps(self, attempt: int, elapsed: float, reason: str) -> None:
+        policy = self._policy
+        if policy.max_attempts is not None and attempt > policy.max_attempts:
+            raise SSERetryExhausted(
+                f"{self.url}: gave up after {attempt - 1} reconnect attempts "
+                f"(RetryPolicy.max_attempts={policy.max_attempts}); last failure: {reason}",
+                attempts=attempt - 1,
+                last_reason=reason,
+            )
+        if policy.max_elapsed is not None and elapsed > policy.max_elapsed:
+            raise SSERetryExhausted(
+                f"{self.url}: gave up reconnecting after {policy.max_elapsed:g} s "
+                f"(RetryPolicy.max_elapsed); last failure: {reason}",
+                attempts=attempt - 1,
+                last_reason=reason,
+            )
+
+    def _connect(self) -> urllib3.BaseHTTPResponse:
+        headers = dict(self._headers)
+        if self.last_event_id:
+            # "If the event source's last event ID string is not the empty string, set
+            # (`Last-Event-ID`, last event ID string, encoded as UTF-8) in request's header list."
+            headers["Last-Event-ID"] = self.last_event_id
+        try:
+            response = self._pool.request(
+                "GET",
+                self._url,
+                headers=headers,
+                preload_content=False,
+                retries=self._retries,
+                timeout=self._timeout,
+            )
+        except MaxRetryError as exc:
+            raise self._classify_connect_failure(exc.reason) from None
+        except (ProtocolError, ReadTimeoutError, OSError) as exc:
+            raise _Reconnect(self._describe(exc)) from None
+        except HTTPError as exc:
+            raise self._classify_connect_failure(exc) from None
+        status = response.status
+        if status == 200:
+            content_type = response.headers.get("Content-Type", "")
+            mime = content_type.split(";", 1)[0].strip().lower()
+            if mime in _SSE_TYPES or mime in _NDJSON_TYPES:
+                self.stats.connects += 1
+                log.info("%s: connected (%s)", self.url, mime)
+                return response
+            snippet = self._error_body(response)
+            raise SSEContentTypeError(
+                f"{self.url}: expected Content-Type text/event-stream but the server sent "
+                f"{content_type or 'no Content-Type'!r}{snippet}; check the URL points at the "
+                "stream endpoint",
+                content_type=content_type,
+                url=self.url,
+            )
+        if status == 204:
+            self._discard(response)
+            # "Clients will reconnect if the connection is closed; a client can be told to
+            # stop reconnecting using the HTTP 204 No Content response code."
+            raise _StreamEnded
+        if status in _RETRY_STATUSES or 500 <= status <= 599:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            self._discard(response)
+            detail = f" (Retry-After {retry_after:g} s)" if retry_after is not None else ""
+            raise _Reconnect(f"HTTP {status}{detail}", retry_after)
+        snippet = self._error_body(response)
+        raise SSEHTTPError(
+            f"{self.url}: HTTP {status} {response.reason or ''}".rstrip()
+            + snippet
+            + _status_advice(status),
+            status=status,
+            url=self.url,
+        )
+
+    def _read(self, response: urllib3.BaseHTTPResponse) -> Iterator[list[Item]]:
+        mime = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        parser_type = SSEParser if mime in _SSE_TYPES else NDJSONParser
+        parser = parser_type(
+            last_event_id=self.last_event_id,
+            retry=self.retry_ms,
+            max_event_bytes=self._max_event_bytes,
+        )
+        with self._response_lock:
+            self._response = response
+        stats = self.stats
+        oversized_seen = 0
+        try:
+            if self._stop.is_set():
+                return
+            for chunk in self._chunks(response):
+                stats.bytes_received += len(chunk)
+                items = parser.feed(chunk)
+                self.last_event_id = parser.last_event_id
+                self.retry_ms = parser.retry
+                if items:
+                    oversized = parser.oversized - oversized_seen
+                    oversized_seen = parser.oversized
+                    stats.oversized += oversized
+                    stats.events += len(items) - oversized
+                    yield items
+        except (ProtocolError, ReadTimeoutError, OSError, HTTPError) as exc:
+            if self._stop.is_set():
+                return
+            raise _Reconnect(self._describe(exc)) from None
+        finally:
+            with self._response_lock:
+                self._response = None
+            response.close()
+            response.release_conn()
+
+    @staticmethod
+    def _chunks(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+        if getattr(response, "chunked", False):
+            # One yield per HTTP chunk, as soon as it is complete: servers send one per event.
+            yield from response.read_chunked(_READ_SIZE)
+            return
+        # read1 returns what has arrived, where read(n) would wait for n bytes.
+        while chunk := response.read1(_READ_SIZE):
+            yield chunk
+
+    def _classify_connect_failure(self, reason: Exception | None) -> Exception:
+        if isinstance(reason, SSLError) or isinstance(
+            getattr(reason, "__context__", None), ssl.SSLError
+        ):
+            return SSEConnectionError(
+                f"{self.url}: TLS failed: {self._describe(reason)}; if the server uses a "
+                "private CA, pass ca_certs= (SSE_CA_BUNDLE) with its certificate"
+            )
+        if isinstance(reason, ResponseError):
+            return SSEConnectionError(
+                f"{self.url}: {self._describe(reason)} (more than the allowed redirects; "
+                "is there a redirect loop?)"
+            )
+        return _Reconnect(self._describe(reason))
+
+    def _describe(self, exc: BaseException | None) -> str:
+        if exc is None:
+            return "unknown failure"
+        if isinstance(exc, ReadTimeoutError):
+            return f"no data for {self._timeout.read_timeout} s (heartbeat timeout)"
+        text = str(exc) or type(exc).__name__
+        cause = exc.__context__ or exc.__cause__
+        if isinstance(exc, ProtocolError) and isinstance(cause, OSError):
+            text = f"connection lost ({type(cause).__name__})"
+        elif isinstance(exc, ProtocolError):
+            text = f"connection lost mid-response ({type(exc).__name__})"
+        return self._redactor.text(f"{text}")
+
+    @staticmethod
+    def _discard(response: urllib3.BaseHTTPResponse) -> None:
+        # Close rather than drain: an error body could be endless.
+        response.close()
+        response.release_conn()
+
+    def _error_body(self, response: urllib3.BaseHTTPResponse) -> str:
+        try:
+            body = response.read(_ERROR_BODY_BYTES)
+        except (HTTPError, OSError):
+            body = b""
+        finally:
+            self._discard(response)
+        text = " ".join(body.decode("utf-8", "replace").split())
+        return f" (body: {self._redactor.text(text)!r})" if text else ""
+
+
+def _status_advice(status: int) -> str:
+    advice = {
+        401: "; the server wants credentials: check the token or user/password you gave",
+        403: "; the credentials were refused for this stream: check their scope",
+        404: "; no stream at this URL: check the path and the project or device id",
+    }
+    return advice.get(status, "; a client error that retrying will not change")

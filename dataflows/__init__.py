@@ -1,0 +1,1 @@
+"""sensorwax dataflows: jobs run with ``python -m bytewax.run dataflows.<job>``."""

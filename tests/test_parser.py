@@ -1,0 +1,348 @@
+"""The parser against the WHATWG rules, at every chunk boundary, and against sseclient-py."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import re
+import tracemalloc
+
+import pytest
+import sseclient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connectors.sse import OversizedEvent, SSEEvent, iter_events
+from connectors.sse.parser import LINE_ALLOWANCE, NDJSONParser, SSEParser
+
+# -- an independent oracle -----------------------------------------------------------
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def reference(stream: bytes, max_bytes: int = 1 << 20) -> list[SSEEvent | OversizedEvent]:
+    """The spec's algorithm, written plainly over the whole stream at once."""
+    if stream.startswith(b"\xef\xbb\xbf"):
+        stream = stream[3:]
+    pieces = _LINE_END.split(stream)
+    complete, unfinished = pieces[:-1], pieces[-1]
+    out: list[SSEEvent | OversizedEvent] = []
+    data: list[bytes] | None = None
+    etype, id_buffer, last_id, retry, skipping = b"", "", "", None, False
+    size = 0
+
+    def skip() -> None:
+        nonlocal skipping, data, etype, size
+        out.append(OversizedEvent(id_buffer, max_bytes))
+        skipping, data, etype, size = True, None, b"", 0
+
+    for line in complete:
+        if line == b"":
+            last_id = id_buffer
+            if skipping:
+                skipping = False
+            elif data is not None:
+                text = b"\n".join(data).decode("utf-8", "replace")
+                out.append(
+                    SSEEvent(etype.decode("utf-8", "replace") or "message", text, last_id, retry)
+                )
+            data, etype, size = None, b"", 0
+            continue
+        if skipping:
+            continue
+        if len(line) > max_bytes + LINE_ALLOWANCE:
+            skip()
+            continue
+        if line.startswith(b":"):
+            continue
+        name, colon, value = line.partition(b":")
+        if colon and value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            size += len(value) + 1
+            if size - 1 > max_bytes:
+                skip()
+                continue
+            data = [*(data or []), value]
+        elif name == b"event":
+            etype = value
+        elif name == b"id" and b"\0" not in value:
+            id_buffer = value.decode("utf-8", "replace")
+        elif name == b"retry" and value and all(48 <= c <= 57 for c in value):
+            retry = int(value)
+    if len(unfinished) > max_bytes + LINE_ALLOWANCE and not skipping:
+        skip()
+    return out
+
+
+def parse(chunks: list[bytes], max_bytes: int = 1 << 20) -> list[SSEEvent | OversizedEvent]:
+    parser = SSEParser(max_event_bytes=max_bytes)
+    return [item for chunk in chunks for item in parser.feed(chunk)]
+
+
+def splits(stream: bytes) -> list[list[bytes]]:
+    """The stream whole, byte by byte, and cut once at every position."""
+    cuts = [[stream], [stream[i : i + 1] for i in range(len(stream))]]
+    cuts += [[stream[:i], stream[i:]] for i in range(1, len(stream))]
+    return cuts
+
+
+# -- each rule, at every chunk boundary ----------------------------------------------
+RULES: list[tuple[str, bytes, list[SSEEvent]]] = [
+    ("plain", b"data: a\n\n", [SSEEvent("message", "a")]),
+    ("leading BOM stripped once", b"\xef\xbb\xbfdata: a\n\n", [SSEEvent("message", "a")]),
+    (
+        "second BOM is part of the field name",
+        b"\xef\xbb\xbf\xef\xbb\xbfdata: a\n\ndata: b\n\n",
+        [SSEEvent("message", "b")],
+    ),
+    ("CRLF", b"data: a\r\n\r\n", [SSEEvent("message", "a")]),
+    ("CR", b"data: a\r\rdata: b\r\r", [SSEEvent("message", "a"), SSEEvent("message", "b")]),
+    (
+        "LF then CRLF",
+        b"data: a\n\r\ndata: b\r\n\n",
+        [SSEEvent("message", "a"), SSEEvent("message", "b")],
+    ),
+    ("mixed", b"data: a\rdata: b\r\ndata: c\n\r", [SSEEvent("message", "a\nb\nc")]),
+    ("comment", b": hi\ndata: a\n:\n\n", [SSEEvent("message", "a")]),
+    ("field with no colon", b"data\n\n", [SSEEvent("message", "")]),
+    ("one space removed", b"data:  a \n\n", [SSEEvent("message", " a ")]),
+    ("no space", b"data:a\n\n", [SSEEvent("message", "a")]),
+    ("multi-line data", b"data: a\ndata:\ndata: b\n\n", [SSEEvent("message", "a\n\nb")]),
+    ("colon in value", b"data: a:b: c\n\n", [SSEEvent("message", "a:b: c")]),
+    (
+        "id persists",
+        b"id: 1\ndata: a\n\ndata: b\n\n",
+        [SSEEvent("message", "a", "1"), SSEEvent("message", "b", "1")],
+    ),
+    ("id with NUL ignored", b"id: 1\n\nid: 2\x003\ndata: a\n\n", [SSEEvent("message", "a", "1")]),
+    ("id-only event updates the id", b"id: 7\n\ndata: a\n\n", [SSEEvent("message", "a", "7")]),
+    (
+        "empty id resets",
+        b"id: 7\ndata: a\n\nid\ndata: b\n\n",
+        [SSEEvent("message", "a", "7"), SSEEvent("message", "b")],
+    ),
+    ("retry digits", b"retry: 1500\ndata: a\n\n", [SSEEvent("message", "a", "", 1500)]),
+    (
+        "retry not digits ignored",
+        b"retry: 1500\n\nretry: 15x\nretry: -1\nretry: 1.5\nretry:\ndata: a\n\n",
+        [SSEEvent("message", "a", "", 1500)],
+    ),
+    ("empty data not dispatched", b"event: x\n\ndata: a\n\n", [SSEEvent("message", "a")]),
+    (
+        "event type resets",
+        b"event: x\ndata: a\n\ndata: b\n\n",
+        [SSEEvent("x", "a"), SSEEvent("message", "b")],
+    ),
+    ("empty event type is message", b"event:\ndata: a\n\n", [SSEEvent("message", "a")]),
+    ("unfinished event discarded", b"data: a\n\ndata: b\n", [SSEEvent("message", "a")]),
+    ("unfinished line discarded", b"data: a\n\ndata: b", [SSEEvent("message", "a")]),
+    ("invalid UTF-8 replaced", b"data: a\xff\xfeb\n\n", [SSEEvent("message", "a\ufffd\ufffdb")]),
+    ("UTF-8 kept", "data: zürich ✓\n\n".encode(), [SSEEvent("message", "zürich ✓")]),
+    ("unknown field ignored", b"foo: bar\ndata: a\n\n", [SSEEvent("message", "a")]),
+    ("field names are case-sensitive", b"Data: a\ndata: b\n\n", [SSEEvent("message", "b")]),
+]
+
+
+@pytest.mark.parametrize(("stream", "expected"), [r[1:] for r in RULES], ids=[r[0] for r in RULES])
+def test_rule_holds_at_every_chunk_boundary(stream: bytes, expected: list[SSEEvent]) -> None:
+    for chunks in splits(stream):
+        assert parse(chunks) == expected, chunks
+    assert reference(stream) == expected
+
+
+def test_iter_events_yields_events_and_reports_oversized() -> None:
+    skipped: list[OversizedEvent] = []
+    stream = [b"id: 1\ndata: ", b"x" * 40, b"\n\nid: 2\ndata: ok\n\n"]
+    events = list(iter_events(stream, max_event_bytes=16, on_oversize=skipped.append))
+    assert events == [SSEEvent("message", "ok", "2")]
+    assert skipped == [OversizedEvent("1", 16)]
+
+
+# -- properties: any bytes, any chunking ---------------------------------------------
+_TOKENS = st.sampled_from(
+    [
+        b"data",
+        b"data:",
+        b"data: ",
+        b"event:",
+        b"id:",
+        b"id: ",
+        b"retry:",
+        b"retry: 10",
+        b":",
+        b" ",
+        b"x",
+        b"7",
+        b"\x00",
+        b"\xff",
+        b"\xc3\xa9",
+        b"\xe2\x9c",
+        b"\xef\xbb\xbf",
+        b"\n",
+        b"\r",
+        b"\r\n",
+        b"\n\n",
+        b"y" * 40,
+    ]
+)
+streams = st.lists(_TOKENS, max_size=60).map(b"".join)
+
+
+@st.composite
+def chunked(draw: st.DrawFn, stream: bytes) -> list[bytes]:
+    cuts = sorted(draw(st.sets(st.integers(0, len(stream)), max_size=12)))
+    bounds = [0, *cuts, len(stream)]
+    return [stream[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), stream=streams)
+def test_any_chunking_gives_the_reference_events(data: st.DataObject, stream: bytes) -> None:
+    chunks = data.draw(chunked(stream))
+    assert parse(chunks) == reference(stream)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), stream=streams, limit=st.integers(1, 12))
+def test_size_limit_is_independent_of_chunking(
+    data: st.DataObject, stream: bytes, limit: int
+) -> None:
+    chunks = data.draw(chunked(stream))
+    assert parse(chunks, limit) == reference(stream, limit)
+
+
+@settings(max_examples=200, deadline=None)
+@given(stream=st.binary(max_size=300), data=st.data())
+def test_never_raises_on_arbitrary_bytes(stream: bytes, data: st.DataObject) -> None:
+    chunks = data.draw(chunked(stream))
+    assert parse(chunks) == reference(stream)
+
+
+# -- against sseclient-py, where it is right -----------------------------------------
+_SIMPLE_TEXT = st.text(
+    alphabet=st.characters(
+        blacklist_categories=("Cs",),
+        blacklist_characters="\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(["", "reading", "ping"]),
+            st.lists(
+                _SIMPLE_TEXT.filter(lambda s: s.strip() != "" and not s.startswith(" ")),
+                min_size=1,
+                max_size=3,
+            ),
+            st.integers(0, 10**6),
+        ),
+        max_size=8,
+    )
+)
+def test_agrees_with_sseclient_on_well_formed_streams(
+    events: list[tuple[str, list[str], int]],
+) -> None:
+    # The subset sseclient-py handles right: LF only, every event complete, with an id
+    # and data, no BOM, valid UTF-8 and no line that is only white space.
+    stream = "".join(
+        f"id: {n}\n"
+        + (f"event: {etype}\n" if etype else "")
+        + "".join(f"data: {d}\n" for d in data)
+        + "\n"
+        for etype, data, n in events
+    ).encode()
+    theirs = [(e.event, e.data, e.id) for e in sseclient.SSEClient(io.BytesIO(stream)).events()]
+    ours = [(e.event, e.data, e.id) for e in iter_events([stream])]
+    assert ours == theirs
+
+
+@pytest.mark.parametrize(
+    ("name", "stream", "sseclient_gives", "spec_gives"),
+    [
+        ("cut-off event", b'data: a\n\ndata: {"half', ["a", '{"half'], ["a"]),
+        ("BOM", b"\xef\xbb\xbfdata: a\n\ndata: b\n\n", ["b"], ["a", "b"]),
+        ("LF then CRLF", b"data: a\n\r\ndata: b\n\n", ["a\nb"], ["a", "b"]),
+    ],
+)
+def test_where_sseclient_departs_from_the_spec(
+    name: str, stream: bytes, sseclient_gives: list[str], spec_gives: list[str]
+) -> None:
+    theirs = [e.data for e in sseclient.SSEClient(io.BytesIO(stream)).events()]
+    assert theirs == sseclient_gives, name
+    assert [e.data for e in iter_events([stream])] == spec_gives
+
+
+def test_sseclient_forgets_the_last_event_id_and_drops_id_only_events() -> None:
+    stream = b"id: 1\ndata: a\n\ndata: b\n\nid: 5\n\ndata: c\n\n"
+    assert [e.id for e in sseclient.SSEClient(io.BytesIO(stream)).events()] == ["1", None, None]
+    assert [e.id for e in iter_events([stream])] == ["1", "1", "5"]
+
+
+def test_sseclient_raises_on_invalid_utf8_where_the_spec_replaces() -> None:
+    stream = b"data: \xff\n\ndata: b\n\n"
+    with pytest.raises(UnicodeDecodeError):
+        list(sseclient.SSEClient(io.BytesIO(stream)).events())
+    assert [e.data for e in iter_events([stream])] == ["\ufffd", "b"]
+
+
+# -- memory bounds -------------------------------------------------------------------
+def test_an_endless_line_does_not_grow_memory() -> None:
+    parser = SSEParser(max_event_bytes=1 << 20)
+    chunk = b"x" * 65536
+    tracemalloc.start()
+    try:
+        items = parser.feed(b"id: 9\ndata: ")
+        for _ in range(320):  # 20 MiB with no line end
+            items += parser.feed(chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert items == [OversizedEvent("9", 1 << 20)]
+    assert peak < 3 * (1 << 20)
+    assert parser.feed(b"\n\nid: 10\ndata: next\n\n") == [SSEEvent("message", "next", "10")]
+    assert parser.last_event_id == "10"
+
+
+def test_many_data_lines_over_the_limit_skip_the_event() -> None:
+    parser = SSEParser(max_event_bytes=100)
+    stream = b"id: 3\n" + b"data: 0123456789\n" * 20 + b"\ndata: small\n\n"
+    assert parser.feed(stream) == [OversizedEvent("3", 100), SSEEvent("message", "small", "3")]
+    assert parser.oversized == 1
+
+
+def test_data_exactly_at_the_limit_is_kept() -> None:
+    parser = SSEParser(max_event_bytes=10)
+    assert parser.feed(b"data:0123456789\n\n") == [SSEEvent("message", "0123456789")]
+    assert parser.feed(b"data:01234\ndata:5678\n\n") == [SSEEvent("message", "01234\n5678")]
+    assert parser.feed(b"data:01234\ndata:56789\n\n") == [OversizedEvent("", 10)]
+
+
+def test_parser_rejects_a_limit_below_one() -> None:
+    with pytest.raises(ValueError, match="max_event_bytes"):
+        SSEParser(max_event_bytes=0)
+
+
+# -- newline-delimited JSON ----------------------------------------------------------
+def test_ndjson_lines_are_events_whatever_the_chunking() -> None:
+    stream = b'{"a": 1}\r\n\n  \n{"b": 2}\r{"c": 3}\n{"cut'
+    for chunks in splits(stream):
+        parser = NDJSONParser(last_event_id="4")
+        got = [item for chunk in chunks for item in parser.feed(chunk)]
+        assert got == [
+            SSEEvent("message", '{"a": 1}', "4"),
+            SSEEvent("message", '{"b": 2}', "4"),
+            SSEEvent("message", '{"c": 3}', "4"),
+        ]
+
+
+def test_ndjson_skips_an_overlong_line() -> None:
+    parser = NDJSONParser(max_event_bytes=8)
+    long_line = b'{"x": "' + b"z" * (8 + LINE_ALLOWANCE) + b'"}\n'
+    assert parser.feed(long_line + b'{"y":1}\n') == [
+        OversizedEvent("", 8),
+        SSEEvent("message", '{"y":1}'),
+    ]
