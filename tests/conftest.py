@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import socketserver
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class ScriptedServer:
     """
 
     scripts: list[list[Step]]
+    tls: ssl.SSLContext | None = None
     requests: list[dict[str, str]] = field(default_factory=list)
     request_lines: list[str] = field(default_factory=list)
     port: int = 0
@@ -59,7 +61,8 @@ class ScriptedServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/stream"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/stream"
 
     def start(self) -> ScriptedServer:
         outer = self
@@ -83,6 +86,11 @@ class ScriptedServer:
             self._server.server_close()
 
     def _handle(self, sock: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                sock = self.tls.wrap_socket(sock, server_side=True)
+            except (ssl.SSLError, OSError):
+                return  # the client refused our certificate
         head = b""
         while b"\r\n\r\n" not in head:
             got = sock.recv(4096)
@@ -122,11 +130,11 @@ def status_head(status: int, extra: str = "") -> bytes:
 
 
 @pytest.fixture
-def scripted() -> Iterator[Callable[[list[list[Step]]], ScriptedServer]]:
+def scripted() -> Iterator[Callable[..., ScriptedServer]]:
     servers: list[ScriptedServer] = []
 
-    def start(scripts: list[list[Step]]) -> ScriptedServer:
-        server = ScriptedServer(scripts).start()
+    def start(scripts: list[list[Step]], tls: ssl.SSLContext | None = None) -> ScriptedServer:
+        server = ScriptedServer(scripts, tls).start()
         servers.append(server)
         return server
 

@@ -20,6 +20,7 @@ from connectors.sse import (
     subscribe,
 )
 from tests.conftest import FAST_RETRY, ScriptedServer, Step, free_port, sse_head, status_head
+from tests.test_parser import RULES
 
 StartSim = Callable[[SimulatorConfig], SensorSimulator]
 StartScripted = Callable[[list[list[Step]]], ScriptedServer]
@@ -343,3 +344,13 @@ def test_a_bad_url_is_refused_up_front(url: str) -> None:
 def test_bearer_and_basic_together_are_refused() -> None:
     with pytest.raises(ValueError, match="not both"):
         subscribe("http://127.0.0.1:1/s", bearer_token="a", basic_auth=("u", "p"))
+
+
+# -- the spec rules through a real socket, a byte per write --------------------------
+@pytest.mark.parametrize(("stream", "expected"), [r[1:] for r in RULES], ids=[r[0] for r in RULES])
+def test_rules_hold_over_a_socket_written_a_byte_at_a_time(
+    scripted: StartScripted, stream: bytes, expected: list[SSEEvent]
+) -> None:
+    bytewise = [Step(stream[i : i + 1], sleep=0.0005) for i in range(len(stream))]
+    server = scripted([[Step(sse_head()), *bytewise], [Step(status_head(204))]])
+    assert list(subscribe(server.url, retry=FAST_RETRY)) == expected

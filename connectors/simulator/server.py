@@ -26,6 +26,7 @@ from connectors.simulator.sequence import (
     payload,
     ping_payload,
 )
+from connectors.sse.errors import Redactor
 
 __all__ = ["Faults", "RequestRecord", "SensorSimulator", "SimulatorConfig"]
 
@@ -123,6 +124,10 @@ class SensorSimulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._port = self.config.port
+        config = self.config
+        self._redactor = Redactor(
+            [config.bearer_token or "", config.query_token or "", *(config.basic_auth or ())[1:]]
+        )
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> SensorSimulator:
@@ -222,7 +227,8 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def log_message(self, format: str, *args: object) -> None:
-        log.debug("simulator: " + format, *args)
+        # Request lines hold the query token the server checks: mask it like the client does.
+        log.debug("simulator: %s", self.server.simulator._redactor.text(format % args))
 
     def do_GET(self) -> None:
         sim = self.server.simulator

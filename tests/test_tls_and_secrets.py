@@ -1,0 +1,162 @@
+"""TLS verification, and secrets: none of the four ways of passing one ever leaks."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
+from connectors.sse import SSEConnectionError, SSEError, SSEHTTPError, subscribe
+from tests.conftest import FAST_RETRY, ScriptedServer, Step, sse_head, status_head
+
+StartScripted = Callable[..., ScriptedServer]
+StartSim = Callable[[SimulatorConfig], SensorSimulator]
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_server(ca: trustme.CA, scripted: StartScripted) -> ScriptedServer:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return scripted(
+        [[Step(sse_head() + b"id: 1\ndata: secure\n\n")], [Step(status_head(204))]], context
+    )
+
+
+def test_a_self_signed_certificate_is_refused_by_default(tls_server: ScriptedServer) -> None:
+    with pytest.raises(SSEConnectionError, match=r"TLS failed.*ca_certs"):
+        list(subscribe(tls_server.url, retry=FAST_RETRY))
+
+
+def test_the_ca_bundle_option_accepts_it(
+    tls_server: ScriptedServer, ca: trustme.CA, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    events = list(subscribe(tls_server.url, ca_certs=str(bundle), retry=FAST_RETRY))
+    assert [e.data for e in events] == ["secure"]
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_verification_can_be_turned_off(tls_server: ScriptedServer) -> None:
+    events = list(subscribe(tls_server.url, verify=False, retry=FAST_RETRY))
+    assert [e.data for e in events] == ["secure"]
+
+
+# -- secrets -------------------------------------------------------------------------
+SECRET = "tok-7f3a9c1e5b"
+PASSWORD = "pw-0d4e8a2b6c"
+
+# Each way of passing a secret: (subscribe kwargs for the right secret, for a wrong one,
+# what the simulator requires, the secrets that must never show).
+WAYS: dict[str, tuple[dict[str, object], dict[str, object], dict[str, object], list[str]]] = {
+    "header": (
+        {"headers": {"Authorization": f"Bearer {SECRET}"}},
+        {"headers": {"Authorization": f"Bearer {SECRET}-x"}},
+        {"bearer_token": SECRET},
+        [SECRET],
+    ),
+    "bearer": (
+        {"bearer_token": SECRET},
+        {"bearer_token": SECRET + "-x"},
+        {"bearer_token": SECRET},
+        [SECRET],
+    ),
+    "basic": (
+        {"basic_auth": ("ada", PASSWORD)},
+        {"basic_auth": ("ada", PASSWORD + "-x")},
+        {"basic_auth": ("ada", PASSWORD)},
+        [PASSWORD],
+    ),
+    "query": (
+        {"query_token": SECRET},
+        {"query_token": SECRET + "-x"},
+        {"query_token": SECRET},
+        [SECRET],
+    ),
+}
+
+
+@pytest.fixture
+def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    caplog.set_level(logging.DEBUG)  # urllib3 prints request lines at DEBUG
+    yield caplog
+
+
+def _assert_clean(text: str, secrets: list[str]) -> None:
+    for secret in secrets:
+        assert secret not in text
+        assert secret[:8] not in text  # not even a prefix
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_secrets_never_reach_logs_errors_or_reprs(
+    way: str, simulator: StartSim, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    good, bad, required, secrets = WAYS[way]
+    sim = simulator(
+        SimulatorConfig(
+            sequence=SequenceSpec(sensors=3),
+            faults=Faults(drop_every=4, drop_mid_event=True, statuses=(503,), end_after=10),
+            pace=False,
+            **required,  # type: ignore[arg-type]
+        )
+    )
+    # Right credentials, through a 503 and mid-event drops: every reconnect is logged.
+    sub = subscribe(sim.url, retry=FAST_RETRY, **good)  # type: ignore[arg-type]
+    events = list(sub)
+    assert [e.id for e in events] == [str(n) for n in range(10)]
+    _assert_clean(repr(sub), secrets)
+    # Wrong credentials: a fatal 401.
+    wrong = subscribe(sim.url, retry=FAST_RETRY, **bad)  # type: ignore[arg-type]
+    with pytest.raises(SSEHTTPError) as raised:
+        list(wrong)
+    assert raised.value.status == 401
+    _assert_clean(str(raised.value), secrets)
+    _assert_clean(repr(wrong), secrets)
+    _assert_clean(debug_logs.text, secrets)
+    assert "reconnecting" in debug_logs.text
+    assert "GET /stream" in debug_logs.text  # urllib3's own request line was captured
+
+
+def test_a_password_in_the_url_is_used_and_redacted(
+    simulator: StartSim, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    sim = simulator(
+        SimulatorConfig(
+            sequence=SequenceSpec(sensors=3),
+            faults=Faults(end_after=3),
+            pace=False,
+            basic_auth=("ada", PASSWORD),
+        )
+    )
+    url = sim.url.replace("http://", f"http://ada:{PASSWORD}@")
+    sub = subscribe(url, retry=FAST_RETRY)
+    assert len(list(sub)) == 3
+    assert "ada:***@" not in sub.url  # the credentials moved to a header
+    _assert_clean(repr(sub) + debug_logs.text, [PASSWORD])
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http-403", "tls-failure"])
+def test_tracebacks_hold_no_secret(scripted: StartScripted, ca: trustme.CA, tls: bool) -> None:
+    context = None
+    if tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(context)
+    server = scripted([[Step(status_head(403))]], context)
+    with pytest.raises(SSEError) as raised:
+        list(subscribe(server.url, query_token=SECRET))
+    # What a user sees when the job dies: the whole printed traceback, chained causes too.
+    printed = "".join(traceback.format_exception(raised.value))
+    assert "token=***" in printed
+    _assert_clean(printed, [SECRET])
