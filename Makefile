@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m connectors.simulator.demo
+	$(BIN)/python -m bytewax.run dataflows.sensor_stats
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,259 @@
+"""Environment variables to frozen dataclasses, validated in one place with helpful messages.
+
+Every variable has a default; a wrong value stops the job at start with a message that
+names the variable, what it got, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from connectors.sse import DEFAULT_MAX_EVENT_BYTES, RetryPolicy
+from connectors.sse.errors import Redactor
+
+__all__ = [
+    "FORMATS",
+    "ConfigError",
+    "DemoConfig",
+    "JobConfig",
+    "OutputConfig",
+    "StreamConfig",
+    "WindowConfig",
+    "load_config",
+    "parse_duration",
+]
+
+Format = Literal["auto", "flat", "dt", "obelisk"]
+FORMATS: tuple[Format, ...] = ("auto", "flat", "dt", "obelisk")
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; the message says which variable and what to set."""
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Where the events come from and how to authenticate and reconnect."""
+
+    urls: tuple[str, ...] = ()
+    format: Format = "auto"
+    bearer_token: str | None = field(default=None, repr=False)
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+    query_token: str | None = field(default=None, repr=False)
+    query_token_param: str = "token"
+    heartbeat_timeout: float | None = 60.0
+    connect_timeout: float = 10.0
+    ca_bundle: str | None = None
+    verify_tls: bool = True
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def stream_names(self) -> dict[str, str]:
+        """Partition name per URL: the URL with its secrets masked (it keys recovery state)."""
+        redactor = Redactor([s for s in (self.bearer_token, self.query_token) if s])
+        return {redactor.url(url): url for url in self.urls}
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Event-time tumbling windows aligned to the UTC epoch, and how late a reading may be."""
+
+    length: timedelta = timedelta(seconds=10)
+    lateness: timedelta = timedelta(seconds=2)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """``directory`` None: JSON Lines on stdout (dead letters on stderr)."""
+
+    directory: Path | None = None
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """The embedded simulator the job starts when ``SSE_URL`` is unset (bounded, with faults)."""
+
+    sensors: int = 4
+    rate: float = 20.0
+    events: int = 400
+    format: Literal["flat", "dt", "obelisk"] = "flat"
+    drop_every: int = 250
+    malformed_every: int = 300
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    stream: StreamConfig
+    window: WindowConfig
+    output: OutputConfig
+    demo: DemoConfig | None  # set when the job serves its own simulator
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``250ms``, ``10s``, ``1.5m``, ``2h`` to a timedelta; a bare number is seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        try:
+            return timedelta(seconds=float(text))
+        except ValueError:
+            raise ValueError(f"{text!r} is not a duration like 500ms, 10s, 5m or 1h") from None
+    number, unit = match.groups()
+    return timedelta(seconds=float(number) * _UNITS[unit])
+
+
+class _Env:
+    """Reads variables, collecting every problem so the user fixes them all at once."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self.problems: list[str] = []
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value if value else default
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
+        value = (self.text(name) or default).lower()
+        if value not in allowed:
+            self.problems.append(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+            return default
+        return value
+
+    def duration(self, name: str, default: str, *, minimum: timedelta = timedelta(0)) -> timedelta:
+        raw = self.text(name, default) or default
+        try:
+            value = parse_duration(raw)
+        except ValueError as exc:
+            self.problems.append(f"{name}: {exc}")
+            return parse_duration(default)
+        if value < minimum:
+            self.problems.append(
+                f"{name} must be at least {minimum.total_seconds():g}s; got {raw!r}"
+            )
+            return parse_duration(default)
+        return value
+
+    def number(
+        self, name: str, default: float, *, minimum: float = 0.0, integer: bool = False
+    ) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw) if integer else float(raw)
+        except ValueError:
+            kind = "a whole number" if integer else "a number"
+            self.problems.append(f"{name} must be {kind}; got {raw!r}")
+            return default
+        if value < minimum:
+            self.problems.append(f"{name} must be at least {minimum:g}; got {raw!r}")
+            return default
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name} must be true or false; got {raw!r}")
+        return default
+
+
+def _stream(env: _Env) -> StreamConfig:
+    urls = tuple(u.strip() for u in (env.text("SSE_URL") or "").split(",") if u.strip())
+    for url in urls:
+        if not re.match(r"^https?://[^/\s]+", url):
+            shown = Redactor().url(url)
+            env.problems.append(f"SSE_URL: {shown!r} is not an http:// or https:// URL")
+    basic = env.text("SSE_BASIC_AUTH")
+    basic_auth: tuple[str, str] | None = None
+    if basic is not None:
+        user, colon, password = basic.partition(":")
+        if not colon or not user:
+            env.problems.append("SSE_BASIC_AUTH must be user:password")
+        else:
+            basic_auth = (user, password)
+    bearer = env.text("SSE_BEARER_TOKEN")
+    if bearer and basic_auth:
+        env.problems.append("set SSE_BEARER_TOKEN or SSE_BASIC_AUTH, not both")
+    heartbeat = env.duration("SSE_HEARTBEAT_TIMEOUT", "60s", minimum=timedelta(milliseconds=10))
+    ca_bundle = env.text("SSE_CA_BUNDLE")
+    if ca_bundle is not None and not Path(ca_bundle).is_file():
+        env.problems.append(f"SSE_CA_BUNDLE: no file at {ca_bundle!r}")
+    initial = env.duration("SSE_RETRY_INITIAL", "1s")
+    maximum = env.duration("SSE_RETRY_MAX", "30s")
+    attempts = env.text("SSE_RETRY_MAX_ATTEMPTS")
+    elapsed = env.text("SSE_RETRY_MAX_ELAPSED")
+    max_attempts = int(env.number("SSE_RETRY_MAX_ATTEMPTS", 0, integer=True)) if attempts else None
+    max_elapsed = env.duration("SSE_RETRY_MAX_ELAPSED", "0s").total_seconds() if elapsed else None
+    try:
+        retry = RetryPolicy(
+            initial_delay=initial.total_seconds(),
+            max_delay=max(maximum, initial).total_seconds(),
+            max_attempts=max_attempts,
+            max_elapsed=max_elapsed,
+        )
+    except ValueError as exc:
+        env.problems.append(f"SSE_RETRY_*: {exc}")
+        retry = RetryPolicy()
+    names = [Redactor([s for s in (bearer, env.text("SSE_QUERY_TOKEN")) if s]).url(u) for u in urls]
+    if len(set(names)) != len(names):
+        env.problems.append("SSE_URL lists the same stream twice")
+    return StreamConfig(
+        urls=urls,
+        format=env.choice("SSE_FORMAT", FORMATS, "auto"),  # type: ignore[arg-type]
+        bearer_token=bearer,
+        basic_auth=basic_auth,
+        query_token=env.text("SSE_QUERY_TOKEN"),
+        query_token_param=env.text("SSE_QUERY_TOKEN_PARAM", "token") or "token",
+        heartbeat_timeout=heartbeat.total_seconds(),
+        connect_timeout=env.duration("SSE_CONNECT_TIMEOUT", "10s").total_seconds(),
+        ca_bundle=ca_bundle,
+        verify_tls=env.flag("SSE_VERIFY_TLS", True),
+        max_event_bytes=int(
+            env.number("SSE_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES, minimum=1, integer=True)
+        ),
+        retry=retry,
+    )
+
+
+def _demo(env: _Env) -> DemoConfig:
+    return DemoConfig(
+        sensors=int(env.number("SIM_SENSORS", 4, minimum=1, integer=True)),
+        rate=env.number("SIM_RATE", 20.0, minimum=0.001),
+        events=int(env.number("SIM_EVENTS", 400, minimum=1, integer=True)),
+        format=env.choice("SIM_FORMAT", ("flat", "dt", "obelisk"), "flat"),  # type: ignore[arg-type]
+        drop_every=int(env.number("SIM_DROP_EVERY", 250, integer=True)),
+        malformed_every=int(env.number("SIM_MALFORMED_EVERY", 300, integer=True)),
+        seed=int(env.number("SIM_SEED", 0, integer=True)),
+    )
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> JobConfig:
+    """Read and validate every setting; raises ConfigError listing all problems."""
+    env = _Env(os.environ if environ is None else environ)
+    stream = _stream(env)
+    window = WindowConfig(
+        length=env.duration("WINDOW", "10s", minimum=timedelta(milliseconds=1)),
+        lateness=env.duration("LATENESS", "2s"),
+    )
+    out = env.text("OUTPUT", "-")
+    output = OutputConfig(directory=None if out == "-" else Path(out or "-"))
+    demo = _demo(env) if not stream.urls else None
+    if env.problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(env.problems))
+    return JobConfig(stream=stream, window=window, output=output, demo=demo)

@@ -1,0 +1,193 @@
+"""What every job shares: streams in, readings and dead letters out, sinks, and the summary.
+
+``read_stream`` gives a job its readings and dead letters from the configured streams
+(or from an embedded simulator when ``SSE_URL`` is unset); ``write_lines`` sends a stream
+of lines to stdout/stderr or to a file under ``OUTPUT``; ``job_config`` loads settings
+and turns a bad one into a clear message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from functools import partial
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow, Stream
+
+from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
+from connectors.sinks import StdErrSink, StdOutSink, line_file_sink
+from connectors.source import SSESource, StreamItem
+from connectors.sse import Subscription, subscribe
+from connectors.sse.client import SubscriptionStats
+from dataflows.config import ConfigError, DemoConfig, JobConfig, OutputConfig, load_config
+from dataflows.readings import PARSERS, DeadLetter, FormatParser, Reading, parse_item
+
+__all__ = ["RunSummary", "job_config", "read_stream", "setup_process", "write_lines"]
+
+log = logging.getLogger("dataflows")
+
+
+class RunSummary:
+    """Counters across the workers of this process, logged once when the process exits."""
+
+    def __init__(self, job: str) -> None:
+        self._job = job
+        self._lock = threading.Lock()
+        self.events = 0
+        self.reconnects = 0
+        self.readings = 0
+        self.dead_letters: Counter[str] = Counter()
+        self._started = time.monotonic()
+
+    def stream_closed(self, name: str, stats: SubscriptionStats) -> None:
+        with self._lock:
+            self.events += stats.events + stats.oversized
+            self.reconnects += stats.reconnects
+
+    def count(self, readings: int, dead: Iterable[str]) -> None:
+        with self._lock:
+            self.readings += readings
+            self.dead_letters.update(dead)
+
+    def line(self) -> str:
+        with self._lock:
+            dead = ", ".join(f"{reason} {n}" for reason, n in sorted(self.dead_letters.items()))
+            return (
+                f"{self._job} summary: {self.events} events, {self.readings} readings, "
+                f"{sum(self.dead_letters.values())} dead letters ({dead or 'none'}), "
+                f"{self.reconnects} reconnects, {time.monotonic() - self._started:.1f} s"
+            )
+
+    def log(self) -> None:
+        log.info("%s", self.line())
+
+
+def setup_process() -> None:
+    """Logging to stderr, and SIGTERM (Kubernetes, systemd) stopping the job like Ctrl+C."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def job_config() -> JobConfig:
+    """Settings from the environment; on a mistake, the message and exit status 2."""
+    try:
+        return load_config()
+    except ConfigError as exc:
+        print(f"sensorwax: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _start_demo_simulator(demo: DemoConfig) -> str:
+    config = SimulatorConfig(
+        sequence=SequenceSpec(
+            sensors=demo.sensors,
+            rate=demo.rate,
+            seed=demo.seed,
+            start_ms=int(time.time()) * 1000,
+            format=demo.format,
+        ),
+        faults=Faults(
+            drop_every=demo.drop_every,
+            drop_mid_event=True,
+            malformed_every=demo.malformed_every,
+            end_after=demo.events,
+        ),
+    )
+    simulator = SensorSimulator(config).start()
+    atexit.register(simulator.stop)
+    log.info(
+        "SSE_URL is unset: serving %d simulated sensors (%d events, %s) at %s",
+        demo.sensors,
+        demo.events,
+        demo.format,
+        simulator.url,
+    )
+    return simulator.url
+
+
+def _source(job: JobConfig, summary: RunSummary) -> SSESource:
+    stream = job.stream
+    streams = stream.stream_names()
+    if job.demo is not None:
+        streams = {"simulator": _start_demo_simulator(job.demo)}
+
+    def open_stream(url: str, last_event_id: str | None) -> Subscription:
+        return subscribe(
+            url,
+            last_event_id=last_event_id,
+            heartbeat_timeout=stream.heartbeat_timeout,
+            retry=stream.retry,
+            bearer_token=stream.bearer_token,
+            basic_auth=stream.basic_auth,
+            query_token=stream.query_token,
+            query_token_param=stream.query_token_param,
+            ca_certs=stream.ca_bundle,
+            verify=stream.verify_tls,
+            connect_timeout=stream.connect_timeout,
+            max_event_bytes=stream.max_event_bytes,
+        )
+
+    return SSESource(streams, open_stream, on_close=summary.stream_closed)
+
+
+def _parse_batch(
+    items: list[StreamItem], parser: FormatParser, summary: RunSummary
+) -> list[Reading | DeadLetter]:
+    out: list[Reading | DeadLetter] = []
+    for item in items:
+        out.extend(parse_item(item, parser))
+    dead = [x.reason for x in out if isinstance(x, DeadLetter)]
+    summary.count(len(out) - len(dead), dead)
+    return out
+
+
+def read_stream(
+    flow: Dataflow, job: JobConfig, summary: RunSummary
+) -> tuple[Stream[Reading], Stream[DeadLetter]]:
+    """The configured streams as readings, and dead letters for what could not be read."""
+    items = op.input("sse", flow, _source(job, summary))
+    parser = PARSERS[job.stream.format]
+    parsed = op.flat_map_batch(
+        "parse", items, partial(_parse_batch, parser=parser, summary=summary)
+    )
+    split = op.branch("is_reading", parsed, _is_reading)
+    return split.trues, split.falses  # type: ignore[return-value]
+
+
+def _is_reading(item: Reading | DeadLetter) -> bool:
+    return isinstance(item, Reading)
+
+
+def _keyed_line(line: str) -> tuple[str, str]:
+    return ("", line)
+
+
+def write_lines(
+    step_id: str,
+    lines: Stream[str],
+    kind: str,
+    output: OutputConfig,
+    *,
+    console_stderr: bool = False,
+) -> None:
+    """Lines to ``OUTPUT/<kind>/<kind>.jsonl``, or to stdout (stderr) when OUTPUT is ``-``."""
+    if output.directory is None:
+        op.output(step_id, lines, StdErrSink() if console_stderr else StdOutSink())
+        return
+    keyed = op.map(f"{step_id}_keyed", lines, _keyed_line)
+    path = output.directory / kind / f"{kind}.jsonl"
+    op.output(step_id, keyed, line_file_sink(path))

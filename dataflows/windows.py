@@ -1,0 +1,57 @@
+"""Event-time windows: the clock, tumbling windows aligned to the UTC epoch, window bounds.
+
+The watermark of a key is the newest timestamp seen for that key minus the lateness, and
+it moves only with event time. So whether a reading is late depends on the readings
+before it alone, not on how fast the dataflow runs, how a replay is batched or how long
+a reconnect took; and an idle stream never wakes the worker. A key's windows close when
+its readings move past ``window_end + lateness``, or when the input ends.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bytewax.operators.windowing import EventClock, TumblingWindower
+
+from dataflows.readings import Reading
+
+__all__ = ["EPOCH", "event_time_clock", "iso", "tumbling", "window_start"]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _reading_ts(reading: Reading) -> datetime:
+    return reading.ts
+
+
+def _frozen_now() -> datetime:
+    # Bytewax adds (now - now at the newest item) to the watermark; a constant "now"
+    # keeps the watermark in event time alone.
+    return EPOCH
+
+
+def _never(_close_at: datetime) -> None:
+    # No wake-ups to close windows on system time: only readings (or the end) move them.
+    return None
+
+
+def event_time_clock(lateness: timedelta) -> EventClock[Reading]:
+    return EventClock(
+        ts_getter=_reading_ts,
+        wait_for_system_duration=lateness,
+        now_getter=_frozen_now,
+        to_system_utc=_never,
+    )
+
+
+def tumbling(length: timedelta) -> TumblingWindower:
+    return TumblingWindower(length=length, align_to=EPOCH)
+
+
+def window_start(window_id: int, length: timedelta) -> datetime:
+    return EPOCH + window_id * length
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and a ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
