@@ -190,4 +190,22 @@ def write_lines(
         return
     keyed = op.map(f"{step_id}_keyed", lines, _keyed_line)
     path = output.directory / kind / f"{kind}.jsonl"
-    op.output(step_id, keyed, line_file_sink(path))
+    sink = line_file_sink(path)
+    # Bytewax opens a file sink at its first line, so a run with nothing to write would
+    # leave an earlier run's file in place. A fresh run starts each file empty; a run with
+    # recovery keeps it (FileSink truncates it to the snapshot it resumes from).
+    if not _recovery_configured():
+        path.write_text("")
+    else:
+        path.touch()
+    op.output(step_id, keyed, sink)
+
+
+def _recovery_configured() -> bool:
+    """Whether ``bytewax.run`` was given a recovery directory (``-r`` or its variable)."""
+    if os.environ.get("BYTEWAX_RECOVERY_DIRECTORY"):
+        return True
+    return any(
+        arg in ("-r", "--recovery-directory") or arg.startswith("--recovery-directory=")
+        for arg in sys.argv
+    )

@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=50.0, help="events per second")
     p.add_argument("--format", choices=FORMATS, default="flat")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sensor-offset", type=int, default=0, help="number of the first sensor")
     p.add_argument(
         "--start-ms", type=int, default=None, help="event time of event 0 (default: now)"
     )
@@ -63,6 +64,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         start_ms=start_ms,
         format=args.format,
         disorder_ms=args.disorder_ms,
+        sensor_offset=args.sensor_offset,
     )
     faults = Faults(
         drop_every=args.drop_every,

@@ -65,6 +65,7 @@ class SequenceSpec:
     format: Format = "flat"
     disorder_ms: int = 0
     project: str = "sensorwax-demo"
+    sensor_offset: int = 0  # sensor-<offset> is the first: streams with distinct sensors
 
     def __post_init__(self) -> None:
         if self.sensors < 1:
@@ -86,7 +87,7 @@ def _unit(seed: int, n: int, salt: int) -> float:
 
 
 def sensor_id(spec: SequenceSpec, index: int) -> str:
-    return f"sensor-{index:03d}"
+    return f"sensor-{index + spec.sensor_offset:03d}"
 
 
 def _kind(index: int) -> tuple[str, tuple[str, ...]]:

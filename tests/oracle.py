@@ -1,0 +1,119 @@
+"""The independent oracle: window aggregates computed with pandas from what the server sent,
+and a runner for the jobs as real ``python -m bytewax.run`` processes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from connectors.simulator import SensorSimulator
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = ["sensor_id", "metric"]
+
+
+def sent_readings(sim: SensorSimulator, events: int) -> pd.DataFrame:
+    """What the simulator's events 0..events-1 carried, in the order sent, with their ids."""
+    rows = [(sim.url, n, *r) for n in range(events) for r in sim.expected_readings([n])]
+    return pd.DataFrame(
+        rows, columns=["stream", "event_id", "sensor_id", "metric", "ts_ms", "value"]
+    )
+
+
+def expected_aggregates(
+    streams: Sequence[pd.DataFrame], window_ms: int, lateness_ms: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(aggregates, late readings) from each stream's readings in the order sent.
+
+    A reading is late when it is more than ``lateness_ms`` older than the newest reading
+    of its (sensor, metric) before it; the others fall in the window
+    ``[floor(ts / window) * window, + window)``.
+    """
+    sent = pd.concat(streams, ignore_index=True)
+    newest_before = sent.groupby(KEY)["ts_ms"].transform(lambda s: s.cummax().shift(1))
+    late_mask = sent["ts_ms"] < newest_before - lateness_ms
+    kept = sent[~late_mask].copy()
+    kept["window_start_ms"] = kept["ts_ms"] // window_ms * window_ms
+    aggregates = (
+        kept.groupby([*KEY, "window_start_ms"])["value"]
+        .agg(
+            count="count",
+            mean=lambda s: math.fsum(s) / len(s),
+            min="min",
+            max="max",
+        )
+        .reset_index()
+    )
+    aggregates["window_end_ms"] = aggregates["window_start_ms"] + window_ms
+    return _sorted(aggregates), sent[late_mask].reset_index(drop=True)
+
+
+def load_aggregates(lines: Sequence[str]) -> pd.DataFrame:
+    """The job's JSON Lines records as the oracle's columns."""
+    # json, not pd.read_json: pandas' default float parser is not correctly rounded.
+    frame = pd.DataFrame([json.loads(line) for line in lines])
+    for column in ("window_start", "window_end"):
+        frame[f"{column}_ms"] = _ms(pd.to_datetime(frame.pop(column), utc=True, format="ISO8601"))
+    return _sorted(frame[[*KEY, "window_start_ms", "count", "mean", "min", "max", "window_end_ms"]])
+
+
+def _ms(moments: pd.Series) -> pd.Series:
+    return (moments - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.astype({"count": "int64", "mean": "float64", "min": "float64", "max": "float64"})
+    frame = frame.astype({"window_start_ms": "int64", "window_end_ms": "int64"})
+    return frame.sort_values([*KEY, "window_start_ms"]).reset_index(drop=True)
+
+
+def assert_same_aggregates(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Every window present on both sides, and count, mean, min, max equal to the bit."""
+    assert len(got) == len(expected), (len(got), len(expected))
+    pd.testing.assert_frame_equal(got, expected[got.columns.tolist()], check_exact=True)
+
+
+@dataclass
+class JobRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def job_env(**settings: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SSE_", "SIM_", "WINDOW", "LATENESS", "OUTPUT"))
+    }
+    env.update(settings)
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def bytewax_run_cmd(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "bytewax.run", module, *args]
+
+
+def run_job(module: str, *args: str, timeout: float = 120, **settings: str) -> JobRun:
+    done = subprocess.run(
+        bytewax_run_cmd(module, *args),
+        env=job_env(**settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    return JobRun(done.returncode, done.stdout, done.stderr)
+
+
+def read_lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line]

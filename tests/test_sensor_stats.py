@@ -1,0 +1,240 @@
+"""The main job as a real process against the simulator with faults, checked against pandas."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
+from tests.conftest import free_port
+from tests.oracle import (
+    ROOT,
+    assert_same_aggregates,
+    bytewax_run_cmd,
+    expected_aggregates,
+    job_env,
+    load_aggregates,
+    read_lines,
+    run_job,
+    sent_readings,
+)
+
+StartSim = Callable[[SimulatorConfig], SensorSimulator]
+
+pytestmark = pytest.mark.slow
+
+FAST_RETRY_ENV = {"SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms"}
+
+
+def sim_config(
+    fmt: str = "flat", events: int = 1500, offset: int = 0, **faults: object
+) -> SimulatorConfig:
+    return SimulatorConfig(
+        sequence=SequenceSpec(sensors=6, rate=50, format=fmt, sensor_offset=offset, seed=offset),  # type: ignore[arg-type]
+        faults=Faults(end_after=events, **faults),  # type: ignore[arg-type]
+        pace=False,
+        events_per_write=3,
+    )
+
+
+def check_against_oracle(
+    out: Path,
+    sims: list[SensorSimulator],
+    events: int,
+    window_ms: int = 10_000,
+    lateness_ms: int = 2_000,
+) -> None:
+    """Every window equal to pandas' over what the servers sent; late readings exactly the
+    dead letters with reason late."""
+    sent = [sent_readings(sim, events) for sim in sims]
+    expected, late = expected_aggregates(sent, window_ms, lateness_ms)
+    got = load_aggregates(read_lines(out / "aggregates" / "aggregates.jsonl"))
+    assert_same_aggregates(got, expected)
+    letters = [json.loads(line) for line in read_lines(out / "dead_letters" / "dead_letters.jsonl")]
+    late_letters = sorted(
+        (d["stream"], int(d["event_id"])) for d in letters if d["reason"] == "late"
+    )
+    assert late_letters == sorted(zip(late["stream"], late["event_id"].astype(int), strict=True))
+
+
+def malformed_ids(sim: SensorSimulator, events: int) -> list[int]:
+    return [n for n in range(events) if sim.config.faults.malformed(n)]
+
+
+@pytest.mark.parametrize("fmt", ["flat", "dt", "obelisk"])
+def test_each_format_through_drops_statuses_and_malformed_events(
+    simulator: StartSim, tmp_path: Path, fmt: str
+) -> None:
+    sim = simulator(
+        sim_config(
+            fmt, drop_every=211, drop_mid_event=True, statuses=(503, 408), malformed_every=97
+        )
+    )
+    run = run_job(
+        "dataflows.sensor_stats",
+        SSE_URL=sim.url,
+        SSE_FORMAT=fmt,
+        OUTPUT=str(tmp_path),
+        **FAST_RETRY_ENV,
+    )
+    assert run.returncode == 0, run.stderr
+    check_against_oracle(tmp_path, [sim], 1500)
+    letters = [json.loads(x) for x in read_lines(tmp_path / "dead_letters" / "dead_letters.jsonl")]
+    assert sorted(
+        int(d["event_id"]) for d in letters if d["reason"] == "invalid_json"
+    ) == malformed_ids(sim, 1500)
+    assert "reconnecting" in run.stderr
+    assert "HTTP 503" in run.stderr and "HTTP 408" in run.stderr
+    summary = [line for line in run.stderr.splitlines() if "sensor_stats summary" in line]
+    assert summary and "1500 events" in summary[0] and "invalid_json 15" in summary[0]
+
+
+def test_auto_format_reads_a_read_to_close_stream(simulator: StartSim, tmp_path: Path) -> None:
+    config = sim_config("dt", drop_every=300)
+    sim = simulator(SimulatorConfig(**{**config.__dict__, "chunked": False}))
+    run = run_job("dataflows.sensor_stats", SSE_URL=sim.url, OUTPUT=str(tmp_path), **FAST_RETRY_ENV)
+    assert run.returncode == 0, run.stderr
+    check_against_oracle(tmp_path, [sim], 1500)
+
+
+def test_late_readings_become_dead_letters_exactly(simulator: StartSim, tmp_path: Path) -> None:
+    config = sim_config()
+    # Up to 3 s of disorder against 1 s of lateness: some readings are late, by the rule.
+    spec = SequenceSpec(**{**config.sequence.__dict__, "disorder_ms": 3000})
+    sim = simulator(SimulatorConfig(**{**config.__dict__, "sequence": spec}))
+    run = run_job(
+        "dataflows.sensor_stats", SSE_URL=sim.url, LATENESS="1s", WINDOW="5s", OUTPUT=str(tmp_path)
+    )
+    assert run.returncode == 0, run.stderr
+    check_against_oracle(tmp_path, [sim], 1500, window_ms=5000, lateness_ms=1000)
+    letters = [json.loads(x) for x in read_lines(tmp_path / "dead_letters" / "dead_letters.jsonl")]
+    assert sum(d["reason"] == "late" for d in letters) > 20
+
+
+def test_two_streams_on_two_workers_equal_one_worker(simulator: StartSim, tmp_path: Path) -> None:
+    sims = [
+        simulator(sim_config(offset=0, drop_every=400)),
+        simulator(sim_config(offset=100, drop_every=333)),
+    ]
+    urls = ",".join(s.url for s in sims)
+    one, two = tmp_path / "w1", tmp_path / "w2"
+    for out, workers in ((one, "1"), (two, "2")):
+        run = run_job(
+            "dataflows.sensor_stats", "-w", workers, SSE_URL=urls, OUTPUT=str(out), **FAST_RETRY_ENV
+        )
+        assert run.returncode == 0, run.stderr
+    check_against_oracle(two, sims, 1500)
+    assert sorted(read_lines(one / "aggregates" / "aggregates.jsonl")) == sorted(
+        read_lines(two / "aggregates" / "aggregates.jsonl")
+    )
+
+
+def test_two_processes_equal_one(simulator: StartSim, tmp_path: Path) -> None:
+    sims = [simulator(sim_config(offset=0)), simulator(sim_config(offset=100))]
+    env = job_env(SSE_URL=",".join(s.url for s in sims), OUTPUT=str(tmp_path), **FAST_RETRY_ENV)
+    addresses = f"127.0.0.1:{free_port()};127.0.0.1:{free_port()}"
+    procs = [
+        subprocess.Popen(
+            bytewax_run_cmd("dataflows.sensor_stats", "-i", str(i), "-a", addresses),
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    check_against_oracle(tmp_path, sims, 1500)
+
+
+def test_stdout_output_and_dead_letters_on_stderr(simulator: StartSim) -> None:
+    sim = simulator(sim_config(events=300, malformed_every=100))
+    run = run_job("dataflows.sensor_stats", SSE_URL=sim.url)
+    assert run.returncode == 0, run.stderr
+    expected, _ = expected_aggregates([sent_readings(sim, 300)], 10_000, 2_000)
+    assert_same_aggregates(load_aggregates(run.stdout.splitlines()), expected)
+    letters = [json.loads(x) for x in run.stderr.splitlines() if x.startswith("{")]
+    assert [d["event_id"] for d in letters] == ["99", "199", "299"]
+
+
+def test_a_bad_setting_is_named_at_start() -> None:
+    run = run_job("dataflows.sensor_stats", WINDOW="ten seconds", SSE_FORMAT="xml", timeout=60)
+    assert run.returncode == 2
+    assert "WINDOW: 'ten seconds' is not a duration" in run.stderr
+    assert "SSE_FORMAT must be one of auto, flat, dt, obelisk; got 'xml'" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_fatal_error_stops_the_job_with_its_message(simulator: StartSim) -> None:
+    sim = simulator(SimulatorConfig(pace=False, bearer_token="right-token-123"))
+    run = run_job(
+        "dataflows.sensor_stats", SSE_URL=sim.url, SSE_BEARER_TOKEN="wrong-token-456", timeout=60
+    )
+    assert run.returncode != 0
+    assert "HTTP 401" in run.stderr
+    assert "wrong-token-456" not in run.stderr + run.stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_sigterm_stops_the_job_like_ctrl_c(
+    simulator: StartSim, tmp_path: Path, signum: int
+) -> None:
+    sim = simulator(SimulatorConfig(sequence=SequenceSpec(sensors=2, rate=20)))
+    proc = subprocess.Popen(
+        bytewax_run_cmd("dataflows.sensor_stats"),
+        env=job_env(SSE_URL=sim.url, OUTPUT=str(tmp_path)),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while len(sim.sent_ids) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=20)
+    # Bytewax's own Ctrl+C path: it stops, closes the sources, and exits 1.
+    assert proc.returncode == 1
+    assert "signal received" in err
+    assert "connectors.source" in err  # the partition was closed and reported its stream
+    assert "sensor_stats summary" in err
+
+
+def test_an_idle_stream_does_not_keep_a_core_busy(simulator: StartSim) -> None:
+    # One event, then silence with pings: windows stay open, nothing to do.
+    sim = simulator(SimulatorConfig(sequence=SequenceSpec(sensors=1, rate=0.05), ping_interval=0.5))
+    proc = subprocess.Popen(
+        bytewax_run_cmd("dataflows.sensor_stats"),
+        env=job_env(SSE_URL=sim.url),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not sim.sent_ids and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        before = _cpu_seconds(proc.pid)
+        time.sleep(3.0)
+        used = _cpu_seconds(proc.pid) - before
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    # A spinning worker would use about 3 s of CPU here; an idle one a small fraction.
+    assert used < 0.6, used
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
