@@ -1,0 +1,39 @@
+"""The window fold: exact mean whatever the order or merging."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dataflows.aggregates import add_reading, merge_stats, new_stats
+from dataflows.readings import Reading
+
+values = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=60)
+
+
+def _reading(v: float) -> Reading:
+    return Reading("s", "m", datetime(2026, 1, 1, tzinfo=UTC), v, "1", "x")
+
+
+@given(values, st.randoms(use_true_random=False), st.integers(0, 60))
+def test_mean_is_correctly_rounded_in_any_order_and_split(
+    vs: list[float], rnd: object, cut: int
+) -> None:
+    shuffled = list(vs)
+    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+    left, right = new_stats(), new_stats()
+    for v in shuffled[:cut]:
+        add_reading(left, _reading(v))
+    for v in shuffled[cut:]:
+        add_reading(right, _reading(v))
+    merged = (
+        merge_stats(left, right) if cut and cut < len(vs) else (left if cut >= len(vs) else right)
+    )
+    assert merged.count == len(vs)
+    assert merged.mean == math.fsum(vs) / len(vs)
+    assert (merged.minimum, merged.maximum) == (min(vs), max(vs))
+    assert pickle.loads(pickle.dumps(merged)) == merged

@@ -1,0 +1,105 @@
+"""Settings from the environment: defaults, parsing, and messages that name the variable."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from dataflows.config import ConfigError, load_config, parse_duration
+
+
+def test_defaults_serve_the_embedded_simulator() -> None:
+    config = load_config({})
+    assert config.stream.urls == ()
+    assert config.demo is not None
+    assert config.window.length == timedelta(seconds=10)
+    assert config.window.lateness == timedelta(seconds=2)
+    assert config.output.directory is None
+    assert config.stream.format == "auto"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("250ms", 0.25), ("10s", 10), ("1.5m", 90), ("2h", 7200), ("3", 3), (" 5 s ", 5)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+def test_a_full_configuration(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("x")
+    config = load_config(
+        {
+            "SSE_URL": "http://127.0.0.1:1/a, https://example.invalid/b?token=abc",
+            "SSE_FORMAT": "DT",
+            "SSE_BASIC_AUTH": "ada:pa:ss",
+            "SSE_HEARTBEAT_TIMEOUT": "30s",
+            "SSE_CA_BUNDLE": str(bundle),
+            "SSE_RETRY_MAX_ATTEMPTS": "5",
+            "WINDOW": "1m",
+            "LATENESS": "500ms",
+            "OUTPUT": str(tmp_path / "out"),
+        }
+    )
+    assert config.stream.urls == ("http://127.0.0.1:1/a", "https://example.invalid/b?token=abc")
+    assert config.stream.format == "dt"
+    assert config.stream.basic_auth == ("ada", "pa:ss")
+    assert config.stream.heartbeat_timeout == 30
+    assert config.stream.retry.max_attempts == 5
+    assert config.window.length == timedelta(minutes=1)
+    assert config.output.directory == tmp_path / "out"
+    assert config.demo is None
+    assert list(config.stream.stream_names()) == [
+        "http://127.0.0.1:1/a",
+        "https://example.invalid/b?token=***",
+    ]
+    assert "pa:ss" not in repr(config)
+
+
+def test_every_mistake_is_named_at_once() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(
+            {
+                "SSE_URL": "ftp://x/y",
+                "SSE_FORMAT": "xml",
+                "WINDOW": "0s",
+                "LATENESS": "soon",
+                "SSE_BASIC_AUTH": "nopassword",
+                "SSE_VERIFY_TLS": "maybe",
+                "SSE_MAX_EVENT_BYTES": "big",
+                "SSE_CA_BUNDLE": "/no/such/file.pem",
+            }
+        )
+    message = str(raised.value)
+    for expected in (
+        "SSE_URL: 'ftp://x/y' is not an http:// or https:// URL",
+        "SSE_FORMAT must be one of auto, flat, dt, obelisk; got 'xml'",
+        "WINDOW must be at least 0.001s; got '0s'",
+        "LATENESS: 'soon' is not a duration",
+        "SSE_BASIC_AUTH must be user:password",
+        "SSE_VERIFY_TLS must be true or false; got 'maybe'",
+        "SSE_MAX_EVENT_BYTES must be a whole number; got 'big'",
+        "SSE_CA_BUNDLE: no file at '/no/such/file.pem'",
+    ):
+        assert expected in message
+
+
+def test_secrets_do_not_show_in_messages() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(
+            {
+                "SSE_URL": "ftp://u:hunter2@x/y?token=sekrit",
+                "SSE_BEARER_TOKEN": "b",
+                "SSE_BASIC_AUTH": "u:p",
+            }
+        )
+    assert "hunter2" not in str(raised.value) and "sekrit" not in str(raised.value)
+    assert "not both" in str(raised.value)
+
+
+def test_the_same_stream_twice_is_refused() -> None:
+    with pytest.raises(ConfigError, match="same stream twice"):
+        load_config({"SSE_URL": "http://h/a?token=1,http://h/a?token=2"})

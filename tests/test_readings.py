@@ -1,0 +1,141 @@
+"""Vendor formats to readings and dead letters."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connectors.simulator import FORMATS, SequenceSpec, expected_readings, payload
+from connectors.sse import OversizedEvent, SSEEvent
+from dataflows.readings import PARSERS, DeadLetter, Reading, parse_item
+
+
+def parse(data: object, fmt: str = "auto", event: str = "message") -> list[Reading | DeadLetter]:
+    text = data if isinstance(data, str) else json.dumps(data)
+    return parse_item(("s1", SSEEvent(event, text, "7")), PARSERS[fmt])
+
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@settings(max_examples=150, deadline=None)
+@given(fmt=st.sampled_from(FORMATS), n=st.integers(0, 10**6), seed=st.integers(0, 99))
+def test_every_simulated_event_reads_back_as_its_readings(fmt: str, n: int, seed: int) -> None:
+    spec = SequenceSpec(sensors=7, format=fmt, seed=seed)  # type: ignore[arg-type]
+    for parser in (fmt, "auto"):
+        got = parse(payload(spec, n), parser)
+        assert [
+            (r.sensor_id, r.metric, int(r.ts.timestamp() * 1000), r.value)
+            for r in got
+            if isinstance(r, Reading)
+        ] == [tuple(r) for r in expected_readings(spec, n)]
+        assert all(isinstance(r, Reading) for r in got)
+
+
+@pytest.mark.parametrize(
+    ("ts", "expected"),
+    [
+        ("2026-01-01T00:00:00Z", T0),
+        ("2026-01-01T01:00:00+01:00", T0),
+        ("2026-01-01T00:00:00", T0),  # no offset: read as UTC
+        (1767225600, T0),
+        (1767225600.0, T0),
+        (1767225600000, T0),
+    ],
+)
+def test_flat_timestamps_in_every_accepted_form(ts: object, expected: datetime) -> None:
+    (reading,) = parse({"sensor_id": "a", "metric": "t", "ts": ts, "value": 1})
+    assert isinstance(reading, Reading)
+    assert reading.ts == expected
+    assert reading.ts.tzinfo is not None
+
+
+def test_flat_metric_defaults_to_the_event_type() -> None:
+    (reading,) = parse({"sensor_id": "a", "ts": 0, "value": 2.5}, "flat", event="humidity")
+    assert isinstance(reading, Reading)
+    assert (reading.metric, reading.value, reading.event_id, reading.stream) == (
+        "humidity",
+        2.5,
+        "7",
+        "s1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt", "reason"),
+    [
+        ('{"sensor_id": "a", "ts"', "auto", "invalid_json"),
+        ([1, 2], "auto", "unknown_format"),
+        ({"hello": 1}, "auto", "unknown_format"),
+        ({"sensor_id": "a", "ts": 0, "value": 1}, "flat", "missing_field"),
+        ({"sensor_id": "a", "metric": "t", "value": 1}, "flat", "missing_field"),
+        ({"sensor_id": "a", "metric": "t", "ts": 0}, "flat", "missing_field"),
+        ({"sensor_id": "a", "metric": "t", "ts": 0, "value": "12"}, "flat", "invalid_value"),
+        ({"sensor_id": "a", "metric": "t", "ts": 0, "value": True}, "flat", "invalid_value"),
+        ({"sensor_id": "", "metric": "t", "ts": 0, "value": 1}, "flat", "invalid_value"),
+        (
+            {"sensor_id": "a", "metric": "t", "ts": "yesterday", "value": 1},
+            "flat",
+            "invalid_timestamp",
+        ),
+        ({"sensor_id": "a", "metric": "t", "ts": 1e300, "value": 1}, "flat", "invalid_timestamp"),
+        ({"result": {}}, "dt", "unknown_format"),
+        ({"source": "a", "metric": "t::number", "value": 1}, "obelisk", "missing_field"),
+    ],
+)
+def test_what_cannot_be_read_becomes_a_dead_letter(data: object, fmt: str, reason: str) -> None:
+    (letter,) = parse(data, fmt)
+    assert isinstance(letter, DeadLetter)
+    assert letter.reason == reason
+    assert (letter.event_id, letter.stream) == ("7", "s1")
+    assert letter.data == (data if isinstance(data, str) else json.dumps(data))
+
+
+def test_non_finite_values_are_dead_letters() -> None:
+    (letter,) = parse('{"sensor_id": "a", "metric": "t", "ts": 0, "value": NaN}', "flat")
+    assert isinstance(letter, DeadLetter) and letter.reason == "invalid_value"
+
+
+def test_dt_pings_and_non_numeric_events_give_nothing() -> None:
+    ping = {
+        "result": {"event": {"eventType": "ping", "data": {}, "timestamp": "2026-01-01T00:00:00Z"}}
+    }
+    touch = {
+        "result": {
+            "event": {
+                "eventType": "touch",
+                "targetName": "projects/p/devices/d1",
+                "data": {"touch": {"updateTime": "2026-01-01T00:00:00Z"}},
+                "timestamp": "2026-01-01T00:00:00Z",
+            }
+        }
+    }
+    assert parse(ping, "dt") == []
+    assert parse(touch, "dt") == []
+
+
+def test_obelisk_non_numeric_metrics_give_nothing_and_arrays_give_each() -> None:
+    assert (
+        parse({"source": "a", "metric": "note::string", "value": "hi", "timestamp": 0}, "obelisk")
+        == []
+    )
+    batch = [
+        {"source": "a", "metric": "t::number", "value": 1, "timestamp": 1767225600000},
+        {"source": "b", "metric": "t::number", "value": 2, "timestamp": 1767225600000},
+    ]
+    got = parse(batch, "obelisk")
+    assert [(r.sensor_id, r.value, r.ts) for r in got if isinstance(r, Reading)] == [
+        ("a", 1.0, T0),
+        ("b", 2.0, T0),
+    ]
+
+
+def test_an_oversized_event_is_a_dead_letter() -> None:
+    (letter,) = parse_item(("s1", OversizedEvent("42", 1024)), PARSERS["auto"])
+    assert isinstance(letter, DeadLetter)
+    assert (letter.reason, letter.event_id) == ("oversized", "42")
+    assert json.loads(letter.to_json())["reason"] == "oversized"

@@ -1,0 +1,139 @@
+"""SSESource against the simulator: order, resume state, never blocking, backpressure, endings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import bytewax.operators as op
+import pytest
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSink, run_main
+
+from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
+from connectors.source import SSESource, StreamItem
+from connectors.sse import SSEEvent, SSEHTTPError, Subscription, subscribe
+from tests.conftest import FAST_RETRY
+
+StartSim = Callable[[SimulatorConfig], SensorSimulator]
+
+
+def _open(url: str, last_event_id: str | None) -> Subscription:
+    return subscribe(url, last_event_id=last_event_id, retry=FAST_RETRY, heartbeat_timeout=5)
+
+
+def drain(part: object, timeout: float = 30) -> list[StreamItem]:
+    items: list[StreamItem] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            items += part.next_batch()  # type: ignore[attr-defined]
+        except StopIteration:
+            return items
+        time.sleep(0.001)
+    raise AssertionError("the partition did not end")
+
+
+def test_emits_every_event_in_order_with_its_stream_and_ends(simulator: StartSim) -> None:
+    sim = simulator(SimulatorConfig(faults=Faults(end_after=500, drop_every=120), pace=False))
+    part = SSESource({"s1": sim.url}, _open).build_part("in", "s1", None)
+    items = drain(part)
+    assert [name for name, _ in items] == ["s1"] * 500
+    assert [int(e.id) for _, e in items] == list(range(500))
+    assert part.snapshot() == "499"
+    part.close()
+
+
+def test_resumes_after_the_snapshot_id(simulator: StartSim) -> None:
+    sim = simulator(SimulatorConfig(faults=Faults(end_after=50), pace=False))
+    part = SSESource({"s1": sim.url}, _open).build_part("in", "s1", "29")
+    items = drain(part)
+    assert [int(e.id) for _, e in items] == list(range(30, 50))
+    assert sim.requests[0].headers["Last-Event-ID"] == "29"
+
+
+def test_next_batch_returns_at_once_when_nothing_has_arrived(simulator: StartSim) -> None:
+    sim = simulator(SimulatorConfig(sequence=SequenceSpec(rate=0.2), faults=Faults(end_after=3)))
+    part = SSESource({"s1": sim.url}, _open).build_part("in", "s1", None)
+    deadline = time.monotonic() + 10
+    while not part.next_batch() and time.monotonic() < deadline:
+        pass  # first event (sent at once)
+    # The next event is 5 s away: next_batch must not wait for it.
+    assert part.next_batch() == []
+    awake = part.next_awake()
+    assert awake is not None
+    part.close()
+
+
+def test_a_slow_dataflow_pushes_back_on_the_server(simulator: StartSim) -> None:
+    sim = simulator(
+        SimulatorConfig(faults=Faults(end_after=2_000_000), pace=False, events_per_write=50)
+    )
+    part = SSESource({"s1": sim.url}, _open, queue_batches=4, batch_size=100).build_part(
+        "in", "s1", None
+    )
+    time.sleep(1.0)
+    first = len(sim.sent_ids)
+    time.sleep(1.0)
+    second = len(sim.sent_ids)
+    # Nobody called next_batch: the queue is full, the reader waits, TCP fills, and the
+    # server (which would write millions of events in that time) is held.
+    assert part._queue.qsize() <= 4
+    assert second == first
+    assert second < 2_000_000
+    # Draining lets it go on.
+    got = sum(len(part.next_batch()) for _ in range(50))
+    assert got > 0
+    part.close()
+
+
+def test_close_stops_a_reader_blocked_on_a_full_queue_or_a_quiet_stream(
+    simulator: StartSim,
+) -> None:
+    busy = simulator(SimulatorConfig(pace=False))
+    quiet = simulator(SimulatorConfig(sequence=SequenceSpec(rate=0.01)))
+    for sim in (busy, quiet):
+        part = SSESource({"s1": sim.url}, _open, queue_batches=1).build_part("in", "s1", None)
+        time.sleep(0.3)
+        started = time.monotonic()
+        part.close()
+        assert not part._thread.is_alive()
+        assert time.monotonic() - started < 5
+
+
+def test_a_fatal_error_stops_the_dataflow_with_its_message(simulator: StartSim) -> None:
+    sim = simulator(SimulatorConfig(pace=False, bearer_token="t"))
+    flow = Dataflow("fatal")
+    items = op.input("in", flow, SSESource({"s1": sim.url}, _open))
+    out: list[StreamItem] = []
+    op.output("out", items, TestingSink(out))
+    with pytest.raises(Exception) as raised:
+        run_main(flow)
+    chain = []
+    error: BaseException | None = raised.value
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    assert any(isinstance(e, SSEHTTPError) and e.status == 401 for e in chain)
+
+
+def test_runs_in_a_dataflow_with_several_streams(simulator: StartSim) -> None:
+    sims = [
+        simulator(
+            SimulatorConfig(
+                sequence=SequenceSpec(sensor_offset=k * 100),
+                faults=Faults(end_after=300),
+                pace=False,
+            )
+        )
+        for k in range(2)
+    ]
+    flow = Dataflow("two")
+    items = op.input("in", flow, SSESource({f"s{k}": s.url for k, s in enumerate(sims)}, _open))
+    out: list[StreamItem] = []
+    op.output("out", items, TestingSink(out))
+    run_main(flow)
+    for name in ("s0", "s1"):
+        events = [e for n, e in out if n == name]
+        assert [int(e.id) for e in events] == list(range(300))
+        assert all(isinstance(e, SSEEvent) for e in events)
