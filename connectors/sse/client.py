@@ -305,19 +305,17 @@ class Subscription(Iterator[SSEEvent]):
     def _check_caps(self, attempt: int, elapsed: float, reason: str) -> None:
         policy = self._policy
         if policy.max_attempts is not None and attempt > policy.max_attempts:
-            raise SSERetryExhausted(
-                f"{self.url}: gave up after {attempt - 1} reconnect attempts "
-                f"(RetryPolicy.max_attempts={policy.max_attempts}); last failure: {reason}",
-                attempts=attempt - 1,
-                last_reason=reason,
-            )
-        if policy.max_elapsed is not None and elapsed > policy.max_elapsed:
-            raise SSERetryExhausted(
-                f"{self.url}: gave up reconnecting after {policy.max_elapsed:g} s "
-                f"(RetryPolicy.max_elapsed); last failure: {reason}",
-                attempts=attempt - 1,
-                last_reason=reason,
-            )
+            cap = f"RetryPolicy.max_attempts={policy.max_attempts}"
+            why = f"after {attempt - 1} reconnect attempts ({cap})"
+        elif policy.max_elapsed is not None and elapsed > policy.max_elapsed:
+            why = f"reconnecting after {policy.max_elapsed:g} s (RetryPolicy.max_elapsed)"
+        else:
+            return
+        raise SSERetryExhausted(
+            f"{self.url}: gave up {why}; last failure: {reason}",
+            attempts=attempt - 1,
+            last_reason=reason,
+        )
 
     def _connect(self) -> urllib3.BaseHTTPResponse:
         headers = dict(self._headers)

@@ -167,25 +167,14 @@ class _LineSplitter:
         return [_OVERLONG]
 
 
-class SSEParser:
-    """An incremental ``text/event-stream`` parser: ``feed`` bytes, get events.
+class _StreamParser:
+    """What every stream parser keeps: the line splitter, the limit, and the resume state.
 
     One parser reads one connection. ``last_event_id`` and ``retry`` are the state a
     stream keeps across reconnects; pass them to the next connection's parser.
     """
 
-    __slots__ = (
-        "_data",
-        "_data_len",
-        "_event_type",
-        "_id_buffer",
-        "_lines",
-        "_max",
-        "_skipping",
-        "last_event_id",
-        "oversized",
-        "retry",
-    )
+    __slots__ = ("_lines", "_max", "last_event_id", "oversized", "retry")
 
     def __init__(
         self,
@@ -200,13 +189,28 @@ class SSEParser:
         self._lines = _LineSplitter(max_event_bytes + LINE_ALLOWANCE)
         # "the last event ID string of the event source", sent as Last-Event-ID.
         self.last_event_id = last_event_id
-        self._id_buffer = last_event_id
         self.retry = retry
+        self.oversized = 0
+
+
+class SSEParser(_StreamParser):
+    """An incremental ``text/event-stream`` parser: ``feed`` bytes, get events."""
+
+    __slots__ = ("_data", "_data_len", "_event_type", "_id_buffer", "_skipping")
+
+    def __init__(
+        self,
+        *,
+        last_event_id: str = "",
+        retry: int | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        super().__init__(last_event_id=last_event_id, retry=retry, max_event_bytes=max_event_bytes)
+        self._id_buffer = last_event_id
         self._data: list[bytes] = []
         self._data_len = 0
         self._event_type = b""
         self._skipping = False
-        self.oversized = 0
 
     def feed(self, chunk: bytes) -> list[SSEEvent | OversizedEvent]:
         """Parse the next bytes; returns the events they complete, in order."""
@@ -311,27 +315,14 @@ class SSEParser:
         return OversizedEvent(self._id_buffer, self._max)
 
 
-class NDJSONParser:
+class NDJSONParser(_StreamParser):
     """Newline-delimited JSON read as events: each non-blank line is one event's data.
 
     Some vendors serve ``application/x-ndjson`` or ``application/json`` lines on the same
     endpoint as SSE. Lines carry no id, so ``last_event_id`` and ``retry`` pass through.
     """
 
-    __slots__ = ("_lines", "_max", "last_event_id", "oversized", "retry")
-
-    def __init__(
-        self,
-        *,
-        last_event_id: str = "",
-        retry: int | None = None,
-        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-    ) -> None:
-        self._max = max_event_bytes
-        self._lines = _LineSplitter(max_event_bytes + LINE_ALLOWANCE)
-        self.last_event_id = last_event_id
-        self.retry = retry
-        self.oversized = 0
+    __slots__ = ()
 
     def feed(self, chunk: bytes) -> list[SSEEvent | OversizedEvent]:
         out: list[SSEEvent | OversizedEvent] = []
