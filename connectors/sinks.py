@@ -8,9 +8,14 @@ from typing import TextIO
 
 from bytewax.connectors.files import FileSink
 from bytewax.connectors.stdio import StdOutSink
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import (
+    DynamicSink,
+    FixedPartitionedSink,
+    StatefulSinkPartition,
+    StatelessSinkPartition,
+)
 
-__all__ = ["StdErrSink", "StdOutSink", "line_file_sink"]
+__all__ = ["HeaderFileSink", "StdErrSink", "StdOutSink", "line_file_sink"]
 
 
 def line_file_sink(path: Path) -> FileSink:
@@ -18,6 +23,33 @@ def line_file_sink(path: Path) -> FileSink:
     snapshot on resume). Items must be ``(key, line)``; the key is ignored."""
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileSink(path)
+
+
+class HeaderFileSink(FixedPartitionedSink[str, int]):
+    """Bytewax's FileSink, with ``header`` (a CSV header line) first in the file.
+
+    The header is written when the partition starts fresh, so it is part of every snapshot
+    offset: a resume truncates to a point after it and never writes it twice.
+    """
+
+    def __init__(self, path: Path, header: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = FileSink(path)
+        self._header = header
+
+    def list_parts(self) -> list[str]:
+        return self._file.list_parts()
+
+    def part_fn(self, item_key: str) -> int:
+        return self._file.part_fn(item_key)
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: int | None
+    ) -> StatefulSinkPartition[str, int]:
+        part = self._file.build_part(step_id, for_part, resume_state)
+        if resume_state is None:
+            part.write_batch([self._header])
+        return part
 
 
 class _StreamPartition(StatelessSinkPartition[str]):

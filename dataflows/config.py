@@ -21,11 +21,13 @@ __all__ = [
     "FORMATS",
     "ConfigError",
     "DemoConfig",
+    "FeatureConfig",
     "JobConfig",
     "OutputConfig",
     "StreamConfig",
     "WindowConfig",
     "load_config",
+    "load_feature_config",
     "parse_duration",
 ]
 
@@ -66,6 +68,15 @@ class WindowConfig:
 
     length: timedelta = timedelta(seconds=10)
     lateness: timedelta = timedelta(seconds=2)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Sliding windows for features: ``length`` long, one starting every ``step``."""
+
+    length: timedelta = timedelta(seconds=60)
+    step: timedelta = timedelta(seconds=10)
+    ewma_span: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -257,3 +268,19 @@ def load_config(environ: Mapping[str, str] | None = None) -> JobConfig:
     if env.problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(env.problems))
     return JobConfig(stream=stream, window=window, output=output, demo=demo)
+
+
+def load_feature_config(environ: Mapping[str, str] | None = None) -> FeatureConfig:
+    """FEATURE_WINDOW, FEATURE_STEP and FEATURE_EWMA_SPAN; raises ConfigError."""
+    env = _Env(os.environ if environ is None else environ)
+    length = env.duration("FEATURE_WINDOW", "60s", minimum=timedelta(milliseconds=1))
+    step = env.duration("FEATURE_STEP", "10s", minimum=timedelta(milliseconds=1))
+    span = env.number("FEATURE_EWMA_SPAN", 10.0, minimum=1.0)
+    if step > length:
+        env.problems.append(
+            f"FEATURE_STEP ({step.total_seconds():g}s) must not be longer than "
+            f"FEATURE_WINDOW ({length.total_seconds():g}s): readings would fall between windows"
+        )
+    if env.problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(env.problems))
+    return FeatureConfig(length=length, step=step, ewma_span=span)

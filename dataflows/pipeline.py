@@ -9,6 +9,9 @@ and turns a bad one into a clear message and exit status 2.
 from __future__ import annotations
 
 import atexit
+import csv
+import io
+import json
 import logging
 import os
 import signal
@@ -17,20 +20,32 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
+from datetime import timedelta
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
-from connectors.sinks import StdErrSink, StdOutSink, line_file_sink
+from connectors.sinks import HeaderFileSink, StdErrSink, StdOutSink, line_file_sink
 from connectors.source import SSESource, StreamItem
 from connectors.sse import Subscription, subscribe
 from connectors.sse.client import SubscriptionStats
 from dataflows.config import ConfigError, DemoConfig, JobConfig, OutputConfig, load_config
 from dataflows.readings import PARSERS, DeadLetter, FormatParser, Reading, parse_item
+from dataflows.windows import iso
 
-__all__ = ["RunSummary", "job_config", "read_stream", "setup_process", "write_lines"]
+__all__ = [
+    "RunSummary",
+    "job_config",
+    "late_letter",
+    "read_stream",
+    "setup_process",
+    "write_lines",
+    "write_records",
+]
 
 log = logging.getLogger("dataflows")
 
@@ -168,12 +183,66 @@ def read_stream(
     return split.trues, split.falses  # type: ignore[return-value]
 
 
+def late_letter(
+    item: tuple[str, tuple[int, Reading]], lateness: timedelta, summary: RunSummary
+) -> str:
+    """A reading the window dropped as late, as a dead letter line."""
+    _, (_, reading) = item
+    summary.count(0, ["late"])
+    data = json.dumps(
+        {
+            "sensor_id": reading.sensor_id,
+            "metric": reading.metric,
+            "ts": iso(reading.ts),
+            "value": reading.value,
+        },
+        separators=(",", ":"),
+    )
+    detail = f"more than {lateness.total_seconds():g} s older than a reading already seen"
+    return DeadLetter("late", detail, data, reading.event_id, reading.stream).to_json()
+
+
 def _is_reading(item: Reading | DeadLetter) -> bool:
     return isinstance(item, Reading)
 
 
 def _keyed_line(line: str) -> tuple[str, str]:
     return ("", line)
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+
+
+def _csv_line(record: dict[str, Any], columns: tuple[str, ...]) -> str:
+    buffer = io.StringIO()
+    # None is an empty field, which pandas.read_csv reads as NaN.
+    csv.writer(buffer, lineterminator="").writerow(
+        ["" if record[c] is None else record[c] for c in columns]
+    )
+    return buffer.getvalue()
+
+
+def write_records(
+    step_id: str,
+    records: Stream[dict[str, Any]],
+    kind: str,
+    output: OutputConfig,
+    *,
+    csv_columns: tuple[str, ...] | None = None,
+) -> None:
+    """Records as JSON Lines (stdout, or ``OUTPUT/<kind>/<kind>.jsonl``), or, with
+    ``csv_columns`` and an OUTPUT directory, as ``OUTPUT/<kind>/<kind>.csv`` with a header."""
+    if csv_columns is None or output.directory is None:
+        write_lines(step_id, op.map(f"{step_id}_json", records, _json_line), kind, output)
+        return
+    lines = op.map(f"{step_id}_csv", records, partial(_csv_line, columns=csv_columns))
+    keyed = op.map(f"{step_id}_keyed", lines, _keyed_line)
+    path = output.directory / kind / f"{kind}.csv"
+    header = ",".join(csv_columns)
+    sink = HeaderFileSink(path, header)
+    _start_file(path, header + "\n")
+    op.output(step_id, keyed, sink)
 
 
 def write_lines(
@@ -191,14 +260,18 @@ def write_lines(
     keyed = op.map(f"{step_id}_keyed", lines, _keyed_line)
     path = output.directory / kind / f"{kind}.jsonl"
     sink = line_file_sink(path)
-    # Bytewax opens a file sink at its first line, so a run with nothing to write would
-    # leave an earlier run's file in place. A fresh run starts each file empty; a run with
-    # recovery keeps it (FileSink truncates it to the snapshot it resumes from).
-    if not _recovery_configured():
-        path.write_text("")
-    else:
-        path.touch()
+    _start_file(path, "")
     op.output(step_id, keyed, sink)
+
+
+def _start_file(path: Path, content: str) -> None:
+    # Bytewax opens a file sink at its first line, so a run with nothing to write would
+    # leave an earlier run's file in place. A fresh run starts each file anew; a run with
+    # recovery keeps it (FileSink truncates it to the snapshot it resumes from).
+    if _recovery_configured():
+        path.touch()
+    else:
+        path.write_text(content)
 
 
 def _recovery_configured() -> bool:

@@ -18,7 +18,9 @@ from typing import Any
 from connectors.source import StreamItem
 from connectors.sse import OversizedEvent
 
-__all__ = ["PARSERS", "DeadLetter", "Reading", "parse_item"]
+__all__ = ["PARSERS", "DeadLetter", "Reading", "parse_item", "reading_key", "split_key"]
+
+_KEY_SEP = "\x1f"  # cannot appear in a JSON-decoded id from any vendor we model
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,3 +238,13 @@ def parse_item(item: StreamItem, parser: FormatParser) -> list[Reading | DeadLet
     except _Reject as reject:
         return [DeadLetter(reject.reason, reject.detail, event.data, event.id, stream)]
     return [Reading(s, m, ts, v, event.id, stream) for s, m, ts, v in parsed]
+
+
+def reading_key(reading: Reading) -> str:
+    """The key readings are grouped by: (sensor_id, metric) as one string."""
+    return f"{reading.sensor_id}{_KEY_SEP}{reading.metric}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    sensor_id, metric = key.split(_KEY_SEP, 1)
+    return sensor_id, metric

@@ -8,9 +8,9 @@ min, max. Readings later than LATENESS become dead letters with reason ``late``.
 from __future__ import annotations
 
 import atexit
-import json
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -18,54 +18,35 @@ from bytewax.operators.windowing import fold_window
 
 from dataflows.aggregates import WindowStats, add_reading, merge_stats, new_stats
 from dataflows.config import JobConfig
-from dataflows.pipeline import RunSummary, job_config, read_stream, setup_process, write_lines
-from dataflows.readings import DeadLetter, Reading
+from dataflows.pipeline import (
+    RunSummary,
+    job_config,
+    late_letter,
+    read_stream,
+    setup_process,
+    write_lines,
+    write_records,
+)
+from dataflows.readings import DeadLetter, reading_key, split_key
 from dataflows.windows import event_time_clock, iso, tumbling, window_start
 
 __all__ = ["build_flow", "flow"]
 
-_KEY_SEP = "\x1f"  # cannot appear in a JSON-decoded id from any vendor we model
 
-
-def reading_key(reading: Reading) -> str:
-    return f"{reading.sensor_id}{_KEY_SEP}{reading.metric}"
-
-
-def window_record(item: tuple[str, tuple[int, WindowStats]], length: timedelta) -> str:
+def window_record(item: tuple[str, tuple[int, WindowStats]], length: timedelta) -> dict[str, Any]:
     key, (window_id, stats) = item
-    sensor_id, metric = key.split(_KEY_SEP, 1)
+    sensor_id, metric = split_key(key)
     start = window_start(window_id, length)
-    return json.dumps(
-        {
-            "sensor_id": sensor_id,
-            "metric": metric,
-            "window_start": iso(start),
-            "window_end": iso(start + length),
-            "count": stats.count,
-            "mean": stats.mean,
-            "min": stats.minimum,
-            "max": stats.maximum,
-        },
-        separators=(",", ":"),
-    )
-
-
-def late_letter(
-    item: tuple[str, tuple[int, Reading]], lateness: timedelta, summary: RunSummary
-) -> str:
-    _, (_, reading) = item
-    summary.count(0, ["late"])
-    data = json.dumps(
-        {
-            "sensor_id": reading.sensor_id,
-            "metric": reading.metric,
-            "ts": iso(reading.ts),
-            "value": reading.value,
-        },
-        separators=(",", ":"),
-    )
-    detail = f"more than {lateness.total_seconds():g} s older than a reading already seen"
-    return DeadLetter("late", detail, data, reading.event_id, reading.stream).to_json()
+    return {
+        "sensor_id": sensor_id,
+        "metric": metric,
+        "window_start": iso(start),
+        "window_end": iso(start + length),
+        "count": stats.count,
+        "mean": stats.mean,
+        "min": stats.minimum,
+        "max": stats.maximum,
+    }
 
 
 def build_flow(job: JobConfig, summary: RunSummary | None = None) -> Dataflow:
@@ -86,7 +67,7 @@ def build_flow(job: JobConfig, summary: RunSummary | None = None) -> Dataflow:
     records = op.map("record", windows.down, partial(window_record, length=length))
     late = op.map("late", windows.late, partial(late_letter, lateness=lateness, summary=summary))
     letters = op.merge("dead_letters", op.map("letter", dead, DeadLetter.to_json), late)
-    write_lines("aggregates_out", records, "aggregates", job.output)
+    write_records("aggregates_out", records, "aggregates", job.output)
     write_lines("dead_letters_out", letters, "dead_letters", job.output, console_stderr=True)
     return flow
 

@@ -29,7 +29,12 @@ StartSim = Callable[[SimulatorConfig], SensorSimulator]
 pytestmark = pytest.mark.slow
 
 EVENTS = 2400
-WINDOW = {"WINDOW": "500ms", "LATENESS": "200ms"}
+WINDOW = {"WINDOW": "500ms", "LATENESS": "200ms", "FEATURE_WINDOW": "1s", "FEATURE_STEP": "500ms"}
+# Each job, and the output file that must come out the same.
+JOBS = {
+    "sensor_stats": ("aggregates/aggregates.jsonl", "dead_letters/dead_letters.jsonl"),
+    "features": ("features/features.csv", "dead_letters/dead_letters.jsonl"),
+}
 
 
 def _recovery_args(directory: Path) -> list[str]:
@@ -47,10 +52,14 @@ def _init_recovery(directory: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(
+    ("job", "seed"), [("sensor_stats", 1), ("sensor_stats", 2), ("features", 3)]
+)
 def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_does(
-    simulator: StartSim, tmp_path: Path, seed: int
+    simulator: StartSim, tmp_path: Path, job: str, seed: int
 ) -> None:
+    module = f"dataflows.{job}"
+    main_file, letters_file = JOBS[job]
     # Paced at 600 events/s, the stream lasts 4 s: long enough to be killed in the middle,
     # after a snapshot or before one.
     sim = simulator(
@@ -63,14 +72,14 @@ def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_d
     settings = {"SSE_URL": sim.url, "SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", **WINDOW}
 
     whole = tmp_path / "uninterrupted"
-    run = run_job("dataflows.sensor_stats", OUTPUT=str(whole), **settings)
+    run = run_job(module, OUTPUT=str(whole), **settings)
     assert run.returncode == 0, run.stderr
 
     recovered, state = tmp_path / "recovered", tmp_path / "state"
     _init_recovery(state)
     rng = random.Random(seed)
     proc = subprocess.Popen(
-        bytewax_run_cmd("dataflows.sensor_stats", *_recovery_args(state)),
+        bytewax_run_cmd(module, *_recovery_args(state)),
         env=job_env(OUTPUT=str(recovered), **settings),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -79,7 +88,7 @@ def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_d
     )
     # Kill at a random point after the first windows were written and at least one
     # snapshot interval (1 s) later, so the restart has state to resume from.
-    partial_file = recovered / "aggregates" / "aggregates.jsonl"
+    partial_file = recovered / main_file
     deadline = time.monotonic() + 60
     while (
         not (partial_file.exists() and partial_file.stat().st_size) and time.monotonic() < deadline
@@ -91,24 +100,27 @@ def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_d
     partial = read_lines(partial_file)
     assert proc.returncode == -9
     # Killed mid-stream: some windows written, not all.
-    assert 0 < len(partial) < len(read_lines(whole / "aggregates" / "aggregates.jsonl"))
+    assert 1 < len(partial) < len(read_lines(whole / main_file))
 
     requests_before_restart = len(sim.requests)
-    restart = run_job(
-        "dataflows.sensor_stats", *_recovery_args(state), OUTPUT=str(recovered), **settings
-    )
+    restart = run_job(module, *_recovery_args(state), OUTPUT=str(recovered), **settings)
     assert restart.returncode == 0, restart.stderr
 
-    for kind in ("aggregates", "dead_letters"):
-        lines = read_lines(recovered / kind / f"{kind}.jsonl")
-        assert len(lines) == len(set(lines)), f"duplicate {kind} lines"
-        assert sorted(lines) == sorted(read_lines(whole / kind / f"{kind}.jsonl")), kind
+    for name in (main_file, letters_file):
+        lines = read_lines(recovered / name)
+        assert len(lines) == len(set(lines)), f"duplicate lines in {name}"
+        assert sorted(lines) == sorted(read_lines(whole / name)), name
+    if main_file.endswith(".csv"):
+        assert read_lines(recovered / main_file)[0].startswith("sensor_id,metric,")
 
     # The restarted subscription resumed with the id recovery kept, not from the start.
     resumed_from = sim.requests[requests_before_restart].headers.get("Last-Event-ID", "")
     assert resumed_from.isdigit() and 0 < int(resumed_from) < EVENTS
 
-    expected, _ = expected_aggregates([sent_readings(sim, EVENTS)], 500, 200)
-    assert_same_aggregates(
-        load_aggregates(read_lines(recovered / "aggregates" / "aggregates.jsonl")), expected
-    )
+    if job == "sensor_stats":
+        expected, _ = expected_aggregates([sent_readings(sim, EVENTS)], 500, 200)
+        assert_same_aggregates(load_aggregates(read_lines(recovered / main_file)), expected)
+
+
+def _lines_of(path: Path) -> list[str]:
+    return read_lines(path) if path.exists() else []

@@ -1,0 +1,111 @@
+"""Features for models: per-(sensor, metric) event-time sliding windows, one row per window.
+
+Run: ``python -m bytewax.run dataflows.features``. Windows are FEATURE_WINDOW long and
+start every FEATURE_STEP from the UTC epoch, holding readings with
+``window_start <= ts < window_end``. Columns: see ``feature_math``. With OUTPUT a
+directory the rows go to ``OUTPUT/features/features.csv`` (with a header), else stdout.
+"""
+
+from __future__ import annotations
+
+import atexit
+import sys
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.operators.windowing import SlidingWindower, fold_window
+
+from dataflows.config import ConfigError, FeatureConfig, JobConfig, load_feature_config
+from dataflows.feature_math import (
+    FEATURE_COLUMNS,
+    FeatureState,
+    add_to_features,
+    feature_values,
+    new_features,
+)
+from dataflows.pipeline import (
+    RunSummary,
+    job_config,
+    late_letter,
+    read_stream,
+    setup_process,
+    write_lines,
+    write_records,
+)
+from dataflows.readings import DeadLetter, Reading, reading_key, split_key
+from dataflows.windows import EPOCH, event_time_clock, iso
+
+__all__ = ["COLUMNS", "build_flow", "flow"]
+
+COLUMNS = ("sensor_id", "metric", "window_start", "window_end", *FEATURE_COLUMNS)
+
+
+def feature_row(
+    item: tuple[str, tuple[int, FeatureState]], features: FeatureConfig
+) -> dict[str, Any]:
+    key, (window_id, state) = item
+    sensor_id, metric = split_key(key)
+    start = EPOCH + window_id * features.step
+    return {
+        "sensor_id": sensor_id,
+        "metric": metric,
+        "window_start": iso(start),
+        "window_end": iso(start + features.length),
+        **feature_values(state),
+    }
+
+
+def _last_window_of(item: tuple[str, tuple[int, Reading]], step: timedelta) -> bool:
+    # A late reading is reported once per window it missed; keep one: its latest window.
+    _, (window_id, reading) = item
+    return window_id == (reading.ts - EPOCH) // step
+
+
+def _never_merged(a: FeatureState, b: FeatureState) -> FeatureState:
+    raise RuntimeError("sliding windows never merge")
+
+
+def build_flow(
+    job: JobConfig, features: FeatureConfig, summary: RunSummary | None = None
+) -> Dataflow:
+    summary = summary or RunSummary("features")
+    flow = Dataflow("features")
+    readings, dead = read_stream(flow, job, summary)
+    keyed = op.key_on("key", readings, reading_key)
+    windows = fold_window(
+        "window",
+        keyed,
+        event_time_clock(job.window.lateness),
+        SlidingWindower(length=features.length, offset=features.step, align_to=EPOCH),
+        partial(new_features, features.ewma_span),
+        add_to_features,
+        _never_merged,
+    )
+    rows = op.map("row", windows.down, partial(feature_row, features=features))
+    late_once = op.filter("late_once", windows.late, partial(_last_window_of, step=features.step))
+    late = op.map(
+        "late", late_once, partial(late_letter, lateness=job.window.lateness, summary=summary)
+    )
+    letters = op.merge("dead_letters", op.map("letter", dead, DeadLetter.to_json), late)
+    write_records("features_out", rows, "features", job.output, csv_columns=COLUMNS)
+    write_lines("dead_letters_out", letters, "dead_letters", job.output, console_stderr=True)
+    return flow
+
+
+def _main_flow() -> Dataflow:
+    setup_process()
+    summary = RunSummary("features")
+    atexit.register(summary.log)
+    job = job_config()
+    try:
+        features = load_feature_config()
+    except ConfigError as exc:
+        print(f"sensorwax: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return build_flow(job, features, summary)
+
+
+flow = _main_flow()
