@@ -1,0 +1,225 @@
+"""The alert state machines: readings in, changes of alert state out. No Bytewax here.
+
+Per (sensor, metric) and rule, an alert is raised once and cleared once; nothing is
+repeated while a condition holds.
+
+- ``high``/``low``: raised after ``raise_after`` consecutive readings beyond the
+  threshold, cleared after ``clear_after`` consecutive readings back inside.
+- ``rate``: the same counting, on |Δvalue / Δt| between consecutive readings of a sensor.
+- ``silence``: raised when the stream's event time (the newest timestamp seen from any
+  sensor) passes a sensor's last reading plus ``silence``, or, via ``stream_quiet``, when
+  no reading at all has arrived for that long; cleared by the sensor's next reading. A
+  sensor whose own next reading comes after a gap longer than ``silence`` raises and
+  clears at once, so the gap is on record.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from dataflows.alert_rules import MetricRules
+from dataflows.readings import Reading
+from dataflows.windows import iso
+
+__all__ = ["Alert", "AlertEngine", "EngineState"]
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Alert:
+    sensor_id: str
+    metric: str
+    rule: str  # high, low, rate, silence
+    state: str  # raised, cleared
+    ts: datetime
+    value: float | None = None  # the reading that caused it (high, low, rate)
+    limit: float | None = None  # the threshold or rate limit it crossed
+    rate: float | None = None  # units per second (rate)
+    gap_seconds: float | None = None  # how long the sensor was silent (silence)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "sensor_id": self.sensor_id,
+            "metric": self.metric,
+            "rule": self.rule,
+            "state": self.state,
+            "ts": iso(self.ts),
+            "value": self.value,
+            "limit": self.limit,
+            "rate": self.rate,
+            "gap_seconds": self.gap_seconds,
+        }
+
+
+@dataclass
+class _KeyState:
+    last_ts: datetime
+    last_value: float
+    raised: set[str] = field(default_factory=set)
+    # Consecutive readings beyond (while clear) or back inside (while raised), per rule.
+    streak: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class EngineState:
+    """Everything the engine knows; a plain, picklable value for Bytewax snapshots."""
+
+    keys: dict[Key, _KeyState] = field(default_factory=dict)
+    stream_time: datetime | None = None
+    # (deadline, key, last_ts) of each key's silence rule; stale entries are skipped.
+    deadlines: list[tuple[datetime, Key, datetime]] = field(default_factory=list)
+
+
+class AlertEngine:
+    def __init__(self, rules: dict[str, MetricRules], state: EngineState | None = None) -> None:
+        self._rules = rules
+        self.state = state or EngineState()
+
+    def observe(self, reading: Reading) -> list[Alert]:
+        rules = self._rules.get(reading.metric)
+        if rules is None:
+            out: list[Alert] = []
+            self._advance_stream_time(reading.ts, out)
+            return out
+        key = (reading.sensor_id, reading.metric)
+        known = self.state.keys.get(key)
+        out = []
+        if known is None:
+            known = self.state.keys[key] = _KeyState(reading.ts, reading.value)
+        else:
+            if rules.silence is not None:
+                out += self._on_reading_after_silence(key, known, reading, rules.silence)
+            if rules.rate_limit is not None:
+                seconds = (reading.ts - known.last_ts).total_seconds()
+                if seconds > 0:
+                    rate = abs(reading.value - known.last_value) / seconds
+                    beyond = rate > rules.rate_limit
+                    out += self._step(
+                        key, known, "rate", beyond, rules, reading, rules.rate_limit, rate
+                    )
+            if reading.ts >= known.last_ts:
+                known.last_ts, known.last_value = reading.ts, reading.value
+        if rules.silence is not None:
+            deadline = (known.last_ts + rules.silence, key, known.last_ts)
+            heapq.heappush(self.state.deadlines, deadline)
+        # After this key's own update, so its stale deadline is skipped, not raised.
+        self._advance_stream_time(reading.ts, out)
+        if rules.high is not None:
+            beyond = reading.value > rules.high
+            out += self._step(key, known, "high", beyond, rules, reading, rules.high, None)
+        if rules.low is not None:
+            beyond = reading.value < rules.low
+            out += self._step(key, known, "low", beyond, rules, reading, rules.low, None)
+        return out
+
+    def stream_quiet(self, quiet_for: timedelta) -> list[Alert]:
+        """No reading at all for ``quiet_for`` (wall time): raise every silence now due."""
+        out = []
+        for key, known in self.state.keys.items():
+            rules = self._rules.get(key[1])
+            if rules is None or rules.silence is None or "silence" in known.raised:
+                continue
+            if quiet_for >= rules.silence:
+                known.raised.add("silence")
+                out.append(
+                    Alert(
+                        *key,
+                        "silence",
+                        "raised",
+                        known.last_ts + rules.silence,
+                        gap_seconds=quiet_for.total_seconds(),
+                    )
+                )
+        return out
+
+    def next_quiet_check(self) -> timedelta | None:
+        """The shortest silence still to be raised when the stream is quiet, if any."""
+        waits = [
+            rules.silence
+            for (_, metric), known in self.state.keys.items()
+            if (rules := self._rules.get(metric)) is not None
+            and rules.silence is not None
+            and "silence" not in known.raised
+        ]
+        return min(waits) if waits else None
+
+    # -- the rules ---------------------------------------------------------------------
+    def _step(
+        self,
+        key: Key,
+        known: _KeyState,
+        rule: str,
+        beyond: bool,
+        rules: MetricRules,
+        reading: Reading,
+        limit: float,
+        rate: float | None,
+    ) -> list[Alert]:
+        raised = rule in known.raised
+        # A streak counts readings that point towards changing the state.
+        if beyond != raised:
+            known.streak[rule] = known.streak.get(rule, 0) + 1
+        else:
+            known.streak[rule] = 0
+            return []
+        if known.streak[rule] < (rules.clear_after if raised else rules.raise_after):
+            return []
+        known.streak[rule] = 0
+        if raised:
+            known.raised.discard(rule)
+        else:
+            known.raised.add(rule)
+        state = "cleared" if raised else "raised"
+        return [Alert(*key, rule, state, reading.ts, reading.value, limit, rate)]
+
+    def _on_reading_after_silence(
+        self, key: Key, known: _KeyState, reading: Reading, silence: timedelta
+    ) -> list[Alert]:
+        gap = reading.ts - known.last_ts
+        out = []
+        if "silence" not in known.raised and gap > silence:
+            known.raised.add("silence")
+            out.append(
+                Alert(
+                    *key,
+                    "silence",
+                    "raised",
+                    known.last_ts + silence,
+                    gap_seconds=gap.total_seconds(),
+                )
+            )
+        if "silence" in known.raised:
+            known.raised.discard("silence")
+            out.append(
+                Alert(
+                    *key,
+                    "silence",
+                    "cleared",
+                    reading.ts,
+                    reading.value,
+                    gap_seconds=max(gap.total_seconds(), 0.0),
+                )
+            )
+        return out
+
+    def _advance_stream_time(self, ts: datetime, out: list[Alert]) -> None:
+        state = self.state
+        if state.stream_time is not None and ts <= state.stream_time:
+            return
+        state.stream_time = ts
+        deadlines = state.deadlines
+        while deadlines and deadlines[0][0] < ts:
+            deadline, key, last_ts = heapq.heappop(deadlines)
+            known = state.keys.get(key)
+            if known is None or known.last_ts != last_ts or "silence" in known.raised:
+                continue  # the sensor spoke since, or is already silenced
+            known.raised.add("silence")
+            out.append(
+                Alert(
+                    *key, "silence", "raised", deadline, gap_seconds=(ts - last_ts).total_seconds()
+                )
+            )

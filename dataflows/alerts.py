@@ -1,0 +1,107 @@
+"""Rule-driven alerts: one JSON line per change of alert state.
+
+Run: ``python -m bytewax.run dataflows.alerts`` with ``ALERT_RULES`` naming a TOML rules
+file (default: ``dataflows/alert_rules.toml``). Alerts go to stdout, or with OUTPUT a
+directory to ``OUTPUT/alerts/alerts.jsonl``.
+
+All readings meet in one stateful step: silence is judged against the whole stream's
+event time, which no per-sensor step can see.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.operators import StatefulBatchLogic
+
+from dataflows.alert_engine import Alert, AlertEngine, EngineState
+from dataflows.alert_rules import DEFAULT_RULES, MetricRules, RulesError, load_rules
+from dataflows.config import JobConfig
+from dataflows.pipeline import (
+    RunSummary,
+    job_config,
+    read_stream,
+    setup_process,
+    write_lines,
+    write_records,
+)
+from dataflows.readings import DeadLetter, Reading
+
+__all__ = ["build_flow", "flow"]
+
+
+class _AlertLogic(StatefulBatchLogic[Reading, Alert, EngineState]):
+    def __init__(self, rules: dict[str, MetricRules], state: EngineState | None) -> None:
+        self._engine = AlertEngine(rules, state)
+        # Wall time of the newest arrival; a restart counts as one.
+        self._last_arrival = datetime.now(UTC)
+
+    def on_batch(self, values: list[Reading]) -> tuple[list[Alert], bool]:
+        self._last_arrival = datetime.now(UTC)
+        engine = self._engine
+        return [alert for reading in values for alert in engine.observe(reading)], self.RETAIN
+
+    def on_notify(self) -> tuple[list[Alert], bool]:
+        return self._engine.stream_quiet(datetime.now(UTC) - self._last_arrival), self.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        wait = self._engine.next_quiet_check()
+        return None if wait is None else self._last_arrival + wait
+
+    def snapshot(self) -> EngineState:
+        return self._engine.state
+
+
+def _one_key(reading: Reading) -> str:
+    return "all"
+
+
+def _record(item: tuple[str, Alert]) -> dict[str, Any]:
+    return item[1].to_record()
+
+
+def build_flow(
+    job: JobConfig, rules: dict[str, MetricRules], summary: RunSummary | None = None
+) -> Dataflow:
+    summary = summary or RunSummary("alerts")
+    flow = Dataflow("alerts")
+    readings, dead = read_stream(flow, job, summary)
+    together = op.key_on("together", readings, _one_key)
+    alerts = op.stateful_batch("alerts", together, partial(_AlertLogic, rules))
+    write_records("alerts_out", op.map("record", alerts, _record), "alerts", job.output)
+    write_lines(
+        "dead_letters_out",
+        op.map("letter", dead, DeadLetter.to_json),
+        "dead_letters",
+        job.output,
+        console_stderr=True,
+    )
+    return flow
+
+
+def rules_path() -> Path:
+    return Path(os.environ.get("ALERT_RULES", "").strip() or DEFAULT_RULES)
+
+
+def _main_flow() -> Dataflow:
+    setup_process()
+    summary = RunSummary("alerts")
+    atexit.register(summary.log)
+    job = job_config()
+    try:
+        rules = load_rules(rules_path())
+    except RulesError as exc:
+        print(f"sensorwax: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return build_flow(job, rules, summary)
+
+
+flow = _main_flow()

@@ -1,0 +1,245 @@
+"""Alerts: hand-written readings with known expected transitions, rule files, and the job."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
+from dataflows.alert_engine import AlertEngine
+from dataflows.alert_rules import DEFAULT_RULES, MetricRules, RulesError, load_rules
+from dataflows.readings import Reading
+from tests.oracle import ROOT, bytewax_run_cmd, job_env, read_lines, run_job
+
+StartSim = Callable[[SimulatorConfig], SensorSimulator]
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def r(seconds: float, value: float, sensor: str = "a", metric: str = "t") -> Reading:
+    return Reading(sensor, metric, T0 + timedelta(seconds=seconds), value, "1", "s")
+
+
+def run(rules: MetricRules, readings: list[Reading]) -> list[tuple[float, str, str, str]]:
+    """(seconds, sensor, rule, state) of every alert, in order."""
+    engine = AlertEngine({"t": rules})
+    return [
+        ((a.ts - T0).total_seconds(), a.sensor_id, a.rule, a.state)
+        for reading in readings
+        for a in engine.observe(reading)
+    ]
+
+
+def test_high_threshold_with_hysteresis() -> None:
+    rules = MetricRules(high=30, raise_after=3, clear_after=2)
+    values = [29, 31, 32, 29, 31, 32, 33, 34, 35, 29, 31, 28, 27, 26, 31]
+    #         0   1   2   3   4   5   6*  7   8   9   10  11  12* 13  14
+    readings = [r(i, v) for i, v in enumerate(values)]
+    # Raised at the third consecutive reading above 30 (t=6), never repeated while it
+    # holds; one reading back inside (t=9) is not enough to clear, two in a row (11, 12) is.
+    assert run(rules, readings) == [(6, "a", "high", "raised"), (12, "a", "high", "cleared")]
+
+
+def test_low_threshold_and_the_reading_that_caused_it() -> None:
+    engine = AlertEngine({"t": MetricRules(low=10, raise_after=2, clear_after=1)})
+    alerts = [
+        a for x in [r(0, 12), r(1, 9), r(2, 8.5), r(3, 7), r(4, 11)] for a in engine.observe(x)
+    ]
+    assert [(a.rule, a.state, a.value, a.limit) for a in alerts] == [
+        ("low", "raised", 8.5, 10),
+        ("low", "cleared", 11, 10),
+    ]
+
+
+def test_rate_of_change_in_units_per_second() -> None:
+    rules = MetricRules(rate_limit=1.0, raise_after=1, clear_after=2)
+    # +0.5/s, +3/s (raise), -2/s (still beyond), +0.5/s, +0.5/s (cleared at the second).
+    readings = [r(0, 10), r(2, 11), r(3, 14), r(4, 12), r(6, 13), r(8, 14)]
+    assert run(rules, readings) == [(3, "a", "rate", "raised"), (8, "a", "rate", "cleared")]
+    engine = AlertEngine({"t": rules})
+    alerts = [a for x in readings[:3] for a in engine.observe(x)]
+    assert alerts[0].rate == 3.0
+
+
+def test_silence_judged_on_the_stream_event_time() -> None:
+    rules = MetricRules(silence=timedelta(seconds=5))
+    readings = [r(0, 1, "a"), r(0, 1, "b"), r(3, 1, "b"), r(6, 1, "b"), r(9, 1, "b"), r(10, 1, "a")]
+    # b's readings move the stream past a's 0 + 5 s at t=6: a is raised then (dated 5 s),
+    # and cleared by its own reading at t=10. b is never silent. Nothing repeats.
+    assert run(rules, readings) == [(5, "a", "silence", "raised"), (10, "a", "silence", "cleared")]
+
+
+def test_a_sensors_own_late_reading_puts_the_gap_on_record() -> None:
+    rules = MetricRules(silence=timedelta(seconds=5))
+    engine = AlertEngine({"t": rules})
+    alerts = [a for x in [r(0, 1), r(2, 1), r(20, 1), r(21, 1)] for a in engine.observe(x)]
+    assert [((a.ts - T0).total_seconds(), a.state, a.gap_seconds) for a in alerts] == [
+        (7, "raised", 18.0),
+        (20, "cleared", 18.0),
+    ]
+
+
+def test_a_quiet_stream_raises_silence_on_wall_time() -> None:
+    rules = {
+        "t": MetricRules(silence=timedelta(seconds=5)),
+        "u": MetricRules(silence=timedelta(seconds=30)),
+    }
+    engine = AlertEngine(rules)
+    engine.observe(r(0, 1, "a", "t"))
+    engine.observe(r(0, 1, "b", "u"))
+    assert engine.next_quiet_check() == timedelta(seconds=5)
+    assert engine.stream_quiet(timedelta(seconds=2)) == []
+    raised = engine.stream_quiet(timedelta(seconds=6))
+    assert [(a.sensor_id, a.rule, a.state, a.ts) for a in raised] == [
+        ("a", "silence", "raised", T0 + timedelta(seconds=5))
+    ]
+    assert engine.stream_quiet(timedelta(seconds=7)) == []  # not repeated
+    assert engine.next_quiet_check() == timedelta(seconds=30)
+    assert [a.state for a in engine.observe(r(8, 1, "a", "t"))] == ["cleared"]
+
+
+def test_rules_for_other_metrics_do_not_apply() -> None:
+    assert run(MetricRules(high=0), [r(0, 5, metric="other")]) == []
+
+
+# -- the rules file ------------------------------------------------------------------
+def test_the_default_rules_load() -> None:
+    rules = load_rules(DEFAULT_RULES)
+    assert rules["temperature"].high == 26.0
+    assert rules["co2"].silence == timedelta(seconds=30)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[t]\nhigh = 30\nraise_after = 0\n",
+            "line 3: [t] raise_after: must be a whole number of readings, at least 1, got 0",
+        ),
+        ("[t]\nhigh = 30\n\n[u]\nhihg = 5\n", "line 5: [u] hihg: unknown rule; use high, low"),
+        ("[t]\nhigh = 'hot'\n", "line 2: [t] high: must be a number, got 'hot'"),
+        ("[t]\nhigh = 10\nlow = 20\n", "line 3: [t] low: low (20) must be below high (10)"),
+        ("[t]\nsilence = 'forever'\n", "line 2: [t] silence: 'forever' is not a duration"),
+        ("[t]\nraise_after = 2\n", "line 1: [t]: no rule: give high, low, rate_limit or silence"),
+        ("[t]\nhigh = 30\nhigh = 31\n", "not valid TOML"),
+        ("", "no rules"),
+    ],
+)
+def test_a_rules_file_with_a_mistake_is_refused_with_file_and_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(text)
+    with pytest.raises(RulesError) as raised:
+        load_rules(path)
+    assert str(raised.value).startswith(str(path))
+    assert message in str(raised.value)
+
+
+def test_toml_syntax_errors_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text("[t]\nhigh = 30\nlow = \n")
+    with pytest.raises(RulesError, match=r"line 3"):
+        load_rules(path)
+
+
+# -- the job -------------------------------------------------------------------------
+@pytest.mark.slow
+def test_the_job_alerts_through_faults_as_the_engine_does(
+    simulator: StartSim, tmp_path: Path
+) -> None:
+    sim = simulator(
+        SimulatorConfig(
+            # One event a second of event time: 15 minutes, over a ten-minute wave.
+            sequence=SequenceSpec(sensors=3, rate=1),
+            faults=Faults(end_after=900, drop_every=200, drop_mid_event=True, malformed_every=50),
+            pace=False,
+        )
+    )
+    rules_file = tmp_path / "rules.toml"
+    rules_file.write_text(
+        "[temperature]\nhigh = 22.0\nlow = 20.0\nraise_after = 2\nclear_after = 3\nrate_limit = 6.0\n"
+        "[co2]\nhigh = 700.0\nraise_after = 2\nclear_after = 2\n"
+    )
+    out = tmp_path / "out"
+    result = run_job(
+        "dataflows.alerts",
+        SSE_URL=sim.url,
+        ALERT_RULES=str(rules_file),
+        OUTPUT=str(out),
+        SSE_RETRY_INITIAL="10ms",
+        SSE_RETRY_MAX="50ms",
+    )
+    assert result.returncode == 0, result.stderr
+    got = [json.loads(line) for line in read_lines(out / "alerts" / "alerts.jsonl")]
+    # The same readings, in the order sent, through the engine alone.
+    engine = AlertEngine(load_rules(rules_file))
+    expected = [
+        a.to_record()
+        for n in range(900)
+        for e in sim.expected_readings([n])
+        for a in engine.observe(
+            Reading(
+                e.sensor_id,
+                e.metric,
+                T0 + timedelta(milliseconds=e.ts_ms - int(T0.timestamp() * 1000)),
+                e.value,
+                str(n),
+                sim.url,
+            )
+        )
+    ]
+    assert got == expected
+    assert {(a["rule"], a["state"]) for a in got} >= {
+        ("high", "raised"),
+        ("high", "cleared"),
+        ("low", "raised"),
+    }
+
+
+@pytest.mark.slow
+def test_the_job_refuses_a_bad_rules_file(tmp_path: Path) -> None:
+    rules_file = tmp_path / "rules.toml"
+    rules_file.write_text("[temperature]\nhigh = 30\nclear_afer = 2\n")
+    result = run_job("dataflows.alerts", ALERT_RULES=str(rules_file), timeout=60)
+    assert result.returncode == 2
+    assert f"{rules_file}, line 3: [temperature] clear_afer: unknown rule" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_quiet_stream_raises_silence_while_the_job_runs(
+    simulator: StartSim, tmp_path: Path
+) -> None:
+    sim = simulator(
+        SimulatorConfig(
+            sequence=SequenceSpec(sensors=2, rate=50, start_ms=int(time.time()) * 1000),
+            faults=Faults(stall_after=20, stall_seconds=30),
+        )
+    )
+    rules_file = tmp_path / "rules.toml"
+    rules_file.write_text("[temperature]\nsilence = '1s'\n[co2]\nsilence = '1s'\n")
+    proc = subprocess.Popen(
+        bytewax_run_cmd("dataflows.alerts"),
+        env=job_env(SSE_URL=sim.url, ALERT_RULES=str(rules_file), SSE_HEARTBEAT_TIMEOUT="60s"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        alerts = [json.loads(proc.stdout.readline()) for _ in range(2)]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert sorted((a["sensor_id"], a["rule"], a["state"]) for a in alerts) == [
+        ("sensor-000", "silence", "raised"),
+        ("sensor-001", "silence", "raised"),
+    ]
+    assert all(a["gap_seconds"] >= 1.0 for a in alerts)
