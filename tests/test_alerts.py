@@ -163,8 +163,8 @@ def test_the_job_alerts_through_faults_as_the_engine_does(
     )
     rules_file = tmp_path / "rules.toml"
     rules_file.write_text(
-        "[temperature]\nhigh = 22.0\nlow = 20.0\nraise_after = 2\nclear_after = 3\nrate_limit = 6.0\n"
-        "[co2]\nhigh = 700.0\nraise_after = 2\nclear_after = 2\n"
+        "[temperature]\nhigh = 22.0\nlow = 20.0\nraise_after = 2\nclear_after = 3\n"
+        "rate_limit = 6.0\n[co2]\nhigh = 700.0\nraise_after = 2\nclear_after = 2\n"
     )
     out = tmp_path / "out"
     result = run_job(
