@@ -88,11 +88,15 @@ class RunSummary:
 def setup_process() -> None:
     """Logging to stderr, and SIGTERM (Kubernetes, systemd) stopping the job like Ctrl+C."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
+        handler = logging.StreamHandler(sys.stderr)
+        # UTC ISO 8601, so log lines line up with the event times in the output.
+        formatter = logging.Formatter(
+            "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s",
+            datefmt="%Y-%m-%dT%H:%M:%S",
         )
+        formatter.converter = time.gmtime
+        handler.setFormatter(formatter)
+        logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), handlers=[handler])
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)
 
