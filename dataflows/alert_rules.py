@@ -21,14 +21,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from dataflows.config import parse_duration
+from dataflows.config import ConfigError, parse_duration
 
 __all__ = ["DEFAULT_RULES", "MetricRules", "RulesError", "load_rules"]
 
 DEFAULT_RULES = Path(__file__).with_name("alert_rules.toml")
 
 
-class RulesError(ValueError):
+class RulesError(ConfigError):
     """The rules file is wrong; the message gives the file, the line and what to change."""
 
 

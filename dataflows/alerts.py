@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import sys
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -23,15 +22,15 @@ from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulBatchLogic
 
 from dataflows.alert_engine import Alert, AlertEngine, EngineState
-from dataflows.alert_rules import DEFAULT_RULES, MetricRules, RulesError, load_rules
+from dataflows.alert_rules import DEFAULT_RULES, MetricRules, load_rules
 from dataflows.config import JobConfig
+from dataflows.outputs import write_lines, write_records
 from dataflows.pipeline import (
     RunSummary,
     job_config,
     read_stream,
+    settings,
     setup_process,
-    write_lines,
-    write_records,
 )
 from dataflows.readings import DeadLetter, Reading
 
@@ -95,13 +94,7 @@ def _main_flow() -> Dataflow:
     setup_process()
     summary = RunSummary("alerts")
     atexit.register(summary.log)
-    job = job_config()
-    try:
-        rules = load_rules(rules_path())
-    except RulesError as exc:
-        print(f"sensorwax: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    return build_flow(job, rules, summary)
+    return build_flow(job_config(), settings(lambda: load_rules(rules_path())), summary)
 
 
 flow = _main_flow()

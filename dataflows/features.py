@@ -9,7 +9,6 @@ directory the rows go to ``OUTPUT/features/features.csv`` (with a header), else 
 from __future__ import annotations
 
 import atexit
-import sys
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -18,7 +17,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.operators.windowing import SlidingWindower, fold_window
 
-from dataflows.config import ConfigError, FeatureConfig, JobConfig, load_feature_config
+from dataflows.config import FeatureConfig, JobConfig, load_feature_config
 from dataflows.feature_math import (
     FEATURE_COLUMNS,
     FeatureState,
@@ -26,14 +25,14 @@ from dataflows.feature_math import (
     feature_values,
     new_features,
 )
+from dataflows.outputs import write_lines, write_records
 from dataflows.pipeline import (
     RunSummary,
     job_config,
     late_letter,
     read_stream,
+    settings,
     setup_process,
-    write_lines,
-    write_records,
 )
 from dataflows.readings import DeadLetter, Reading, reading_key, split_key
 from dataflows.windows import EPOCH, event_time_clock, iso
@@ -99,13 +98,7 @@ def _main_flow() -> Dataflow:
     setup_process()
     summary = RunSummary("features")
     atexit.register(summary.log)
-    job = job_config()
-    try:
-        features = load_feature_config()
-    except ConfigError as exc:
-        print(f"sensorwax: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    return build_flow(job, features, summary)
+    return build_flow(job_config(), settings(load_feature_config), summary)
 
 
 flow = _main_flow()

@@ -1,16 +1,13 @@
-"""What every job shares: streams in, readings and dead letters out, sinks, and the summary.
+"""What every job shares on the way in: settings, streams to readings and dead letters, the summary.
 
 ``read_stream`` gives a job its readings and dead letters from the configured streams
-(or from an embedded simulator when ``SSE_URL`` is unset); ``write_lines`` sends a stream
-of lines to stdout/stderr or to a file under ``OUTPUT``; ``job_config`` loads settings
-and turns a bad one into a clear message and exit status 2.
+(or from an embedded simulator when ``SSE_URL`` is unset); ``settings`` loads settings
+and turns a bad one into a clear message and exit status 2. Outputs are ``outputs.py``'s.
 """
 
 from __future__ import annotations
 
 import atexit
-import csv
-import io
 import json
 import logging
 import os
@@ -19,33 +16,25 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from functools import partial
-from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
-from connectors.sinks import HeaderFileSink, StdErrSink, StdOutSink, line_file_sink
 from connectors.source import SSESource, StreamItem
 from connectors.sse import Subscription, subscribe
 from connectors.sse.client import SubscriptionStats
-from dataflows.config import ConfigError, DemoConfig, JobConfig, OutputConfig, load_config
+from dataflows.config import ConfigError, DemoConfig, JobConfig, load_config
 from dataflows.readings import PARSERS, DeadLetter, FormatParser, Reading, parse_item
 from dataflows.windows import iso
 
-__all__ = [
-    "RunSummary",
-    "job_config",
-    "late_letter",
-    "read_stream",
-    "setup_process",
-    "write_lines",
-    "write_records",
-]
+__all__ = ["RunSummary", "job_config", "late_letter", "read_stream", "settings", "setup_process"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("dataflows")
 
@@ -101,13 +90,18 @@ def setup_process() -> None:
         signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
-def job_config() -> JobConfig:
-    """Settings from the environment; on a mistake, the message and exit status 2."""
+def settings(load: Callable[[], T]) -> T:
+    """Run a settings loader; on a mistake, print the message and exit with status 2."""
     try:
-        return load_config()
+        return load()
     except ConfigError as exc:
         print(f"sensorwax: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def job_config() -> JobConfig:
+    """The shared settings from the environment (streams, windows, output, simulator)."""
+    return settings(load_config)
 
 
 def _start_demo_simulator(demo: DemoConfig) -> str:
@@ -208,81 +202,3 @@ def late_letter(
 
 def _is_reading(item: Reading | DeadLetter) -> bool:
     return isinstance(item, Reading)
-
-
-def _keyed_line(line: str) -> tuple[str, str]:
-    return ("", line)
-
-
-def _json_line(record: dict[str, Any]) -> str:
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
-
-
-def _csv_line(record: dict[str, Any], columns: tuple[str, ...]) -> str:
-    buffer = io.StringIO()
-    # None is an empty field, which pandas.read_csv reads as NaN.
-    csv.writer(buffer, lineterminator="").writerow(
-        ["" if record[c] is None else record[c] for c in columns]
-    )
-    return buffer.getvalue()
-
-
-def write_records(
-    step_id: str,
-    records: Stream[dict[str, Any]],
-    kind: str,
-    output: OutputConfig,
-    *,
-    csv_columns: tuple[str, ...] | None = None,
-) -> None:
-    """Records as JSON Lines (stdout, or ``OUTPUT/<kind>/<kind>.jsonl``), or, with
-    ``csv_columns`` and an OUTPUT directory, as ``OUTPUT/<kind>/<kind>.csv`` with a header."""
-    if csv_columns is None or output.directory is None:
-        write_lines(step_id, op.map(f"{step_id}_json", records, _json_line), kind, output)
-        return
-    lines = op.map(f"{step_id}_csv", records, partial(_csv_line, columns=csv_columns))
-    keyed = op.map(f"{step_id}_keyed", lines, _keyed_line)
-    path = output.directory / kind / f"{kind}.csv"
-    header = ",".join(csv_columns)
-    sink = HeaderFileSink(path, header)
-    _start_file(path, header + "\n")
-    op.output(step_id, keyed, sink)
-
-
-def write_lines(
-    step_id: str,
-    lines: Stream[str],
-    kind: str,
-    output: OutputConfig,
-    *,
-    console_stderr: bool = False,
-) -> None:
-    """Lines to ``OUTPUT/<kind>/<kind>.jsonl``, or to stdout (stderr) when OUTPUT is ``-``."""
-    if output.directory is None:
-        op.output(step_id, lines, StdErrSink() if console_stderr else StdOutSink())
-        return
-    keyed = op.map(f"{step_id}_keyed", lines, _keyed_line)
-    path = output.directory / kind / f"{kind}.jsonl"
-    sink = line_file_sink(path)
-    _start_file(path, "")
-    op.output(step_id, keyed, sink)
-
-
-def _start_file(path: Path, content: str) -> None:
-    # Bytewax opens a file sink at its first line, so a run with nothing to write would
-    # leave an earlier run's file in place. A fresh run starts each file anew; a run with
-    # recovery keeps it (FileSink truncates it to the snapshot it resumes from).
-    if _recovery_configured():
-        path.touch()
-    else:
-        path.write_text(content)
-
-
-def _recovery_configured() -> bool:
-    """Whether ``bytewax.run`` was given a recovery directory (``-r`` or its variable)."""
-    if os.environ.get("BYTEWAX_RECOVERY_DIRECTORY"):
-        return True
-    return any(
-        arg in ("-r", "--recovery-directory") or arg.startswith("--recovery-directory=")
-        for arg in sys.argv
-    )

@@ -18,14 +18,13 @@ from bytewax.operators.windowing import fold_window
 
 from dataflows.aggregates import WindowStats, add_reading, merge_stats, new_stats
 from dataflows.config import JobConfig
+from dataflows.outputs import write_lines, write_records
 from dataflows.pipeline import (
     RunSummary,
     job_config,
     late_letter,
     read_stream,
     setup_process,
-    write_lines,
-    write_records,
 )
 from dataflows.readings import DeadLetter, reading_key, split_key
 from dataflows.windows import event_time_clock, iso, tumbling, window_start

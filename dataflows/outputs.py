@@ -1,0 +1,102 @@
+"""What every job shares on the way out: records and lines to stdout/stderr or to files.
+
+With ``OUTPUT`` a directory, each kind of record has its own file under it, written
+through Bytewax's FileSink so that recovery neither loses nor repeats a line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream
+
+from connectors.sinks import HeaderFileSink, StdErrSink, StdOutSink, line_file_sink
+from dataflows.config import OutputConfig
+
+__all__ = ["write_lines", "write_records"]
+
+
+def _keyed_line(line: str) -> tuple[str, str]:
+    return ("", line)
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+
+
+def _csv_line(record: dict[str, Any], columns: tuple[str, ...]) -> str:
+    buffer = io.StringIO()
+    # None is an empty field, which pandas.read_csv reads as NaN.
+    csv.writer(buffer, lineterminator="").writerow(
+        ["" if record[c] is None else record[c] for c in columns]
+    )
+    return buffer.getvalue()
+
+
+def write_records(
+    step_id: str,
+    records: Stream[dict[str, Any]],
+    kind: str,
+    output: OutputConfig,
+    *,
+    csv_columns: tuple[str, ...] | None = None,
+) -> None:
+    """Records as JSON Lines (stdout, or ``OUTPUT/<kind>/<kind>.jsonl``), or, with
+    ``csv_columns`` and an OUTPUT directory, as ``OUTPUT/<kind>/<kind>.csv`` with a header."""
+    if csv_columns is None or output.directory is None:
+        write_lines(step_id, op.map(f"{step_id}_json", records, _json_line), kind, output)
+        return
+    lines = op.map(f"{step_id}_csv", records, partial(_csv_line, columns=csv_columns))
+    keyed = op.map(f"{step_id}_keyed", lines, _keyed_line)
+    path = output.directory / kind / f"{kind}.csv"
+    header = ",".join(csv_columns)
+    sink = HeaderFileSink(path, header)
+    _start_file(path, header + "\n")
+    op.output(step_id, keyed, sink)
+
+
+def write_lines(
+    step_id: str,
+    lines: Stream[str],
+    kind: str,
+    output: OutputConfig,
+    *,
+    console_stderr: bool = False,
+) -> None:
+    """Lines to ``OUTPUT/<kind>/<kind>.jsonl``, or to stdout (stderr) when OUTPUT is ``-``."""
+    if output.directory is None:
+        op.output(step_id, lines, StdErrSink() if console_stderr else StdOutSink())
+        return
+    keyed = op.map(f"{step_id}_keyed", lines, _keyed_line)
+    path = output.directory / kind / f"{kind}.jsonl"
+    sink = line_file_sink(path)
+    _start_file(path, "")
+    op.output(step_id, keyed, sink)
+
+
+def _start_file(path: Path, content: str) -> None:
+    # Bytewax opens a file sink at its first line, so a run with nothing to write would
+    # leave an earlier run's file in place. A fresh run starts each file anew; a run with
+    # recovery keeps it (FileSink truncates it to the snapshot it resumes from).
+    if _recovery_configured():
+        path.touch()
+    else:
+        path.write_text(content)
+
+
+def _recovery_configured() -> bool:
+    """Whether ``bytewax.run`` was given a recovery directory (``-r`` or its variable)."""
+    if os.environ.get("BYTEWAX_RECOVERY_DIRECTORY"):
+        return True
+    return any(
+        arg in ("-r", "--recovery-directory") or arg.startswith("--recovery-directory=")
+        for arg in sys.argv
+    )
