@@ -72,6 +72,15 @@ def test_resumes_after_drops_with_nothing_lost_or_doubled(
     assert resumed_from(sim) == [None, "6", "13", "20", "27", "34", "39"]
     assert sub.stats.reconnects == 6
     assert sub.stats.events == 40
+    # The log says how each connection ended; the last one is the stream's normal end.
+    # A chunked body cut anywhere lacks its final chunk, so urllib3 sees it end early.
+    cut = {
+        (True, True): "connection lost mid-response (Response ended prematurely)",
+        (True, False): "connection lost mid-response (Response ended prematurely)",
+        (False, True): "the server closed the connection in the middle of an event",
+        (False, False): "the server ended the response",
+    }[(chunked, mid_event)]
+    assert sub.stats.reconnect_reasons.get(cut, 0) >= 5
 
 
 def test_starts_from_a_given_last_event_id(simulator: StartSim) -> None:

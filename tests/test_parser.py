@@ -346,3 +346,22 @@ def test_ndjson_skips_an_overlong_line() -> None:
         OversizedEvent("", 8),
         SSEEvent("message", '{"y":1}'),
     ]
+
+
+@pytest.mark.parametrize(
+    ("stream", "unfinished"),
+    [
+        (b"data: a\n\n", False),
+        (b"data: a\n\nda", True),
+        (b"data: a\n", True),
+        (b"event: x\n", True),
+        (b": comment\n", False),
+        (b"id: 3\n\n", False),
+    ],
+)
+def test_the_parser_knows_when_the_bytes_stop_inside_an_event(
+    stream: bytes, unfinished: bool
+) -> None:
+    parser = SSEParser()
+    parser.feed(stream)
+    assert parser.unfinished is unfinished

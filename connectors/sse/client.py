@@ -15,7 +15,7 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -264,8 +264,7 @@ class Subscription(Iterator[SSEEvent]):
                 try:
                     response = self._connect()
                     connected_at = time.monotonic()
-                    yield from self._read(response)
-                    reason = "the server ended the response"
+                    reason = yield from self._read(response)
                 except _StreamEnded:
                     log.info("%s: the server answered 204, the stream is over", self.url)
                     return
@@ -373,7 +372,8 @@ class Subscription(Iterator[SSEEvent]):
             url=self.url,
         )
 
-    def _read(self, response: urllib3.BaseHTTPResponse) -> Iterator[list[Item]]:
+    def _read(self, response: urllib3.BaseHTTPResponse) -> Generator[list[Item], None, str]:
+        """Yield the events of one response; return why it ended."""
         mime = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         parser_type = SSEParser if mime in _SSE_TYPES else NDJSONParser
         parser = parser_type(
@@ -387,7 +387,7 @@ class Subscription(Iterator[SSEEvent]):
         oversized_seen = 0
         try:
             if self._stop.is_set():
-                return
+                return "closed"
             for chunk in self._chunks(response):
                 stats.bytes_received += len(chunk)
                 items = parser.feed(chunk)
@@ -399,9 +399,13 @@ class Subscription(Iterator[SSEEvent]):
                     stats.oversized += oversized
                     stats.events += len(items) - oversized
                     yield items
+            # A read-to-close body cut mid-event looks like its end; the parser can tell.
+            if parser.unfinished:
+                return "the server closed the connection in the middle of an event"
+            return "the server ended the response"
         except (ProtocolError, ReadTimeoutError, OSError, HTTPError) as exc:
             if self._stop.is_set():
-                return
+                return "closed"
             raise _Reconnect(self._describe(exc)) from None
         finally:
             with self._response_lock:
@@ -444,8 +448,10 @@ class Subscription(Iterator[SSEEvent]):
         if isinstance(exc, ProtocolError) and isinstance(cause, OSError):
             text = f"connection lost ({type(cause).__name__})"
         elif isinstance(exc, ProtocolError):
-            text = f"connection lost mid-response ({type(exc).__name__})"
-        return self._redactor.text(f"{text}")
+            first = exc.args[0] if exc.args else None
+            detail = first if isinstance(first, str) else type(exc).__name__
+            text = f"connection lost mid-response ({detail})"
+        return self._redactor.text(text)
 
     @staticmethod
     def _discard(response: urllib3.BaseHTTPResponse) -> None:

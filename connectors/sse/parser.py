@@ -160,6 +160,11 @@ class _LineSplitter:
                 self._pending_len += len(tail)
         return out
 
+    @property
+    def holding(self) -> bool:
+        """Whether part of a line has arrived without its end."""
+        return bool(self._pending) or self._discarding
+
     def _start_discarding(self) -> list[bytes | None]:
         self._pending.clear()
         self._pending_len = 0
@@ -192,6 +197,11 @@ class _StreamParser:
         self.retry = retry
         self.oversized = 0
 
+    @property
+    def unfinished(self) -> bool:
+        """Whether the bytes so far end inside an event (the stream was cut mid-event)."""
+        return self._lines.holding
+
 
 class SSEParser(_StreamParser):
     """An incremental ``text/event-stream`` parser: ``feed`` bytes, get events."""
@@ -211,6 +221,10 @@ class SSEParser(_StreamParser):
         self._data_len = 0
         self._event_type = b""
         self._skipping = False
+
+    @property
+    def unfinished(self) -> bool:
+        return self._lines.holding or bool(self._data) or bool(self._event_type) or self._skipping
 
     def feed(self, chunk: bytes) -> list[SSEEvent | OversizedEvent]:
         """Parse the next bytes; returns the events they complete, in order."""
