@@ -10,7 +10,6 @@ event time, which no per-sensor step can see.
 
 from __future__ import annotations
 
-import atexit
 import os
 from datetime import UTC, datetime
 from functools import partial
@@ -24,15 +23,15 @@ from bytewax.operators import StatefulBatchLogic
 from dataflows.alert_engine import Alert, AlertEngine, EngineState
 from dataflows.alert_rules import DEFAULT_RULES, MetricRules, load_rules
 from dataflows.config import JobConfig
-from dataflows.outputs import write_lines, write_records
+from dataflows.outputs import write_dead_letters, write_records
 from dataflows.pipeline import (
     RunSummary,
     job_config,
     read_stream,
     settings,
-    setup_process,
+    start_job,
 )
-from dataflows.readings import DeadLetter, Reading
+from dataflows.readings import Reading
 
 __all__ = ["build_flow", "flow"]
 
@@ -76,13 +75,7 @@ def build_flow(
     together = op.key_on("together", readings, _one_key)
     alerts = op.stateful_batch("alerts", together, partial(_AlertLogic, rules))
     write_records("alerts_out", op.map("record", alerts, _record), "alerts", job.output)
-    write_lines(
-        "dead_letters_out",
-        op.map("letter", dead, DeadLetter.to_json),
-        "dead_letters",
-        job.output,
-        console_stderr=True,
-    )
+    write_dead_letters(dead, job.output)
     return flow
 
 
@@ -91,9 +84,7 @@ def rules_path() -> Path:
 
 
 def _main_flow() -> Dataflow:
-    setup_process()
-    summary = RunSummary("alerts")
-    atexit.register(summary.log)
+    summary = start_job("alerts")
     return build_flow(job_config(), settings(lambda: load_rules(rules_path())), summary)
 
 

@@ -8,7 +8,6 @@ directory the rows go to ``OUTPUT/features/features.csv`` (with a header), else 
 
 from __future__ import annotations
 
-import atexit
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -25,16 +24,16 @@ from dataflows.feature_math import (
     feature_values,
     new_features,
 )
-from dataflows.outputs import write_lines, write_records
+from dataflows.outputs import write_dead_letters, write_records
 from dataflows.pipeline import (
     RunSummary,
     job_config,
     late_letter,
     read_stream,
     settings,
-    setup_process,
+    start_job,
 )
-from dataflows.readings import DeadLetter, Reading, reading_key, split_key
+from dataflows.readings import Reading, reading_key, split_key
 from dataflows.windows import EPOCH, event_time_clock, iso
 
 __all__ = ["COLUMNS", "build_flow", "flow"]
@@ -88,16 +87,13 @@ def build_flow(
     late = op.map(
         "late", late_once, partial(late_letter, lateness=job.window.lateness, summary=summary)
     )
-    letters = op.merge("dead_letters", op.map("letter", dead, DeadLetter.to_json), late)
     write_records("features_out", rows, "features", job.output, csv_columns=COLUMNS)
-    write_lines("dead_letters_out", letters, "dead_letters", job.output, console_stderr=True)
+    write_dead_letters(dead, job.output, late=late)
     return flow
 
 
 def _main_flow() -> Dataflow:
-    setup_process()
-    summary = RunSummary("features")
-    atexit.register(summary.log)
+    summary = start_job("features")
     return build_flow(job_config(), settings(load_feature_config), summary)
 
 

@@ -20,8 +20,9 @@ from bytewax.dataflow import Stream
 
 from connectors.sinks import HeaderFileSink, StdErrSink, StdOutSink, line_file_sink
 from dataflows.config import OutputConfig
+from dataflows.readings import DeadLetter
 
-__all__ = ["write_lines", "write_records"]
+__all__ = ["write_dead_letters", "write_lines", "write_records"]
 
 
 def _keyed_line(line: str) -> tuple[str, str]:
@@ -80,6 +81,16 @@ def write_lines(
     sink = line_file_sink(path)
     _start_file(path, "")
     op.output(step_id, keyed, sink)
+
+
+def write_dead_letters(
+    dead: Stream[DeadLetter], output: OutputConfig, *, late: Stream[str] | None = None
+) -> None:
+    """Dead letters (and late readings already as lines) to stderr or ``OUTPUT/dead_letters``."""
+    letters = op.map("letter", dead, DeadLetter.to_json)
+    if late is not None:
+        letters = op.merge("dead_letters", letters, late)
+    write_lines("dead_letters_out", letters, "dead_letters", output, console_stderr=True)
 
 
 def _start_file(path: Path, content: str) -> None:

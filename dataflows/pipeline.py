@@ -32,7 +32,15 @@ from dataflows.config import ConfigError, DemoConfig, JobConfig, load_config
 from dataflows.readings import PARSERS, DeadLetter, FormatParser, Reading, parse_item
 from dataflows.windows import iso
 
-__all__ = ["RunSummary", "job_config", "late_letter", "read_stream", "settings", "setup_process"]
+__all__ = [
+    "RunSummary",
+    "job_config",
+    "late_letter",
+    "read_stream",
+    "settings",
+    "setup_process",
+    "start_job",
+]
 
 T = TypeVar("T")
 
@@ -88,6 +96,14 @@ def setup_process() -> None:
         logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), handlers=[handler])
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def start_job(name: str) -> RunSummary:
+    """Set up the process for a job and return its summary, logged when the process exits."""
+    setup_process()
+    summary = RunSummary(name)
+    atexit.register(summary.log)
+    return summary
 
 
 def settings(load: Callable[[], T]) -> T:

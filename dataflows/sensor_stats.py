@@ -7,7 +7,6 @@ min, max. Readings later than LATENESS become dead letters with reason ``late``.
 
 from __future__ import annotations
 
-import atexit
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -18,15 +17,15 @@ from bytewax.operators.windowing import fold_window
 
 from dataflows.aggregates import WindowStats, add_reading, merge_stats, new_stats
 from dataflows.config import JobConfig
-from dataflows.outputs import write_lines, write_records
+from dataflows.outputs import write_dead_letters, write_records
 from dataflows.pipeline import (
     RunSummary,
     job_config,
     late_letter,
     read_stream,
-    setup_process,
+    start_job,
 )
-from dataflows.readings import DeadLetter, reading_key, split_key
+from dataflows.readings import reading_key, split_key
 from dataflows.windows import event_time_clock, iso, tumbling, window_start
 
 __all__ = ["build_flow", "flow"]
@@ -65,16 +64,13 @@ def build_flow(job: JobConfig, summary: RunSummary | None = None) -> Dataflow:
     )
     records = op.map("record", windows.down, partial(window_record, length=length))
     late = op.map("late", windows.late, partial(late_letter, lateness=lateness, summary=summary))
-    letters = op.merge("dead_letters", op.map("letter", dead, DeadLetter.to_json), late)
     write_records("aggregates_out", records, "aggregates", job.output)
-    write_lines("dead_letters_out", letters, "dead_letters", job.output, console_stderr=True)
+    write_dead_letters(dead, job.output, late=late)
     return flow
 
 
 def _main_flow() -> Dataflow:
-    setup_process()
-    summary = RunSummary("sensor_stats")
-    atexit.register(summary.log)
+    summary = start_job("sensor_stats")
     return build_flow(job_config(), summary)
 
 
