@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint types pytest clean
+BENCH_STAMP := $(VENV)/.installed-bench
+
+.PHONY: run test lint types pytest bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else "sensorwax needs Python 3.11 or 3.12 (Bytewax 0.21.1 has no wheels for %d.%d): run make PYTHON=python3.12" % v)'
@@ -27,6 +29,17 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test: lint types pytest
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+# Loopback only, bounded loads; writes benchmarks/results.md (bench-quick only prints).
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run
+
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

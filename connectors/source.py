@@ -1,16 +1,16 @@
 """SSESource: a Bytewax input with one partition per stream URL, resumable by event id.
 
-Each partition runs ``subscribe`` in a reader thread that fills a bounded queue with one
-list per network read; ``next_batch`` drains that queue without ever blocking. A full
-queue stops the reader, so TCP pushes back on the server and memory stays bounded
-however slow the dataflow is. The resume state is the id of the last event handed to
-the dataflow, so recovery resumes the stream with ``Last-Event-ID``.
+Each partition runs ``subscribe`` in a reader thread that appends events to a pending
+list; ``next_batch`` takes what has accumulated without ever blocking. When the pending
+events passed ``max_pending_bytes`` of stream, the reader waits, so TCP pushes back on
+the server and memory stays bounded however slow the dataflow is. The resume state is
+the id of the last event handed to the dataflow, so recovery resumes the stream with
+``Last-Event-ID``.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,26 +43,35 @@ class _Failed:
     error: BaseException
 
 
-_IDLE_POLL = timedelta(milliseconds=20)
-_PUT_POLL = 0.1
+_IDLE_POLL = timedelta(milliseconds=10)
+_WAIT_POLL = 0.1
 
 
 class _SSEPartition(StatefulSourcePartition[StreamItem, str]):
+    """Reader thread -> pending list (bounded in bytes) -> ``next_batch``.
+
+    The reader appends each network read's events; ``next_batch`` takes all that has
+    accumulated (up to ``batch_size``) without waiting for more, so batches grow when
+    the dataflow is behind and stay small, and prompt, when it keeps up.
+    """
+
     def __init__(
         self,
         name: str,
         subscription: Subscription,
         *,
         batch_size: int,
-        queue_batches: int,
+        max_pending_bytes: int,
         on_close: Callable[[str, SubscriptionStats], None] | None,
     ) -> None:
         self._name = name
         self._sub = subscription
         self._batch_size = batch_size
-        self._queue: queue.Queue[list[SSEEvent | OversizedEvent] | _End | _Failed] = queue.Queue(
-            maxsize=queue_batches
-        )
+        self._max_pending_bytes = max_pending_bytes
+        self._ready = threading.Condition()
+        self._pending: list[StreamItem] = []
+        self._pending_bytes = 0
+        self._outcome: _End | _Failed | None = None
         self._last_id = subscription.last_event_id
         self._awake: datetime | None = None
         self._ended = False
@@ -72,47 +81,53 @@ class _SSEPartition(StatefulSourcePartition[StreamItem, str]):
         )
         self._thread.start()
 
-    def _put(self, item: list[SSEEvent | OversizedEvent] | _End | _Failed) -> bool:
-        # Wait for room, but notice close() so a full queue cannot hold the thread forever.
-        while not self._sub.closed:
-            try:
-                self._queue.put(item, timeout=_PUT_POLL)
-                return True
-            except queue.Full:
-                continue
-        return False
-
     def _read(self) -> None:
+        name, sub, ready = self._name, self._sub, self._ready
+        stats = sub.stats
+        outcome: _End | _Failed = _End()
         try:
-            for batch in self._sub.batches():
-                if not self._put(batch):
-                    return
-            self._put(_End())
+            seen = stats.bytes_received
+            for batch in sub.batches():
+                size = stats.bytes_received - seen
+                seen = stats.bytes_received
+                items = [(name, item) for item in batch]
+                with ready:
+                    # A full buffer holds the reader, and TCP holds the server.
+                    while self._pending_bytes >= self._max_pending_bytes and not sub.closed:
+                        ready.wait(_WAIT_POLL)
+                    if sub.closed:
+                        return
+                    self._pending += items
+                    self._pending_bytes += size
         except BaseException as exc:  # handed to the dataflow thread, which raises it
-            self._put(_Failed(exc))
+            outcome = _Failed(exc)
+        with ready:
+            self._outcome = outcome
 
     def next_batch(self) -> list[StreamItem]:
         if self._ended:
             raise StopIteration
-        name = self._name
-        out: list[StreamItem] = []
-        get = self._queue.get_nowait
-        while len(out) < self._batch_size:
-            try:
-                batch = get()
-            except queue.Empty:
-                break
-            if isinstance(batch, _End):
-                self._ended = True
-                break
-            if isinstance(batch, _Failed):
-                self._sub.close()
-                raise batch.error
-            out.extend([(name, item) for item in batch])
+        with self._ready:
+            pending = self._pending
+            if len(pending) <= self._batch_size:
+                out, self._pending = pending, []
+                self._pending_bytes = 0
+            else:
+                out = pending[: self._batch_size]
+                del pending[: self._batch_size]
+                self._pending_bytes = (
+                    self._pending_bytes * len(pending) // (len(pending) + len(out))
+                )
+            outcome = self._outcome if not self._pending else None
+            self._ready.notify()
+        if isinstance(outcome, _Failed):
+            self._sub.close()
+            raise outcome.error
         if out:
             self._last_id = out[-1][1].id
             self._awake = None
-        elif self._ended:
+            self._ended = isinstance(outcome, _End)
+        elif isinstance(outcome, _End):
             raise StopIteration
         else:
             # Nothing yet: come back shortly rather than have the runtime poll in a loop.
@@ -145,8 +160,8 @@ class SSESource(FixedPartitionedSource[StreamItem, str]):
     """One partition per stream; ``subscribe_to(url, last_event_id)`` opens each.
 
     ``streams`` maps a stable partition name (it keys the recovery state) to a URL.
-    ``batch_size`` caps the items ``next_batch`` returns; ``queue_batches`` caps the
-    network reads held between the reader thread and the dataflow.
+    ``batch_size`` caps the items ``next_batch`` returns; ``max_pending_bytes`` caps the
+    stream bytes read but not yet handed to the dataflow (then the reader waits).
     """
 
     def __init__(
@@ -155,7 +170,7 @@ class SSESource(FixedPartitionedSource[StreamItem, str]):
         subscribe_to: Callable[[str, str | None], Subscription],
         *,
         batch_size: int = 5000,
-        queue_batches: int = 64,
+        max_pending_bytes: int = 8 << 20,
         on_close: Callable[[str, SubscriptionStats], None] | None = None,
     ) -> None:
         if not streams:
@@ -163,7 +178,7 @@ class SSESource(FixedPartitionedSource[StreamItem, str]):
         self._streams = dict(streams)
         self._subscribe_to = subscribe_to
         self._batch_size = batch_size
-        self._queue_batches = queue_batches
+        self._max_pending_bytes = max_pending_bytes
         self._on_close = on_close
 
     def list_parts(self) -> list[str]:
@@ -178,6 +193,6 @@ class SSESource(FixedPartitionedSource[StreamItem, str]):
             for_part,
             subscription,
             batch_size=self._batch_size,
-            queue_batches=self._queue_batches,
+            max_pending_bytes=self._max_pending_bytes,
             on_close=self._on_close,
         )

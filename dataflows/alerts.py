@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from dataflows.pipeline import (
 )
 from dataflows.readings import Reading
 
-__all__ = ["build_flow", "flow"]
+__all__ = ["build_flow"]
 
 
 class _AlertLogic(StatefulBatchLogic[Reading, Alert, EngineState]):
@@ -83,9 +83,15 @@ def rules_path() -> Path:
     return Path(os.environ.get("ALERT_RULES", "").strip() or DEFAULT_RULES)
 
 
+@cache
 def _main_flow() -> Dataflow:
     summary = start_job("alerts")
     return build_flow(job_config(), settings(lambda: load_rules(rules_path())), summary)
 
 
-flow = _main_flow()
+def __getattr__(name: str) -> Dataflow:
+    # ``flow`` is built on first use (as ``bytewax.run`` asks for it), so importing this
+    # module for its functions starts no simulator and reads no settings.
+    if name == "flow":
+        return _main_flow()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

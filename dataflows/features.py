@@ -9,7 +9,7 @@ directory the rows go to ``OUTPUT/features/features.csv`` (with a header), else 
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import bytewax.operators as op
@@ -36,7 +36,7 @@ from dataflows.pipeline import (
 from dataflows.readings import Reading, reading_key, split_key
 from dataflows.windows import EPOCH, event_time_clock, iso
 
-__all__ = ["COLUMNS", "build_flow", "flow"]
+__all__ = ["COLUMNS", "build_flow"]
 
 COLUMNS = ("sensor_id", "metric", "window_start", "window_end", *FEATURE_COLUMNS)
 
@@ -92,9 +92,15 @@ def build_flow(
     return flow
 
 
+@cache
 def _main_flow() -> Dataflow:
     summary = start_job("features")
     return build_flow(job_config(), settings(load_feature_config), summary)
 
 
-flow = _main_flow()
+def __getattr__(name: str) -> Dataflow:
+    # ``flow`` is built on first use (as ``bytewax.run`` asks for it), so importing this
+    # module for its functions starts no simulator and reads no settings.
+    if name == "flow":
+        return _main_flow()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

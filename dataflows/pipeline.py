@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
 from connectors.source import SSESource, StreamItem
@@ -185,10 +186,10 @@ def _parse_batch(
 
 
 def read_stream(
-    flow: Dataflow, job: JobConfig, summary: RunSummary
+    flow: Dataflow, job: JobConfig, summary: RunSummary, source: Source[StreamItem] | None = None
 ) -> tuple[Stream[Reading], Stream[DeadLetter]]:
-    """The configured streams as readings, and dead letters for what could not be read."""
-    items = op.input("sse", flow, _source(job, summary))
+    """The configured streams (or ``source``) as readings, and dead letters for the rest."""
+    items = op.input("sse", flow, source if source is not None else _source(job, summary))
     parser = PARSERS[job.stream.format]
     parsed = op.flat_map_batch(
         "parse", items, partial(_parse_batch, parser=parser, summary=summary)

@@ -8,13 +8,15 @@ min, max. Readings later than LATENESS become dead letters with reason ``late``.
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
 from bytewax.operators.windowing import fold_window
 
+from connectors.source import StreamItem
 from dataflows.aggregates import WindowStats, add_reading, merge_stats, new_stats
 from dataflows.config import JobConfig
 from dataflows.outputs import write_dead_letters, write_records
@@ -28,7 +30,7 @@ from dataflows.pipeline import (
 from dataflows.readings import reading_key, split_key
 from dataflows.windows import event_time_clock, iso, tumbling, window_start
 
-__all__ = ["build_flow", "flow"]
+__all__ = ["build_flow"]
 
 
 def window_record(item: tuple[str, tuple[int, WindowStats]], length: timedelta) -> dict[str, Any]:
@@ -47,11 +49,14 @@ def window_record(item: tuple[str, tuple[int, WindowStats]], length: timedelta) 
     }
 
 
-def build_flow(job: JobConfig, summary: RunSummary | None = None) -> Dataflow:
+def build_flow(
+    job: JobConfig, summary: RunSummary | None = None, source: Source[StreamItem] | None = None
+) -> Dataflow:
+    """The job's dataflow; ``source`` replaces the SSE source (the benchmarks' baselines)."""
     summary = summary or RunSummary("sensor_stats")
     length, lateness = job.window.length, job.window.lateness
     flow = Dataflow("sensor_stats")
-    readings, dead = read_stream(flow, job, summary)
+    readings, dead = read_stream(flow, job, summary, source)
     keyed = op.key_on("key", readings, reading_key)
     windows = fold_window(
         "window",
@@ -69,9 +74,15 @@ def build_flow(job: JobConfig, summary: RunSummary | None = None) -> Dataflow:
     return flow
 
 
+@cache
 def _main_flow() -> Dataflow:
     summary = start_job("sensor_stats")
     return build_flow(job_config(), summary)
 
 
-flow = _main_flow()
+def __getattr__(name: str) -> Dataflow:
+    # ``flow`` is built on first use (as ``bytewax.run`` asks for it), so importing this
+    # module for its functions starts no simulator and reads no settings.
+    if name == "flow":
+        return _main_flow()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

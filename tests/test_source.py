@@ -69,21 +69,41 @@ def test_a_slow_dataflow_pushes_back_on_the_server(simulator: StartSim) -> None:
     sim = simulator(
         SimulatorConfig(faults=Faults(end_after=2_000_000), pace=False, events_per_write=50)
     )
-    part = SSESource({"s1": sim.url}, _open, queue_batches=4, batch_size=100).build_part(
+    bound = 64 * 1024
+    part = SSESource({"s1": sim.url}, _open, max_pending_bytes=bound, batch_size=100).build_part(
         "in", "s1", None
     )
     time.sleep(1.0)
     first = len(sim.sent_ids)
     time.sleep(1.0)
     second = len(sim.sent_ids)
-    # Nobody called next_batch: the queue is full, the reader waits, TCP fills, and the
-    # server (which would write millions of events in that time) is held.
-    assert part._queue.qsize() <= 4
+    # Nobody called next_batch: the pending events reach the bound, the reader waits, TCP
+    # fills, and the server (which would write millions of events in that time) is held.
+    # The bound is checked before each read's events are added: one read (64 KiB) over.
+    assert part._pending_bytes <= bound + 65536
     assert second == first
     assert second < 2_000_000
-    # Draining lets it go on.
-    got = sum(len(part.next_batch()) for _ in range(50))
-    assert got > 0
+    # Draining lets it go on, in batches of at most batch_size.
+    batches: list[list[StreamItem]] = []
+    deadline = time.monotonic() + 30
+    while sum(map(len, batches)) < 5000 and time.monotonic() < deadline:
+        batches.append(part.next_batch())
+        time.sleep(0.001)
+    assert max(len(b) for b in batches) == 100
+    assert [int(e.id) for b in batches for _, e in b][:5000] == list(range(5000))
+    part.close()
+
+
+def test_batches_hold_what_accumulated_not_one_read(simulator: StartSim) -> None:
+    # One event per HTTP chunk: a dataflow that was busy gets them all in one batch.
+    sim = simulator(SimulatorConfig(faults=Faults(end_after=3000), pace=False, events_per_write=1))
+    part = SSESource({"s1": sim.url}, _open, batch_size=5000).build_part("in", "s1", None)
+    deadline = time.monotonic() + 30
+    while len(sim.sent_ids) < 3000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    first = part.next_batch()
+    assert [int(e.id) for _, e in first] == list(range(3000))
     part.close()
 
 
@@ -93,7 +113,9 @@ def test_close_stops_a_reader_blocked_on_a_full_queue_or_a_quiet_stream(
     busy = simulator(SimulatorConfig(pace=False))
     quiet = simulator(SimulatorConfig(sequence=SequenceSpec(rate=0.01)))
     for sim in (busy, quiet):
-        part = SSESource({"s1": sim.url}, _open, queue_batches=1).build_part("in", "s1", None)
+        part = SSESource({"s1": sim.url}, _open, max_pending_bytes=1024).build_part(
+            "in", "s1", None
+        )
         time.sleep(0.3)
         started = time.monotonic()
         part.close()
