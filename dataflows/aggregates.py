@@ -1,4 +1,5 @@
-"""Per-window aggregates: count, mean, min and max, with an exactly rounded mean.
+"""Per-window aggregates: count, mean, min and max, with an exactly rounded mean; and the
+batch-level pre-aggregation that feeds them to the window operator a partial at a time.
 
 The sum is kept as Shewchuk's non-overlapping partials (the algorithm behind
 ``math.fsum``), so the mean is the correctly rounded sum over the count whatever the
@@ -9,10 +10,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bytewax.operators import StatefulBatchLogic
 
 from dataflows.readings import Reading
+from dataflows.windows import EPOCH
 
-__all__ = ["WindowStats", "add_reading", "merge_stats", "new_stats"]
+__all__ = [
+    "LateReading",
+    "Partial",
+    "PreAggregate",
+    "WindowStats",
+    "add_partial",
+    "add_reading",
+    "merge_stats",
+    "new_stats",
+]
 
 
 @dataclass
@@ -61,3 +75,73 @@ def merge_stats(a: WindowStats, b: WindowStats) -> WindowStats:
     for x in (*a.partials, *b.partials):
         _add_exact(merged.partials, x)
     return merged
+
+
+@dataclass
+class Partial:
+    """One batch's readings of one key in one window, already folded.
+
+    ``newest`` is the newest timestamp among them: the time the window operator sees.
+    """
+
+    window_id: int
+    newest: datetime
+    stats: WindowStats
+
+
+LateReading = tuple[int, Reading]  # (window id, reading), as Bytewax reports late items
+
+
+class PreAggregate(StatefulBatchLogic[Reading, "Partial | LateReading", datetime | None]):
+    """Per key, a batch of readings in, one ``Partial`` per window touched out.
+
+    It applies the lateness rule of ``windows.event_time_clock`` reading by reading, in
+    arrival order (a reading more than ``lateness`` older than the newest reading before
+    it is late, and is passed on as ``(window_id, reading)``), so every count and value stays what
+    per-reading windowing gives. The partials leave sorted by ``newest``: the window
+    operator's watermark before a partial is then at most ``partial.newest - lateness``
+    (the newest reading seen so far, less the lateness), so it never finds one late, and
+    it closes windows exactly when it would have with the readings themselves.
+    """
+
+    def __init__(self, length: timedelta, lateness: timedelta, newest: datetime | None) -> None:
+        self._length = length
+        self._lateness = lateness
+        self._newest = newest
+
+    def on_batch(self, values: list[Reading]) -> tuple[list[Partial | LateReading], bool]:
+        length, lateness = self._length, self._lateness
+        newest = self._newest
+        groups: dict[int, Partial] = {}
+        late: list[Partial | LateReading] = []
+        for reading in values:
+            ts = reading.ts
+            if newest is not None:
+                if ts < newest - lateness:
+                    late.append(((ts - EPOCH) // length, reading))
+                    continue
+                if ts > newest:
+                    newest = ts
+            else:
+                newest = ts
+            window_id = (ts - EPOCH) // length
+            partial = groups.get(window_id)
+            if partial is None:
+                partial = groups[window_id] = Partial(window_id, ts, WindowStats())
+            elif ts > partial.newest:
+                partial.newest = ts
+            add_reading(partial.stats, reading)
+        self._newest = newest
+        partials: list[Partial] = sorted(groups.values(), key=_newest_of)
+        return [*partials, *late], self.RETAIN
+
+    def snapshot(self) -> datetime | None:
+        return self._newest
+
+
+def _newest_of(partial: Partial) -> datetime:
+    return partial.newest
+
+
+def add_partial(stats: WindowStats, partial: Partial) -> WindowStats:
+    return merge_stats(stats, partial.stats)

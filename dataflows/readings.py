@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from connectors.source import StreamItem
 from connectors.sse import OversizedEvent
 
@@ -230,7 +232,7 @@ def parse_item(item: StreamItem, parser: FormatParser) -> list[Reading | DeadLet
             )
         ]
     try:
-        body = json.loads(event.data)
+        body = orjson.loads(event.data)
     except ValueError as exc:
         return [DeadLetter("invalid_json", str(exc), event.data, event.id, stream)]
     try:

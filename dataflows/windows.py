@@ -9,13 +9,17 @@ its readings move past ``window_end + lateness``, or when the input ends.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from bytewax.operators.windowing import EventClock, TumblingWindower
 
 from dataflows.readings import Reading
 
 __all__ = ["EPOCH", "event_time_clock", "iso", "tumbling", "window_start"]
+
+V = TypeVar("V")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -35,9 +39,12 @@ def _never(_close_at: datetime) -> None:
     return None
 
 
-def event_time_clock(lateness: timedelta) -> EventClock[Reading]:
+def event_time_clock(
+    lateness: timedelta,
+    ts_getter: Callable[[V], datetime] = _reading_ts,  # type: ignore[assignment]
+) -> EventClock[V]:
     return EventClock(
-        ts_getter=_reading_ts,
+        ts_getter=ts_getter,
         wait_for_system_duration=lateness,
         now_getter=_frozen_now,
         to_system_utc=_never,

@@ -95,9 +95,21 @@ def test_what_cannot_be_read_becomes_a_dead_letter(data: object, fmt: str, reaso
     assert letter.data == (data if isinstance(data, str) else json.dumps(data))
 
 
-def test_non_finite_values_are_dead_letters() -> None:
-    (letter,) = parse('{"sensor_id": "a", "metric": "t", "ts": 0, "value": NaN}', "flat")
-    assert isinstance(letter, DeadLetter) and letter.reason == "invalid_value"
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "1e400", "-1e400"])
+def test_non_finite_values_are_dead_letters(value: str) -> None:
+    # Not JSON (RFC 8259 has no NaN or Infinity, and 1e400 is no double): invalid_json,
+    # with the raw data kept.
+    data = f'{{"sensor_id": "a", "metric": "t", "ts": 0, "value": {value}}}'
+    (letter,) = parse(data, "flat")
+    assert isinstance(letter, DeadLetter)
+    assert (letter.reason, letter.data) == ("invalid_json", data)
+
+
+def test_huge_integers_are_read_as_floats() -> None:
+    (reading,) = parse(
+        '{"sensor_id": "a", "metric": "t", "ts": 0, "value": 123456789012345678901234567890}'
+    )
+    assert isinstance(reading, Reading) and reading.value == 1.2345678901234568e29
 
 
 def test_dt_pings_and_non_numeric_events_give_nothing() -> None:
