@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from bytewax.operators import StatefulBatchLogic
 
 from dataflows.readings import Reading
-from dataflows.windows import EPOCH
+from dataflows.windows import window_id_of
 
 __all__ = [
     "LateReading",
@@ -26,6 +26,7 @@ __all__ = [
     "add_reading",
     "merge_stats",
     "new_stats",
+    "newest_of",
 ]
 
 
@@ -118,13 +119,13 @@ class PreAggregate(StatefulBatchLogic[Reading, "Partial | LateReading", datetime
             ts = reading.ts
             if newest is not None:
                 if ts < newest - lateness:
-                    late.append(((ts - EPOCH) // length, reading))
+                    late.append((window_id_of(ts, length), reading))
                     continue
                 if ts > newest:
                     newest = ts
             else:
                 newest = ts
-            window_id = (ts - EPOCH) // length
+            window_id = window_id_of(ts, length)
             partial = groups.get(window_id)
             if partial is None:
                 partial = groups[window_id] = Partial(window_id, ts, WindowStats())
@@ -132,14 +133,15 @@ class PreAggregate(StatefulBatchLogic[Reading, "Partial | LateReading", datetime
                 partial.newest = ts
             add_reading(partial.stats, reading)
         self._newest = newest
-        partials: list[Partial] = sorted(groups.values(), key=_newest_of)
+        partials: list[Partial] = sorted(groups.values(), key=newest_of)
         return [*partials, *late], self.RETAIN
 
     def snapshot(self) -> datetime | None:
         return self._newest
 
 
-def _newest_of(partial: Partial) -> datetime:
+def newest_of(partial: Partial) -> datetime:
+    """The time the window operator sees for a partial."""
     return partial.newest
 
 

@@ -221,10 +221,7 @@ def _stream(env: _Env) -> StreamConfig:
     except ValueError as exc:
         env.problems.append(f"SSE_RETRY_*: {exc}")
         retry = RetryPolicy()
-    names = [Redactor([s for s in (bearer, env.text("SSE_QUERY_TOKEN")) if s]).url(u) for u in urls]
-    if len(set(names)) != len(names):
-        env.problems.append("SSE_URL lists the same stream twice")
-    return StreamConfig(
+    config = StreamConfig(
         urls=urls,
         format=env.choice("SSE_FORMAT", FORMATS, "auto"),  # type: ignore[arg-type]
         bearer_token=bearer,
@@ -240,6 +237,11 @@ def _stream(env: _Env) -> StreamConfig:
         ),
         retry=retry,
     )
+    # Partitions are named by URL with secrets masked: two URLs differing only in a
+    # secret would be one partition.
+    if len(config.stream_names()) != len(urls):
+        env.problems.append("SSE_URL lists the same stream twice")
+    return config
 
 
 def _demo(env: _Env) -> DemoConfig:

@@ -34,7 +34,14 @@ from dataflows.pipeline import (
     start_job,
 )
 from dataflows.readings import Reading, reading_key, split_key
-from dataflows.windows import EPOCH, event_time_clock, iso
+from dataflows.windows import (
+    EPOCH,
+    event_time_clock,
+    iso,
+    reading_ts,
+    window_id_of,
+    window_start,
+)
 
 __all__ = ["COLUMNS", "build_flow"]
 
@@ -46,7 +53,7 @@ def feature_row(
 ) -> dict[str, Any]:
     key, (window_id, state) = item
     sensor_id, metric = split_key(key)
-    start = EPOCH + window_id * features.step
+    start = window_start(window_id, features.step)
     return {
         "sensor_id": sensor_id,
         "metric": metric,
@@ -59,7 +66,7 @@ def feature_row(
 def _last_window_of(item: tuple[str, tuple[int, Reading]], step: timedelta) -> bool:
     # A late reading is reported once per window it missed; keep one: its latest window.
     _, (window_id, reading) = item
-    return window_id == (reading.ts - EPOCH) // step
+    return window_id == window_id_of(reading.ts, step)
 
 
 def _never_merged(a: FeatureState, b: FeatureState) -> FeatureState:
@@ -76,7 +83,7 @@ def build_flow(
     windows = fold_window(
         "window",
         keyed,
-        event_time_clock(job.window.lateness),
+        event_time_clock(job.window.lateness, reading_ts),
         SlidingWindower(length=features.length, offset=features.step, align_to=EPOCH),
         partial(new_features, features.ewma_span),
         add_to_features,

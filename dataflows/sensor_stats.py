@@ -8,7 +8,7 @@ min, max. Readings later than LATENESS become dead letters with reason ``late``.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import cache, partial
 from typing import Any
 
@@ -27,6 +27,7 @@ from dataflows.aggregates import (
     add_partial,
     merge_stats,
     new_stats,
+    newest_of,
 )
 from dataflows.config import JobConfig
 from dataflows.outputs import write_dead_letters, write_records
@@ -61,16 +62,8 @@ def window_record(item: tuple[str, tuple[int, WindowStats]], length: timedelta) 
     }
 
 
-def _pre_aggregate(length: timedelta, lateness: timedelta, resume: datetime | None) -> PreAggregate:
-    return PreAggregate(length, lateness, resume)
-
-
 def _is_partial(item: tuple[str, Partial | LateReading]) -> bool:
     return isinstance(item[1], Partial)
-
-
-def _newest_of(partial: Partial) -> datetime:
-    return partial.newest
 
 
 def _late_partial(item: tuple[str, tuple[int, Partial]], summary: RunSummary) -> str:
@@ -97,13 +90,13 @@ def build_flow(
     keyed = op.key_on("key", readings, reading_key)
     # Batch-level: each batch's readings of a key become one partial per window, with
     # per-reading lateness kept exact (see aggregates.PreAggregate).
-    pre = op.stateful_batch("pre_aggregate", keyed, partial(_pre_aggregate, length, lateness))
+    pre = op.stateful_batch("pre_aggregate", keyed, partial(PreAggregate, length, lateness))
     split = op.branch("is_partial", pre, _is_partial)
     partials: KeyedStream[Partial] = split.trues  # type: ignore[assignment]
     windows = fold_window(
         "window",
         partials,
-        event_time_clock(lateness, _newest_of),
+        event_time_clock(lateness, newest_of),
         tumbling(length),
         new_stats,
         add_partial,

@@ -17,14 +17,22 @@ from bytewax.operators.windowing import EventClock, TumblingWindower
 
 from dataflows.readings import Reading
 
-__all__ = ["EPOCH", "event_time_clock", "iso", "tumbling", "window_start"]
+__all__ = [
+    "EPOCH",
+    "event_time_clock",
+    "iso",
+    "reading_ts",
+    "tumbling",
+    "window_id_of",
+    "window_start",
+]
 
 V = TypeVar("V")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _reading_ts(reading: Reading) -> datetime:
+def reading_ts(reading: Reading) -> datetime:
     return reading.ts
 
 
@@ -39,10 +47,7 @@ def _never(_close_at: datetime) -> None:
     return None
 
 
-def event_time_clock(
-    lateness: timedelta,
-    ts_getter: Callable[[V], datetime] = _reading_ts,  # type: ignore[assignment]
-) -> EventClock[V]:
+def event_time_clock(lateness: timedelta, ts_getter: Callable[[V], datetime]) -> EventClock[V]:
     return EventClock(
         ts_getter=ts_getter,
         wait_for_system_duration=lateness,
@@ -55,8 +60,14 @@ def tumbling(length: timedelta) -> TumblingWindower:
     return TumblingWindower(length=length, align_to=EPOCH)
 
 
-def window_start(window_id: int, length: timedelta) -> datetime:
-    return EPOCH + window_id * length
+def window_start(window_id: int, step: timedelta) -> datetime:
+    """Start of window ``window_id`` of windows starting every ``step`` from the epoch."""
+    return EPOCH + window_id * step
+
+
+def window_id_of(ts: datetime, step: timedelta) -> int:
+    """The newest window holding ``ts``, of windows starting every ``step`` from the epoch."""
+    return (ts - EPOCH) // step
 
 
 def iso(moment: datetime) -> str:
