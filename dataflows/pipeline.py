@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from functools import partial
+from types import TracebackType
 from typing import TypeVar
 
 import bytewax.operators as op
@@ -27,7 +28,7 @@ from bytewax.inputs import Source
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
 from connectors.source import SSESource, StreamItem
-from connectors.sse import Subscription, subscribe
+from connectors.sse import SSEError, Subscription, subscribe
 from connectors.sse.client import SubscriptionStats
 from dataflows.config import ConfigError, DemoConfig, JobConfig, load_config
 from dataflows.readings import PARSERS, DeadLetter, FormatParser, Reading, parse_item
@@ -97,6 +98,23 @@ def setup_process() -> None:
         logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), handlers=[handler])
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if sys.excepthook is sys.__excepthook__:
+        sys.excepthook = _report_stream_failure
+
+
+def _report_stream_failure(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    """A stream that cannot go on (401, TLS, a redirect loop...) ends the job with its
+    message in one log line; Bytewax wraps it in a runtime error whose traceback says
+    nothing a user can act on. Any other error keeps its full traceback."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, SSEError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None or os.environ.get("SENSORWAX_TRACEBACK"):
+        sys.__excepthook__(kind, error, trace)
+        return
+    log.error("stopped: %s (SENSORWAX_TRACEBACK=1 prints the traceback)", cause)
 
 
 def start_job(name: str) -> RunSummary:

@@ -180,7 +180,9 @@ def test_a_fatal_error_stops_the_job_with_its_message(simulator: StartSim) -> No
         "dataflows.sensor_stats", SSE_URL=sim.url, SSE_BEARER_TOKEN="wrong-token-456", timeout=60
     )
     assert run.returncode != 0
-    assert "HTTP 401" in run.stderr
+    # One clear line, not Bytewax's runtime-error traceback.
+    assert "ERROR dataflows: stopped: " + sim.url + ": HTTP 401 Unauthorized" in run.stderr
+    assert "Traceback" not in run.stderr
     assert "wrong-token-456" not in run.stderr + run.stdout
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import ssl
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,23 +12,16 @@ import trustme
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
 from connectors.sse import SSEConnectionError, SSEError, SSEHTTPError, subscribe
-from tests.conftest import FAST_RETRY, ScriptedServer, Step, sse_head, status_head
+from tests.conftest import FAST_RETRY, ScriptedServer, Step, sse_head, status_head, tls_context
 
 StartScripted = Callable[..., ScriptedServer]
 StartSim = Callable[[SimulatorConfig], SensorSimulator]
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
 def tls_server(ca: trustme.CA, scripted: StartScripted) -> ScriptedServer:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
     return scripted(
-        [[Step(sse_head() + b"id: 1\ndata: secure\n\n")], [Step(status_head(204))]], context
+        [[Step(sse_head() + b"id: 1\ndata: secure\n\n")], [Step(status_head(204))]], tls_context(ca)
     )
 
 
@@ -149,11 +141,7 @@ def test_a_password_in_the_url_is_used_and_redacted(
 
 @pytest.mark.parametrize("tls", [False, True], ids=["http-403", "tls-failure"])
 def test_tracebacks_hold_no_secret(scripted: StartScripted, ca: trustme.CA, tls: bool) -> None:
-    context = None
-    if tls:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1").configure_cert(context)
-    server = scripted([[Step(status_head(403))]], context)
+    server = scripted([[Step(status_head(403))]], tls_context(ca) if tls else None)
     with pytest.raises(SSEError) as raised:
         list(subscribe(server.url, query_token=SECRET))
     # What a user sees when the job dies: the whole printed traceback, chained causes too.

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Literal
 
 from connectors.simulator.sequence import FORMATS, SequenceSpec
 from connectors.simulator.server import Faults, SensorSimulator, SimulatorConfig
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-to-close", action="store_true", help="no chunked encoding")
     p.add_argument("--ndjson", action="store_true", help="newline-delimited JSON, not SSE")
     p.add_argument("--retry-ms", type=int, default=None, help="send a retry: field")
+    p.add_argument("--line-end", choices=["lf", "crlf", "cr"], default="lf", help="SSE line end")
+    p.add_argument("--bom", action="store_true", help="start each body with a UTF-8 BOM")
     g = p.add_argument_group("faults")
     g.add_argument("--drop-every", type=int, default=0, help="close after N events")
     g.add_argument("--drop-mid-event", action="store_true", help="...halfway through an event")
@@ -51,8 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stall-after", type=int, default=None, help="go silent after N events")
     g.add_argument("--stall-seconds", type=float, default=30.0)
     g.add_argument("--malformed-every", type=int, default=0, help="every Nth event is bad JSON")
+    g.add_argument("--invalid-utf8-every", type=int, default=0, help="a Latin-1 byte in a note")
+    g.add_argument("--oversized-every", type=int, default=0, help="pad every Nth event")
+    g.add_argument("--oversized-bytes", type=int, default=4096, help="...with this many bytes")
+    g.add_argument("--trickle", type=float, default=0.0, help="seconds between single bytes")
     g.add_argument("--end-after", type=int, default=None, help="end after N events (then 204)")
     return p
+
+
+_LINE_ENDS: dict[str, Literal["\n", "\r\n", "\r"]] = {"lf": "\n", "crlf": "\r\n", "cr": "\r"}
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
@@ -74,6 +84,10 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         stall_after=args.stall_after,
         stall_seconds=args.stall_seconds,
         malformed_every=args.malformed_every,
+        invalid_utf8_every=args.invalid_utf8_every,
+        oversized_every=args.oversized_every,
+        oversized_bytes=args.oversized_bytes,
+        trickle_seconds=args.trickle,
         end_after=args.end_after,
     )
     return SimulatorConfig(
@@ -85,6 +99,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         chunked=not args.read_to_close,
         retry_ms=args.retry_ms,
         body="ndjson" if args.ndjson else "sse",
+        line_end=_LINE_ENDS[args.line_end],
+        bom=args.bom,
     )
 
 

@@ -44,6 +44,11 @@ class Faults:
     - ``stall_after``/``stall_seconds``: on the first streaming connection, go silent
       after that many events for that long (longer than a client's heartbeat timeout).
     - ``malformed_every``: events with ``n % k == k - 1`` carry cut-off JSON.
+    - ``invalid_utf8_every``: such events carry a Latin-1 byte in an extra text field
+      (``"note":"caf\\xe9"``); a correct client reads U+FFFD there and the reading stays.
+    - ``oversized_every``: such events carry ``oversized_bytes`` of padding, to go over a
+      client's event size limit. Malformed wins over oversized, oversized over invalid.
+    - ``trickle_seconds``: write the body one byte at a time, pausing this long between.
     - ``end_after``: the stream has that many events; then it closes, and a request
       resuming at its end gets 204.
     """
@@ -55,11 +60,28 @@ class Faults:
     stall_after: int | None = None
     stall_seconds: float = 0.0
     malformed_every: int = 0
+    invalid_utf8_every: int = 0
+    oversized_every: int = 0
+    oversized_bytes: int = 4096
+    trickle_seconds: float = 0.0
     end_after: int | None = None
 
     def malformed(self, n: int) -> bool:
-        k = self.malformed_every
-        return k > 0 and n % k == k - 1
+        return _every(self.malformed_every, n)
+
+    def oversized(self, n: int) -> bool:
+        return not self.malformed(n) and _every(self.oversized_every, n)
+
+    def invalid_utf8(self, n: int) -> bool:
+        return not self.lost(n) and _every(self.invalid_utf8_every, n)
+
+    def lost(self, n: int) -> bool:
+        """Whether event ``n`` carries no reading a client can read."""
+        return self.malformed(n) or self.oversized(n)
+
+
+def _every(k: int, n: int) -> bool:
+    return k > 0 and n % k == k - 1
 
 
 @dataclass(frozen=True)
@@ -69,6 +91,7 @@ class SimulatorConfig:
     ``pace`` sends events at ``sequence.rate`` per second of wall time; without it the
     server writes as fast as the socket takes. ``chunked`` uses HTTP/1.1 chunked bodies,
     one chunk per ``events_per_write`` events; otherwise a read-to-close body.
+    ``line_end`` ends every SSE line (LF, CRLF or CR); ``bom`` starts each body with one.
     """
 
     sequence: SequenceSpec = field(default_factory=SequenceSpec)
@@ -85,6 +108,8 @@ class SimulatorConfig:
     bearer_token: str | None = None
     basic_auth: tuple[str, str] | None = None
     query_token: str | None = None
+    line_end: Literal["\n", "\r\n", "\r"] = "\n"
+    bom: bool = False
 
     def __post_init__(self) -> None:
         if self.host not in ("127.0.0.1", "localhost", "::1"):
@@ -185,14 +210,25 @@ class SensorSimulator:
             return list(self._sent_ids)
 
     def expected_readings(self, ids: Iterable[int]) -> list[ExpectedReading]:
-        """The readings the events with these ids carried (none for malformed ones)."""
+        """The readings the events with these ids carried (none for malformed or oversized)."""
         spec, faults = self.config.sequence, self.config.faults
-        return [r for n in ids if not faults.malformed(n) for r in expected_readings(spec, n)]
+        return [r for n in ids if not faults.lost(n) for r in expected_readings(spec, n)]
 
     def event_data(self, n: int) -> str:
+        """The ``data`` of event ``n`` as a correct client decodes it."""
+        return self.event_bytes(n).decode("utf-8", "replace")
+
+    def event_bytes(self, n: int) -> bytes:
         """The ``data`` of event ``n`` as the server writes it."""
+        faults = self.config.faults
         text = payload(self.config.sequence, n)
-        return text[: len(text) // 2] if self.config.faults.malformed(n) else text
+        if faults.malformed(n):
+            return text[: len(text) // 2].encode()
+        if faults.oversized(n):
+            return f'{text[:-1]},"pad":"{"x" * faults.oversized_bytes}"}}'.encode()
+        if faults.invalid_utf8(n):
+            return text[:-1].encode() + b',"note":"caf\xe9"}'
+        return text.encode()
 
     # -- used by the handler ---------------------------------------------------------
     def _record(self, handler: BaseHTTPRequestHandler, status: int) -> None:
@@ -297,8 +333,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         ping_interval = _ping_interval(self.path, config.ping_interval)
+        if sse and config.bom:
+            self._write(b"\xef\xbb\xbf")
         if sse and config.retry_ms is not None:
-            self._write(f"retry: {config.retry_ms}\n\n".encode())
+            self._write(f"retry: {config.retry_ms}\n\n".encode().replace(b"\n", self._eol))
         started = time.monotonic()
         last_write = started
         n = first
@@ -345,21 +383,37 @@ class _Handler(BaseHTTPRequestHandler):
             n += count
             sent_here += count
 
-    @staticmethod
-    def _frame(sim: SensorSimulator, n: int, sse: bool) -> bytes:
-        data = sim.event_data(n)
-        if sse:
-            return f"id: {n}\ndata: {data}\n\n".encode()
-        return f"{data}\n".encode()
+    @property
+    def _eol(self) -> bytes:
+        return self.server.simulator.config.line_end.encode()
 
-    @staticmethod
-    def _ping(spec: SequenceSpec, sse: bool) -> bytes:
+    def _frame(self, sim: SensorSimulator, n: int, sse: bool) -> bytes:
+        data = sim.event_bytes(n)
+        if sse:
+            eol = self._eol
+            return b"id: %d%sdata: %s%s%s" % (n, eol, data, eol, eol)
+        return data + b"\n"
+
+    def _ping(self, spec: SequenceSpec, sse: bool) -> bytes:
+        eol = self._eol if sse else b"\n"
         if spec.format == "dt":
-            text = ping_payload(spec, int(time.time() * 1000))
-            return f"data: {text}\n\n".encode() if sse else f"{text}\n".encode()
-        return b": ping\n\n" if sse else b"\n"
+            text = ping_payload(spec, int(time.time() * 1000)).encode()
+            return b"data: %s%s%s" % (text, eol, eol) if sse else text + eol
+        return b": ping" + eol + eol if sse else eol
 
     def _write(self, data: bytes) -> None:
+        sim = self.server.simulator
+        trickle = sim.config.faults.trickle_seconds
+        if not trickle:
+            self._send(data)
+            return
+        for i in range(len(data)):
+            self._send(data[i : i + 1])
+            self.wfile.flush()
+            if sim._stop.wait(trickle):
+                return
+
+    def _send(self, data: bytes) -> None:
         if self.server.simulator.config.chunked:
             data = b"%x\r\n%s\r\n" % (len(data), data)
         self.wfile.write(data)
