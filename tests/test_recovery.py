@@ -1,12 +1,22 @@
-"""Crash recovery: SIGKILL the main job mid-stream, restart it, and get the same files."""
+"""Crash recovery: SIGKILL a job at three points, restart it, and get the same files.
+
+The kill points: early (before the first snapshot is committed, so the restart starts
+over), mid-window (after a snapshot, while the newest event sent sits in the middle of a
+window), and just after a snapshot is committed. Each restart must send the
+``Last-Event-ID`` that the recovery store holds for the stream (none before the first
+snapshot), and the final files must equal an uninterrupted run's: the same lines, none
+doubled, none missing, and the features CSV with one header.
+"""
 
 from __future__ import annotations
 
-import random
+import pickle
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,12 +39,14 @@ StartSim = Callable[[SimulatorConfig], SensorSimulator]
 pytestmark = pytest.mark.slow
 
 EVENTS = 2400
+WINDOW_MS = 500
 WINDOW = {"WINDOW": "500ms", "LATENESS": "200ms", "FEATURE_WINDOW": "1s", "FEATURE_STEP": "500ms"}
-# Each job, and the output file that must come out the same.
+# Each job, and the output files that must come out the same.
 JOBS = {
     "sensor_stats": ("aggregates/aggregates.jsonl", "dead_letters/dead_letters.jsonl"),
     "features": ("features/features.csv", "dead_letters/dead_letters.jsonl"),
 }
+KILL_POINTS = ["early", "mid-window", "after-snapshot"]
 
 
 def _recovery_args(directory: Path) -> list[str]:
@@ -52,75 +64,141 @@ def _init_recovery(directory: Path) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("job", "seed"), [("sensor_stats", 1), ("sensor_stats", 2), ("features", 3)]
-)
+class RecoveryStore:
+    """Reads Bytewax's recovery partition (SQLite) while the job writes it."""
+
+    def __init__(self, directory: Path) -> None:
+        self._path = directory / "part-0.sqlite3"
+
+    def _query(self, sql: str) -> list[tuple[object, ...]]:
+        with sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, timeout=10) as db:
+            return db.execute(sql).fetchall()
+
+    def commit_epoch(self) -> int | None:
+        """The epoch the next run resumes after, once a snapshot is committed."""
+        rows = self._query("SELECT commit_epoch FROM commits")
+        return int(rows[0][0]) if rows else None  # type: ignore[call-overload]
+
+    def resume_id(self, step_id: str) -> str | None:
+        """The source's resume state a restart gets: the newest committed snapshot."""
+        epoch = self.commit_epoch()
+        if epoch is None:
+            return None
+        rows = self._query(
+            f"SELECT ser_change FROM snaps WHERE step_id = '{step_id}' "
+            f"AND snap_epoch <= {epoch} ORDER BY snap_epoch DESC LIMIT 1"
+        )
+        if not rows or rows[0][0] is None:
+            return None
+        state = pickle.loads(rows[0][0])  # type: ignore[arg-type]
+        return None if state is None else str(state)
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def _kill_when(point: str, sim: SensorSimulator, store: RecoveryStore, written: Path) -> None:
+    """Wait for the kill point; return at it."""
+    if point == "early":
+        _wait_for(lambda: len(sim.sent_ids) >= 100, "the first events")
+        assert store.commit_epoch() is None, "too late for an early kill"
+        return
+    _wait_for(lambda: written.exists() and written.stat().st_size > 0, "the first output")
+    _wait_for(lambda: store.commit_epoch() is not None, "the first snapshot")
+    if point == "after-snapshot":
+        committed = store.commit_epoch()
+        _wait_for(lambda: store.commit_epoch() != committed, "the next snapshot")
+        return
+    # Mid-window: the newest event sent lies in the middle third of its window.
+    spec = sim.config.sequence
+
+    def mid_window() -> bool:
+        sent = sim.sent_ids
+        if not sent:
+            return False
+        ts = spec.start_ms + int(sent[-1] * 1000 / spec.rate)
+        return WINDOW_MS // 3 <= ts % WINDOW_MS < 2 * WINDOW_MS // 3
+
+    time.sleep(0.3)
+    _wait_for(mid_window, "the middle of a window")
+
+
+def _same_lines(got: list[str], expected: list[str], name: str) -> None:
+    assert len(got) == len(set(got)), f"duplicate lines in {name}"
+    assert sorted(got) == sorted(expected), name
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+@pytest.mark.parametrize("job", list(JOBS))
 def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_does(
-    simulator: StartSim, tmp_path: Path, job: str, seed: int
+    simulator: StartSim, tmp_path: Path, job: str, point: str
 ) -> None:
     module = f"dataflows.{job}"
     main_file, letters_file = JOBS[job]
-    # Paced at 600 events/s, the stream lasts 4 s: long enough to be killed in the middle,
-    # after a snapshot or before one.
-    sim = simulator(
-        SimulatorConfig(
-            sequence=SequenceSpec(sensors=8, rate=600, seed=seed),
-            faults=Faults(end_after=EVENTS, malformed_every=150),
-            events_per_write=4,
-        )
+    seed = KILL_POINTS.index(point) + 1
+    # Paced at 600 events/s, the stream lasts 4 s: time to kill it at each point.
+    paced = SimulatorConfig(
+        sequence=SequenceSpec(sensors=8, rate=600, seed=seed),
+        faults=Faults(end_after=EVENTS, malformed_every=150),
+        events_per_write=4,
     )
-    settings = {"SSE_URL": sim.url, "SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", **WINDOW}
+    sim = simulator(paced)
+    settings = {"SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", **WINDOW}
 
+    # The uninterrupted run reads the same events unpaced; its dead letters name its URL.
+    reference = simulator(replace(paced, pace=False))
     whole = tmp_path / "uninterrupted"
-    run = run_job(module, OUTPUT=str(whole), **settings)
+    run = run_job(module, SSE_URL=reference.url, OUTPUT=str(whole), **settings)
     assert run.returncode == 0, run.stderr
 
     recovered, state = tmp_path / "recovered", tmp_path / "state"
     _init_recovery(state)
-    rng = random.Random(seed)
+    store = RecoveryStore(state)
     proc = subprocess.Popen(
         bytewax_run_cmd(module, *_recovery_args(state)),
-        env=job_env(OUTPUT=str(recovered), **settings),
+        env=job_env(SSE_URL=sim.url, OUTPUT=str(recovered), **settings),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=subprocess.DEVNULL,
     )
-    # Kill at a random point after the first windows were written and at least one
-    # snapshot interval (1 s) later, so the restart has state to resume from.
-    partial_file = recovered / main_file
-    deadline = time.monotonic() + 60
-    while (
-        not (partial_file.exists() and partial_file.stat().st_size) and time.monotonic() < deadline
-    ):
-        time.sleep(0.02)
-    time.sleep(rng.uniform(1.1, 2.0))
-    proc.kill()
-    proc.wait(timeout=20)
-    partial = read_lines(partial_file)
+    try:
+        _kill_when(point, sim, store, recovered / main_file)
+    finally:
+        proc.kill()
+        proc.wait(timeout=20)
     assert proc.returncode == -9
-    # Killed mid-stream: some windows written, not all.
-    assert 1 < len(partial) < len(read_lines(whole / main_file))
+    assert len(sim.sent_ids) < EVENTS, "the stream ended before the kill"
+    partial = read_lines(recovered / main_file) if (recovered / main_file).exists() else []
+    if point != "early":  # killed mid-stream with output on disk: some windows, not all
+        assert 1 < len(partial) < len(read_lines(whole / main_file))
+    expected_resume = store.resume_id(f"{job}.sse")
+    if point == "early":
+        assert expected_resume is None
+    else:
+        assert expected_resume is not None and 0 < int(expected_resume) < EVENTS
 
     requests_before_restart = len(sim.requests)
-    restart = run_job(module, *_recovery_args(state), OUTPUT=str(recovered), **settings)
+    restart = run_job(
+        module, *_recovery_args(state), SSE_URL=sim.url, OUTPUT=str(recovered), **settings
+    )
     assert restart.returncode == 0, restart.stderr
+    resumed_from = sim.requests[requests_before_restart].headers.get("Last-Event-ID")
+    assert resumed_from == expected_resume
 
-    for name in (main_file, letters_file):
-        lines = read_lines(recovered / name)
-        assert len(lines) == len(set(lines)), f"duplicate lines in {name}"
-        assert sorted(lines) == sorted(read_lines(whole / name)), name
+    _same_lines(read_lines(recovered / main_file), read_lines(whole / main_file), main_file)
+    uninterrupted_letters = [
+        line.replace(reference.url, sim.url) for line in read_lines(whole / letters_file)
+    ]
+    _same_lines(read_lines(recovered / letters_file), uninterrupted_letters, letters_file)
+    assert len(uninterrupted_letters) == EVENTS // 150
     if main_file.endswith(".csv"):
-        assert read_lines(recovered / main_file)[0].startswith("sensor_id,metric,")
-
-    # The restarted subscription resumed with the id recovery kept, not from the start.
-    resumed_from = sim.requests[requests_before_restart].headers.get("Last-Event-ID", "")
-    assert resumed_from.isdigit() and 0 < int(resumed_from) < EVENTS
-
-    if job == "sensor_stats":
-        expected, _ = expected_aggregates([sent_readings(sim, EVENTS)], 500, 200)
+        lines = read_lines(recovered / main_file)
+        assert lines[0].startswith("sensor_id,metric,")
+        assert sum(line.startswith("sensor_id,") for line in lines) == 1
+    else:
+        expected, _ = expected_aggregates([sent_readings(sim, EVENTS)], WINDOW_MS, 200)
         assert_same_aggregates(load_aggregates(read_lines(recovered / main_file)), expected)
-
-
-def _lines_of(path: Path) -> list[str]:
-    return read_lines(path) if path.exists() else []
