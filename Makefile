@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run test lint types pytest bench bench-quick clean
+.PHONY: run test lint types pytest fuzz bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else "sensorwax needs Python 3.11 or 3.12 (Bytewax 0.21.1 has no wheels for %d.%d): run make PYTHON=python3.12" % v)'
@@ -30,6 +30,13 @@ pytest: $(STAMP)
 
 test: lint types pytest
 
+# Coverage-guided fuzzing of the parsers for a fixed number of inputs; findings stop it
+# and leave a crash-* file. New corpus entries go to .fuzz-corpus (not committed).
+FUZZ_RUNS ?= 200000
+fuzz: $(STAMP)
+	mkdir -p .fuzz-corpus
+	$(BIN)/python -m fuzz.fuzz_parser -runs=$(FUZZ_RUNS) -timeout=10 .fuzz-corpus fuzz/seeds
+
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
@@ -42,4 +49,4 @@ bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .fuzz-corpus
