@@ -78,10 +78,27 @@ class RunSummary:
                 f"{self._job} summary: {self.events} events, {self.readings} readings, "
                 f"{sum(self.dead_letters.values())} dead letters ({dead or 'none'}), "
                 f"{self.reconnects} reconnects, {time.monotonic() - self._started:.1f} s"
+                + (f", peak RSS {peak / 2**20:.0f} MiB" if (peak := peak_rss_bytes()) else "")
             )
 
     def log(self) -> None:
         log.info("%s", self.line())
+
+
+def peak_rss_bytes() -> int | None:
+    """This process's peak resident set size (Linux), or None where /proc has no VmHWM.
+
+    Not ``ru_maxrss``: that also counts the parent's pages between fork and exec, so a job
+    started from a large process would report the parent's size.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def setup_process() -> None:
