@@ -6,6 +6,8 @@ it); every comparison is a ratio measured in the same run. All traffic stays on 
 from __future__ import annotations
 
 import argparse
+import collections
+import json
 import os
 import platform
 import socket
@@ -13,12 +15,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
+import numpy
 import sseclient
 
 from benchmarks.stream_server import SPEC, StreamServer
@@ -141,20 +146,69 @@ def subscription_rate(url: str, n: int) -> float:
 
 
 # -- 4. end to end -------------------------------------------------------------------
-def run_flow(
-    target: str, url: str, out: Path, *extra: str, processes: int = 1
-) -> tuple[float, int]:
-    """(seconds, peak RSS in KiB of the largest process) for one run of a dataflow."""
+class PeakWatcher:
+    """Samples each process's VmHWM (its own peak RSS) until stopped.
+
+    Not ``ru_maxrss`` from ``wait4``: that also counts this runner's pages, which a child
+    holds between fork and exec.
+    """
+
+    def __init__(self, pids: list[int]) -> None:
+        self._pids = pids
+        self._peaks = dict.fromkeys(pids, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.01):
+            for pid in self._pids:
+                self._peaks[pid] = max(self._peaks[pid], vm_hwm_kib(pid))
+
+    def stop(self) -> int:
+        """The largest process's peak, in KiB."""
+        self._stop.set()
+        self._thread.join()
+        return max(self._peaks.values())
+
+
+def vm_hwm_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass  # it has exited
+    return 0
+
+
+def flow_env(url: str, out: str, **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SSE_", "SIM_", "OUTPUT"))}
     env.update(
         {
             "SSE_URL": url,
             "BENCH_URL": url,
-            "OUTPUT": str(out),
+            "OUTPUT": out,
             "LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
+            **settings,
         }
     )
+    return env
+
+
+def run_flow(
+    target: str,
+    url: str,
+    out: str,
+    *extra: str,
+    processes: int = 1,
+    settings: dict[str, str] | None = None,
+    read_stdout: Callable[[IO[bytes]], None] | None = None,
+) -> tuple[float, int]:
+    """(seconds, peak RSS in KiB of the largest process) for one run of a dataflow."""
+    env = flow_env(url, out, **(settings or {}))
     started = time.perf_counter()
     if processes == 1:
         cmds = [[sys.executable, "-m", "bytewax.run", target, *extra]]
@@ -164,19 +218,22 @@ def run_flow(
             [sys.executable, "-m", "bytewax.run", target, "-i", str(i), "-a", addresses]
             for i in range(processes)
         ]
+    stdout = subprocess.PIPE if read_stdout else subprocess.DEVNULL
     procs = [
-        subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE)
         for cmd in cmds
     ]
-    peak = 0
+    watcher = PeakWatcher([p.pid for p in procs])
+    if read_stdout is not None:
+        assert procs[0].stdout is not None
+        read_stdout(procs[0].stdout)
     for proc in procs:
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        peak = max(peak, usage.ru_maxrss)
+        _, stderr = proc.communicate()
         if proc.returncode != 0:
-            assert proc.stderr is not None
-            raise RuntimeError(f"{target} failed: {proc.stderr.read().decode()[-2000:]}")
-    return time.perf_counter() - started, peak
+            watcher.stop()
+            raise RuntimeError(f"{target} failed: {stderr.decode()[-2000:]}")
+    seconds = time.perf_counter() - started
+    return seconds, watcher.stop()
 
 
 def _free_port() -> int:
@@ -198,18 +255,189 @@ def net_rate(
     rates, peak = [], 0
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(repeats):
-            startup, _ = run_flow(
-                target,
-                ",".join([server.url(1)] * 1),
-                Path(tmp) / f"s{k}",
-                *extra,
-                processes=processes,
-            )
+            startup, _ = run_flow(target, server.url(1), f"{tmp}/s{k}", *extra, processes=processes)
             urls = ",".join(server.url(n) + f"&s={s}" for s in range(streams))
-            seconds, rss = run_flow(target, urls, Path(tmp) / f"r{k}", *extra, processes=processes)
+            seconds, rss = run_flow(target, urls, f"{tmp}/r{k}", *extra, processes=processes)
             rates.append(n * streams / max(seconds - startup, 1e-3))
             peak = max(peak, rss)
     return rates, peak
+
+
+# -- 5. latency ----------------------------------------------------------------------
+LATENCY_WINDOW_MS, LATENCY_LATENESS_MS = 1000, 200
+
+
+def latency_run(
+    server: StreamServer, rate: float, seconds: float
+) -> tuple[list[float], list[float]]:
+    """(entry delays, window-close delays) in ms for one paced run of the main dataflow.
+
+    Entry: from the server writing an event (its ``ts``) to ``next_batch`` handing it to
+    Bytewax. Window close: from a window's end plus the lateness (on the server's clock,
+    which stamps ``ts``) to its record arriving on the job's stdout. A key's last window
+    is left out: the end of the stream closes it, not time.
+    """
+    arrivals: list[tuple[float, bytes]] = []
+
+    def read(stdout: IO[bytes]) -> None:
+        for line in stdout:
+            arrivals.append((time.time() * 1000, line))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        delays_file = Path(tmp) / "delays.json"
+        run_flow(
+            "benchmarks.latency:flow()",
+            server.url(int(rate * seconds), rate=rate),
+            "-",
+            settings={
+                "BENCH_LATENCY_FILE": str(delays_file),
+                "WINDOW": f"{LATENCY_WINDOW_MS}ms",
+                "LATENESS": f"{LATENCY_LATENESS_MS}ms",
+            },
+            read_stdout=read,
+        )
+        entry = json.loads(delays_file.read_text())
+    records = [(at, json.loads(line)) for at, line in arrivals]
+    last_end: dict[tuple[str, str], str] = {}
+    for _, r in records:
+        key = (r["sensor_id"], r["metric"])
+        last_end[key] = max(last_end.get(key, ""), r["window_end"])
+    close = [
+        at - (_epoch_ms(r["window_end"]) + LATENCY_LATENESS_MS)
+        for at, r in records
+        if r["window_end"] != last_end[(r["sensor_id"], r["metric"])]
+    ]
+    return entry, close
+
+
+def _epoch_ms(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000
+
+
+def latency_rows(server: StreamServer, rate: float, seconds: float, repeats: int) -> list[Row]:
+    runs = [latency_run(server, rate, seconds) for _ in range(repeats)]
+    rows = []
+    for index, label in (
+        (0, "server write to dataflow entry"),
+        (1, "window end + lateness to record"),
+    ):
+        for name, q in (("p50", 50), ("p99", 99), ("max", 100)):
+            values = [float(numpy.percentile(run[index], q)) for run in runs]
+            note = f"{len(runs[0][index]):,} samples a run" if name == "p50" else ""
+            rows.append(
+                Row("5 latency", f"{label}, {name}, {rate:,.0f} events/s", "ms", values, note)
+            )
+    return rows
+
+
+# -- 6. memory -----------------------------------------------------------------------
+def peak_mib(server: StreamServer, url: str) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        return run_flow("dataflows.sensor_stats", url, tmp)[1] / 1024
+
+
+def slow_sink_peak_mib(server: StreamServer, n: int, seconds: float) -> float:
+    """Peak RSS while the job's stdout is drained at 25 KiB/s and the server could flood."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bytewax.run", "dataflows.sensor_stats"],
+        env=flow_env(server.url(n), "-", WINDOW="1s", LATENESS="0s"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    watcher = PeakWatcher([proc.pid])
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            proc.stdout.read1(512)  # type: ignore[attr-defined]
+            time.sleep(0.02)
+    finally:
+        peak = watcher.stop()
+        proc.kill()
+        proc.wait()
+    return peak / 1024
+
+
+def memory_rows(server: StreamServer, small: int, big: int, repeats: int) -> list[Row]:
+    small_row = Row(
+        "6 memory",
+        f"sensor_stats, {small:,} events",
+        "MiB peak RSS",
+        [peak_mib(server, server.url(small)) for _ in range(repeats)],
+    )
+    big_row = Row(
+        "6 memory",
+        f"sensor_stats, {big:,} events",
+        "MiB peak RSS",
+        [peak_mib(server, server.url(big)) for _ in range(repeats)],
+    )
+    big_row.note = f"{(big_row.median / small_row.median - 1) * 100:+.1f}% vs {small:,} events"
+    slow = Row(
+        "6 memory",
+        f"slow sink (25 KiB/s) against {big:,} events",
+        "MiB peak RSS",
+        [slow_sink_peak_mib(server, big, 8.0) for _ in range(repeats)],
+        "source bound: 8 MiB of unread stream, then TCP holds the server",
+    )
+    huge = Row(
+        "6 memory",
+        "one 200 MiB data: line, then an event",
+        "MiB peak RSS",
+        [peak_mib(server, server.url(1, huge_mib=200)) for _ in range(repeats)],
+        "skipped past 1 MiB (SSE_MAX_EVENT_BYTES)",
+    )
+    return [small_row, big_row, slow, huge]
+
+
+# -- where the time goes --------------------------------------------------------------
+PROFILE_RATE = 250  # samples a second
+
+
+def profile_table(server: StreamServer, n: int) -> str:
+    """py-spy over a whole sensor_stats run (every thread, idle time left out): the
+    functions where most samples were, by own time and by time including callees."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "profile.txt"
+        spy = Path(sys.executable).with_name("py-spy")
+        subprocess.run(
+            [
+                *(str(spy), "record", "-r", str(PROFILE_RATE), "-f", "raw", "-o", str(raw)),
+                *("--", sys.executable, "-m", "bytewax.run", "dataflows.sensor_stats"),
+            ],
+            env=flow_env(server.url(n), tmp + "/out"),
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        stacks = []
+        for line in raw.read_text().splitlines():
+            frames, _, count = line.rpartition(" ")
+            stacks.append((frames.split(";"), int(count)))
+    total = sum(count for _, count in stacks)
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    for frames, count in stacks:
+        own[_short(frames[-1])] += count
+        for name in {_short(f) for f in frames}:
+            inclusive[name] += count
+    lines = [
+        f"py-spy, {PROFILE_RATE} samples/s over one `sensor_stats` run of {n:,} events "
+        f"({total:,} samples, all threads, idle left out).",
+        "",
+        "| own time | function | | incl. time | function |",
+        "|---|---|---|---|---|",
+    ]
+    interesting = [(k, v) for k, v in inclusive.most_common() if v < total][:15]
+    for (name, count), (iname, icount) in zip(own.most_common(15), interesting, strict=False):
+        lines.append(f"| {count / total:.1%} | `{name}` | | {icount / total:.1%} | `{iname}` |")
+    return "\n".join(lines)
+
+
+def _short(frame: str) -> str:
+    """``func (path/to/module.py:12)`` as ``module.py:func``."""
+    name, _, where = frame.partition(" (")
+    return f"{Path(where.rstrip(')').rsplit(':', 1)[0]).name}:{name}"
 
 
 # -- the table -----------------------------------------------------------------------
@@ -220,9 +448,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     n_parse = 20_000 if quick else 100_000
     n_http = 20_000 if quick else 200_000
     n_e2e = 20_000 if quick else 200_000
+    n_big = 100_000 if quick else 1_000_000
     rows: list[Row] = []
 
     warm = [(n_http, "small"), (n_http, "large"), (n_http, "close"), (1, "small"), (n_e2e, "small")]
+    warm.append((n_big, "small"))
     with StreamServer(warm) as server:
         socket_ceiling(server.port, 1, "small")  # waits until the server has its bytes ready
 
@@ -285,10 +515,15 @@ def main(argv: Iterable[str] | None = None) -> int:
         two_workers.note = ratio(two_workers, ours)
         rows += [two_workers, two_procs]
 
+        rows += latency_rows(server, 5000, 3 if quick else 10, 1 if quick else 3)
+        rows += memory_rows(server, n_e2e, n_big, 1 if quick else 2)
+        profile = profile_table(server, n_e2e)
+
     table = _table(rows)
     print(table)
+    print(profile)
     if not quick:
-        _write_results(table)
+        _write_results(table, profile)
     return 0
 
 
@@ -309,12 +544,13 @@ def _table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def _write_results(table: str) -> None:
+def _write_results(table: str, profile: str) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = (
         f"# Benchmark results\n\n{stamp}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {platform.machine()}. "
-        f"Produced by `make bench` (`python -m benchmarks.run`).\n\n{table}\n"
+        f"Produced by `make bench` (`python -m benchmarks.run`).\n\n{table}\n\n"
+        f"## Where the time goes\n\n{profile}\n"
     )
     (ROOT / "benchmarks" / "results.md").write_text(text)
 

@@ -5,7 +5,7 @@
 Starlette servers send), ``large`` (64 KiB chunks) or ``close`` (read-to-close body).
 A request with ``Last-Event-ID`` gets 204, so a subscription ends cleanly. With
 ``rate=R`` it instead writes N events paced at R per second, each stamped with the wall
-time it was written (for latency).
+time it was written (for latency). ``huge=M`` sends one ``data:`` line of M MiB first.
 """
 
 from __future__ import annotations
@@ -77,6 +77,16 @@ def _paced(sock: socket.socket, n: int, rate: float) -> None:
     sock.sendall(b"0\r\n\r\n")
 
 
+def _huge(sock: socket.socket, mib: int) -> None:
+    """One ``data:`` line of ``mib`` MiB with no newline, then a normal event 0, then close."""
+    sock.sendall(_head("close") + b"data: ")
+    block = b"x" * 1024 * 1024
+    for _ in range(mib):
+        sock.sendall(block)
+    sock.sendall(b"\n\n" + _frames(1)[0])
+    sock.shutdown(socket.SHUT_WR)
+
+
 def _handle(sock: socket.socket) -> None:
     with sock:
         request = b""
@@ -95,6 +105,9 @@ def _handle(sock: socket.socket) -> None:
             return
         n = int(query.get("n", "1000"))
         try:
+            if "huge" in query:
+                _huge(sock, int(query["huge"]))
+                return
             if "rate" in query:
                 _paced(sock, n, float(query["rate"]))
                 return
@@ -123,8 +136,10 @@ class StreamServer:
             target=_serve, args=(self._listener, list(warm)), daemon=True
         )
 
-    def url(self, n: int, framing: str = "small", rate: float | None = None) -> str:
-        extra = f"&rate={rate:g}" if rate else ""
+    def url(
+        self, n: int, framing: str = "small", rate: float | None = None, huge_mib: int = 0
+    ) -> str:
+        extra = (f"&rate={rate:g}" if rate else "") + (f"&huge={huge_mib}" if huge_mib else "")
         return f"http://127.0.0.1:{self.port}/stream?n={n}&framing={framing}{extra}"
 
     def __enter__(self) -> StreamServer:

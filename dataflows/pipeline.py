@@ -184,7 +184,8 @@ def _start_demo_simulator(demo: DemoConfig) -> str:
     return simulator.url
 
 
-def _source(job: JobConfig, summary: RunSummary) -> SSESource:
+def sse_source(job: JobConfig, summary: RunSummary) -> SSESource:
+    """The configured streams (or the demo simulator) as one SSE source, a partition each."""
     stream = job.stream
     streams = stream.stream_names()
     if job.demo is not None:
@@ -224,7 +225,7 @@ def read_stream(
     flow: Dataflow, job: JobConfig, summary: RunSummary, source: Source[StreamItem] | None = None
 ) -> tuple[Stream[Reading], Stream[DeadLetter]]:
     """The configured streams (or ``source``) as readings, and dead letters for the rest."""
-    items = op.input("sse", flow, source if source is not None else _source(job, summary))
+    items = op.input("sse", flow, source if source is not None else sse_source(job, summary))
     parser = PARSERS[job.stream.format]
     parsed = op.flat_map_batch(
         "parse", items, partial(_parse_batch, parser=parser, summary=summary)
