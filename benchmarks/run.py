@@ -378,7 +378,7 @@ def memory_rows(server: StreamServer, small: int, big: int, repeats: int) -> lis
         f"slow sink (25 KiB/s) against {big:,} events",
         "MiB peak RSS",
         [slow_sink_peak_mib(server, big, 8.0) for _ in range(repeats)],
-        "source bound: 8 MiB of unread stream, then TCP holds the server",
+        "source bound: 2 MiB of unread stream, then TCP holds the server",
     )
     huge = Row(
         "6 memory",

@@ -161,7 +161,9 @@ class SSESource(FixedPartitionedSource[StreamItem, str]):
 
     ``streams`` maps a stable partition name (it keys the recovery state) to a URL.
     ``batch_size`` caps the items ``next_batch`` returns; ``max_pending_bytes`` caps the
-    stream bytes read but not yet handed to the dataflow (then the reader waits).
+    stream bytes read but not yet handed to the dataflow (then the reader waits). 2 MiB
+    holds ~18,000 typical events, several full batches, so the dataflow never starves;
+    held as Python objects it is ~20 MiB, the most a backlog adds to the peak RSS.
     """
 
     def __init__(
@@ -170,7 +172,7 @@ class SSESource(FixedPartitionedSource[StreamItem, str]):
         subscribe_to: Callable[[str, str | None], Subscription],
         *,
         batch_size: int = 5000,
-        max_pending_bytes: int = 8 << 20,
+        max_pending_bytes: int = 2 << 20,
         on_close: Callable[[str, SubscriptionStats], None] | None = None,
     ) -> None:
         if not streams:
