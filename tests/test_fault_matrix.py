@@ -5,7 +5,7 @@ real server on 127.0.0.1. Each runs three times, with a bearer token, basic auth
 token query parameter, with DEBUG logging on; afterwards no captured log line, exception
 text (the whole printed traceback) or repr holds the secret. The README's fault matrix
 table lists these rows. What the job makes of the data faults (dead letters, output
-files) is checked in ``test_job_secrets_through_data_faults`` below.
+files, and how the job stops on a fatal one) is checked by the job tests at the end.
 """
 
 from __future__ import annotations
@@ -351,16 +351,19 @@ JOB_SECRETS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("way", AUTH_WAYS)
 def test_job_secrets_through_data_faults(simulator: StartSim, tmp_path: Path, way: str) -> None:
-    """The job, with DEBUG logs, through drops, statuses, malformed, oversized and invalid
-    UTF-8 events over CRLF with a BOM: exact windows and dead letters, and no secret in
-    its output, its logs or any file it wrote; wrong credentials stop it, also cleanly."""
+    """The job, with DEBUG logs, through drops, every retried status, a stall, malformed,
+    oversized and invalid UTF-8 events over CRLF with a BOM: exact windows and dead
+    letters, and no secret in its output, its logs or any file it wrote; wrong
+    credentials stop it, also cleanly."""
     env, required = JOB_SECRETS[way]
     events = 900
     faults = Faults(
         drop_every=211,
         drop_mid_event=True,
-        statuses=(503, 500, 408),
+        statuses=(503, 500, 502, 408, 429),
         retry_after=0.05,
+        stall_after=150,
+        stall_seconds=5,
         malformed_every=97,
         oversized_every=89,
         oversized_bytes=3000,
@@ -381,6 +384,7 @@ def test_job_secrets_through_data_faults(simulator: StartSim, tmp_path: Path, wa
     settings = {
         "SSE_URL": sim.url,
         "SSE_MAX_EVENT_BYTES": "2000",
+        "SSE_HEARTBEAT_TIMEOUT": "300ms",
         "SSE_RETRY_INITIAL": "10ms",
         "SSE_RETRY_MAX": "50ms",
         "LOG_LEVEL": "DEBUG",
@@ -402,6 +406,7 @@ def test_job_secrets_through_data_faults(simulator: StartSim, tmp_path: Path, wa
         "oversized": [n for n in range(events) if faults.oversized(n)],
     }
     assert "HTTP 503" in run.stderr and "GET /stream" in run.stderr  # DEBUG was on
+    assert "heartbeat timeout" in run.stderr
 
     wrong = run_job(
         "dataflows.sensor_stats",
@@ -416,3 +421,53 @@ def test_job_secrets_through_data_faults(simulator: StartSim, tmp_path: Path, wa
     for text in [run.stdout, run.stderr, wrong.stdout, wrong.stderr, *written]:
         assert SECRET not in text and SECRET[:8] not in text
         assert PASSWORD not in text and PASSWORD[:8] not in text
+
+
+def _fatal_servers(case: Case) -> dict[str, tuple[str, str]]:
+    """Per fatal fault: (URL, what the job's one-line message must say)."""
+    body = b'{"error": "no access"}'
+    forbidden = case.scripted(
+        [[Step(f"HTTP/1.1 403 Forbidden\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)]]
+    )
+    html = case.sim(Faults(end_after=5), content_type="text/html")
+    loop = case.scripted([[Step(status_head(307, "Location: /stream\r\n"))]])
+    tls = case.scripted([[Step(sse_head() + b"data: a\n\n")]], tls=True)
+    return {
+        "403": (forbidden.url, "HTTP 403 Forbidden"),
+        "content type": (html.url, "'text/html'"),
+        "redirect loop": (loop.url, "redirect"),
+        "self-signed TLS": (tls.url, "TLS failed"),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("way", AUTH_WAYS)
+def test_job_fatal_faults_stop_it_cleanly_with_no_secret(
+    simulator: StartSim,
+    scripted: StartScripted,
+    ca: trustme.CA,
+    tmp_path: Path,
+    way: str,
+) -> None:
+    """403, a wrong content type, a redirect loop and an untrusted certificate, through
+    the job with DEBUG logs: exit 1, one line naming the cause, no traceback, no secret."""
+    env, _ = JOB_SECRETS[way]
+    case = Case(way, simulator, scripted, ca, tmp_path)
+    for fault_name, (url, says) in _fatal_servers(case).items():
+        out = tmp_path / fault_name.replace(" ", "_")
+        run = run_job(
+            "dataflows.sensor_stats",
+            SSE_URL=url,
+            OUTPUT=str(out),
+            LOG_LEVEL="DEBUG",
+            timeout=60,
+            **env,
+        )
+        assert run.returncode == 1, (fault_name, run.stderr[-2000:])
+        stopped = [line for line in run.stderr.splitlines() if "ERROR dataflows: stopped: " in line]
+        assert len(stopped) == 1 and says in stopped[0], (fault_name, run.stderr[-2000:])
+        assert "Traceback" not in run.stderr, fault_name
+        written = [p.read_text(errors="replace") for p in out.rglob("*") if p.is_file()]
+        for text in [run.stdout, run.stderr, *written]:
+            assert SECRET not in text and SECRET[:8] not in text, fault_name
+            assert PASSWORD not in text and PASSWORD[:8] not in text, fault_name
