@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import json
 import os
 import platform
@@ -434,13 +435,15 @@ def profile_table(server: StreamServer, n: int) -> str:
         "| own time | function | | incl. time | our function |",
         "|---|---|---|---|---|",
     ]
-    rows = zip(own.most_common(15), inclusive.most_common(15), strict=False)
-    for (name, count), (iname, icount) in rows:
-        lines.append(f"| {count / total:.1%} | `{name}` | | {icount / total:.1%} | `{iname}` |")
+    rows = itertools.zip_longest(own.most_common(15), inclusive.most_common(15))
+    for mine, ours in rows:
+        left = f"{mine[1] / total:.1%} | `{mine[0]}`" if mine else " | "
+        right = f"{ours[1] / total:.1%} | `{ours[0]}`" if ours else " | "
+        lines.append(f"| {left} | | {right} |")
     return "\n".join(lines)
 
 
-_OURS = re.compile(r"/(connectors|dataflows)/")
+_OURS = re.compile(r"[ (/](connectors|dataflows)/")
 
 
 def _short(frame: str) -> str:
