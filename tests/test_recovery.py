@@ -202,3 +202,63 @@ def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_d
     else:
         expected, _ = expected_aggregates([sent_readings(sim, EVENTS)], WINDOW_MS, 200)
         assert_same_aggregates(load_aggregates(read_lines(recovered / main_file)), expected)
+
+
+@pytest.mark.parametrize("job", list(JOBS))
+def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
+    simulator: StartSim, tmp_path: Path, job: str
+) -> None:
+    """Early, then mid-window, then just after a snapshot, all on the same recovery state;
+    each restart resumes from the snapshot the previous run committed."""
+    module = f"dataflows.{job}"
+    main_file, letters_file = JOBS[job]
+    paced = SimulatorConfig(
+        sequence=SequenceSpec(sensors=8, rate=600, seed=7),
+        faults=Faults(end_after=EVENTS, malformed_every=150),
+        events_per_write=4,
+    )
+    sim = simulator(paced)
+    reference = simulator(replace(paced, pace=False))
+    settings = {"SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", **WINDOW}
+    whole = tmp_path / "uninterrupted"
+    assert run_job(module, SSE_URL=reference.url, OUTPUT=str(whole), **settings).returncode == 0
+
+    recovered, state = tmp_path / "recovered", tmp_path / "state"
+    _init_recovery(state)
+    store = RecoveryStore(state)
+    resumed: list[tuple[str | None, str | None]] = []
+    for point in KILL_POINTS:
+        expected_resume = store.resume_id(f"{job}.sse")
+        first_request = len(sim.requests)
+        proc = subprocess.Popen(
+            bytewax_run_cmd(module, *_recovery_args(state)),
+            env=job_env(SSE_URL=sim.url, OUTPUT=str(recovered), **settings),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_for(lambda n=first_request: len(sim.requests) > n, "the subscription")
+            _kill_when(point, sim, store, recovered / main_file)
+        finally:
+            proc.kill()
+            proc.wait(timeout=20)
+        assert proc.returncode == -9, f"the run ended before its {point} kill"
+        got = sim.requests[first_request].headers.get("Last-Event-ID")
+        resumed.append((got, expected_resume))
+    # The last restart runs to the end.
+    expected_resume = store.resume_id(f"{job}.sse")
+    first_request = len(sim.requests)
+    restart = run_job(
+        module, *_recovery_args(state), SSE_URL=sim.url, OUTPUT=str(recovered), **settings
+    )
+    assert restart.returncode == 0, restart.stderr
+    resumed.append((sim.requests[first_request].headers.get("Last-Event-ID"), expected_resume))
+    assert all(got == expected for got, expected in resumed), resumed
+    assert resumed[0] == (None, None) and resumed[-1][0] is not None
+
+    _same_lines(read_lines(recovered / main_file), read_lines(whole / main_file), main_file)
+    uninterrupted_letters = [
+        line.replace(reference.url, sim.url) for line in read_lines(whole / letters_file)
+    ]
+    _same_lines(read_lines(recovered / letters_file), uninterrupted_letters, letters_file)
