@@ -127,6 +127,32 @@ def _kill_when(point: str, sim: SensorSimulator, store: RecoveryStore, written: 
     _wait_for(mid_window, "the middle of a window")
 
 
+def _run_until_killed(
+    point: str,
+    module: str,
+    sim: SensorSimulator,
+    state: Path,
+    written: Path,
+    settings: dict[str, str],
+) -> int:
+    """Start the job with recovery, SIGKILL it at ``point``; return its exit status."""
+    first_request = len(sim.requests)
+    proc = subprocess.Popen(
+        bytewax_run_cmd(module, *_recovery_args(state)),
+        env=job_env(SSE_URL=sim.url, OUTPUT=str(written.parent.parent), **settings),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(lambda: len(sim.requests) > first_request, "the subscription")
+        _kill_when(point, sim, RecoveryStore(state), written)
+    finally:
+        proc.kill()
+        proc.wait(timeout=20)
+    return proc.returncode
+
+
 def _same_lines(got: list[str], expected: list[str], name: str) -> None:
     assert len(got) == len(set(got)), f"duplicate lines in {name}"
     assert sorted(got) == sorted(expected), name
@@ -158,19 +184,7 @@ def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_d
     recovered, state = tmp_path / "recovered", tmp_path / "state"
     _init_recovery(state)
     store = RecoveryStore(state)
-    proc = subprocess.Popen(
-        bytewax_run_cmd(module, *_recovery_args(state)),
-        env=job_env(SSE_URL=sim.url, OUTPUT=str(recovered), **settings),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _kill_when(point, sim, store, recovered / main_file)
-    finally:
-        proc.kill()
-        proc.wait(timeout=20)
-    assert proc.returncode == -9
+    assert _run_until_killed(point, module, sim, state, recovered / main_file, settings) == -9
     assert len(sim.sent_ids) < EVENTS, "the stream ended before the kill"
     partial = read_lines(recovered / main_file) if (recovered / main_file).exists() else []
     if point != "early":  # killed mid-stream with output on disk: some windows, not all
@@ -230,20 +244,8 @@ def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
     for point in KILL_POINTS:
         expected_resume = store.resume_id(f"{job}.sse")
         first_request = len(sim.requests)
-        proc = subprocess.Popen(
-            bytewax_run_cmd(module, *_recovery_args(state)),
-            env=job_env(SSE_URL=sim.url, OUTPUT=str(recovered), **settings),
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            _wait_for(lambda n=first_request: len(sim.requests) > n, "the subscription")
-            _kill_when(point, sim, store, recovered / main_file)
-        finally:
-            proc.kill()
-            proc.wait(timeout=20)
-        assert proc.returncode == -9, f"the run ended before its {point} kill"
+        code = _run_until_killed(point, module, sim, state, recovered / main_file, settings)
+        assert code == -9, f"the run ended before its {point} kill"
         got = sim.requests[first_request].headers.get("Last-Event-ID")
         resumed.append((got, expected_resume))
     # The last restart runs to the end.
