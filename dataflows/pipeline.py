@@ -85,14 +85,15 @@ class RunSummary:
         log.info("%s", self.line())
 
 
-def peak_rss_bytes() -> int | None:
-    """This process's peak resident set size (Linux), or None where /proc has no VmHWM.
+def peak_rss_bytes(pid: int | None = None) -> int | None:
+    """A process's peak resident set size (this one's by default), from /proc (Linux);
+    None where there is no VmHWM or the process has gone.
 
     Not ``ru_maxrss``: that also counts the parent's pages between fork and exec, so a job
     started from a large process would report the parent's size.
     """
     try:
-        with open("/proc/self/status") as status:
+        with open(f"/proc/{pid or 'self'}/status") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) * 1024

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig, payload
+from dataflows.pipeline import peak_rss_bytes
 from tests.conftest import ScriptedServer, Step, sse_head, status_head
 from tests.oracle import ROOT, bytewax_run_cmd, job_env, read_lines, run_job
 
@@ -47,14 +48,6 @@ def run_with_peak_rss(module: str, timeout: float = 240, **settings: str) -> tup
     peaks = re.findall(r"summary: .*, peak RSS (\d+) MiB", run.stderr)
     assert peaks, run.stderr
     return run.returncode, run.stderr, int(peaks[-1]) * MIB
-
-
-def vm_hwm(pid: int) -> int:
-    """A running process's peak RSS so far, in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM in /proc")
 
 
 def test_an_endless_data_line_is_skipped_in_bounded_memory(
@@ -110,13 +103,14 @@ def test_a_flood_into_a_slow_sink_holds_the_server_not_memory(simulator: StartSi
             time.sleep(0.02)
             if tick % 50 == 49:
                 sent.append(len(sim.sent_ids))
-        peak = vm_hwm(proc.pid)
+        peak = peak_rss_bytes(proc.pid)
     finally:
         proc.kill()
         proc.wait(timeout=20)
     # The sink is the bottleneck: the server is held, not buffered into memory. Unheld,
     # it writes ~80,000 events/s; the sink's pace lets ~3,000 events/s through.
     assert sent[-1] - sent[3] < 50_000, sent
+    assert peak is not None
     assert peak < PEAK_RSS_BOUND, f"peak RSS {peak / MIB:.0f} MiB"
 
 

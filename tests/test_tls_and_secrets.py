@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -79,13 +78,8 @@ WAYS: dict[str, tuple[dict[str, object], dict[str, object], dict[str, object], l
 }
 
 
-@pytest.fixture
-def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    caplog.set_level(logging.DEBUG)  # urllib3 prints request lines at DEBUG
-    yield caplog
-
-
-def _assert_clean(text: str, secrets: list[str]) -> None:
+def assert_clean(text: str, secrets: list[str]) -> None:
+    """No secret in ``text``, not even its first 8 characters."""
     for secret in secrets:
         assert secret not in text
         assert secret[:8] not in text  # not even a prefix
@@ -108,15 +102,15 @@ def test_secrets_never_reach_logs_errors_or_reprs(
     sub = subscribe(sim.url, retry=FAST_RETRY, **good)  # type: ignore[arg-type]
     events = list(sub)
     assert [e.id for e in events] == [str(n) for n in range(10)]
-    _assert_clean(repr(sub), secrets)
+    assert_clean(repr(sub), secrets)
     # Wrong credentials: a fatal 401.
     wrong = subscribe(sim.url, retry=FAST_RETRY, **bad)  # type: ignore[arg-type]
     with pytest.raises(SSEHTTPError) as raised:
         list(wrong)
     assert raised.value.status == 401
-    _assert_clean(str(raised.value), secrets)
-    _assert_clean(repr(wrong), secrets)
-    _assert_clean(debug_logs.text, secrets)
+    assert_clean(str(raised.value), secrets)
+    assert_clean(repr(wrong), secrets)
+    assert_clean(debug_logs.text, secrets)
     assert "reconnecting" in debug_logs.text
     assert "GET /stream" in debug_logs.text  # urllib3's own request line was captured
 
@@ -136,7 +130,7 @@ def test_a_password_in_the_url_is_used_and_redacted(
     sub = subscribe(url, retry=FAST_RETRY)
     assert len(list(sub)) == 3
     assert "ada:***@" not in sub.url  # the credentials moved to a header
-    _assert_clean(repr(sub) + debug_logs.text, [PASSWORD])
+    assert_clean(repr(sub) + debug_logs.text, [PASSWORD])
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["http-403", "tls-failure"])
@@ -147,4 +141,4 @@ def test_tracebacks_hold_no_secret(scripted: StartScripted, ca: trustme.CA, tls:
     # What a user sees when the job dies: the whole printed traceback, chained causes too.
     printed = "".join(traceback.format_exception(raised.value))
     assert "token=***" in printed
-    _assert_clean(printed, [SECRET])
+    assert_clean(printed, [SECRET])
