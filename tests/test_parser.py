@@ -160,6 +160,41 @@ def test_never_raises_on_arbitrary_bytes(stream: bytes, data: st.DataObject) -> 
     assert parse(chunks) == reference(stream)
 
 
+# Whole events in the shapes servers write and near them: the block-at-a-time path and
+# its fall-back to the line parser, with the stream cut anywhere.
+_FIELD_LINES = st.sampled_from(
+    [
+        b"id: 7\n",
+        b"id:8\n",
+        b"id: \n",
+        b"id: a\x00b\n",
+        b"event: reading\n",
+        b"event:\n",
+        b"data: x\n",
+        b"data:  two spaces\n",
+        b"data:\n",
+        b"data\n",
+        b"data: \xc3\xa9\xff\n",
+        b": comment\n",
+        b"retry: 250\n",
+        b"retry: x\n",
+        b"other: 1\n",
+        b"\n",
+    ]
+)
+_BLOCKS = st.lists(_FIELD_LINES, max_size=6).map(lambda lines: b"".join(lines) + b"\n")
+event_streams = st.lists(_BLOCKS, max_size=12).map(b"".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), stream=event_streams, limit=st.sampled_from([4, 16, 1 << 20]))
+def test_whole_events_give_the_reference_events_at_any_chunking(
+    data: st.DataObject, stream: bytes, limit: int
+) -> None:
+    chunks = data.draw(chunked(stream))
+    assert parse(chunks, limit) == reference(stream, limit)
+
+
 # -- against sseclient-py, where it is right -----------------------------------------
 _SIMPLE_TEXT = st.text(
     alphabet=st.characters(
