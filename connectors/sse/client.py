@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
+from io import BufferedIOBase
 from itertools import chain
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -30,6 +31,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from connectors.sse.chunked import ChunkedBody
 from connectors.sse.errors import (
     Redactor,
     SSEConnectionError,
@@ -415,8 +417,12 @@ class Subscription(Iterator[SSEEvent]):
 
     @staticmethod
     def _chunks(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+        raw = getattr(getattr(response, "_fp", None), "fp", None)
         if getattr(response, "chunked", False):
-            # One yield per HTTP chunk, as soon as it is complete: servers send one per event.
+            if raw is not None and hasattr(raw, "read1"):
+                yield from _dechunked(raw)
+                return
+            # One yield per HTTP chunk, as soon as it is complete.
             yield from response.read_chunked(_READ_SIZE)
             return
         # read1 returns what has arrived, where read(n) would wait for n bytes.
@@ -468,6 +474,30 @@ class Subscription(Iterator[SSEEvent]):
             self._discard(response)
         text = " ".join(body.decode("utf-8", "replace").split())
         return f" (body: {self._redactor.text(text)!r})" if text else ""
+
+
+def _dechunked(raw: BufferedIOBase) -> Iterator[bytes]:
+    """A chunked body straight from the connection's buffered socket file: what each
+    read brings, however many HTTP chunks that is (servers send one per event).
+
+    Errors become urllib3's, as its own ``read_chunked`` raises them.
+    """
+    body = ChunkedBody()
+    while not body.ended:
+        try:
+            received = raw.read1(_READ_SIZE)
+        except TimeoutError as exc:
+            raise ReadTimeoutError(None, None, "Read timed out.") from exc  # type: ignore[arg-type]
+        except ssl.SSLError as exc:
+            raise SSLError(exc) from exc
+        except OSError as exc:
+            raise ProtocolError(f"Connection broken: {exc!r}", exc) from exc
+        if not received:
+            raise ProtocolError("Response ended prematurely")
+        if piece := body.feed(received):
+            yield piece
+        if body.error is not None:
+            raise body.error
 
 
 def _status_advice(status: int) -> str:

@@ -1,0 +1,110 @@
+"""HTTP/1.1 chunked transfer coding, decoded from whatever bytes one socket read returns.
+
+urllib3's ``read_chunked`` hands over one HTTP chunk per call, and servers write one
+chunk per event (Flask, Starlette), so a fast stream cost a call, a ``readline`` and a
+``read`` per event. Decoding the framing here lets one socket read that holds many
+chunks become one piece of body, and a read that holds part of a chunk still gives
+that part at once, so no event waits for more bytes to arrive.
+
+RFC 9112, section 7.1:
+
+    chunked-body   = *chunk last-chunk trailer-section CRLF
+    chunk          = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+    chunk-size     = 1*HEXDIG
+    last-chunk     = 1*("0") [ chunk-ext ] CRLF
+
+The body ends at the last chunk; the trailer section after it is not read, as the
+connection is closed after an event stream anyway.
+"""
+
+from __future__ import annotations
+
+from urllib3.exceptions import ProtocolError
+
+__all__ = ["ChunkedBody"]
+
+# A chunk-size line (with any extensions) longer than this is not a real server's.
+MAX_SIZE_LINE = 4096
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+# Chunk sizes over 2**63 are no body we could hold; 16 hex digits is the most read.
+_MAX_HEX_DIGITS = 16
+
+
+class ChunkedBody:
+    """``feed`` the raw bytes after the response head; get the body bytes they carry.
+
+    ``ended`` turns true at the last chunk. A framing error ends the body too, with
+    ``error`` set to urllib3's ``ProtocolError`` (as urllib3's own decoder raises) for the
+    caller to raise once it has used the body bytes that came before it.
+    """
+
+    __slots__ = ("_after_data", "_left", "_line", "ended", "error")
+
+    def __init__(self) -> None:
+        self._left = 0  # bytes of the current chunk's data still to come
+        self._after_data = False  # the CRLF after a chunk's data is still to come
+        self._line = b""  # the part of a chunk-size line (or that CRLF) read so far
+        self.ended = False
+        self.error: ProtocolError | None = None
+
+    def feed(self, raw: bytes) -> bytes:
+        pieces: list[bytes] = []
+        try:
+            self._feed(raw, pieces)
+        except ProtocolError as exc:
+            self.error, self.ended = exc, True
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def _feed(self, raw: bytes, pieces: list[bytes]) -> None:
+        pos, size = 0, len(raw)
+        while pos < size and not self.ended:
+            if self._left:
+                end = min(pos + self._left, size)
+                pieces.append(raw[pos:end])
+                self._left -= end - pos
+                pos = end
+                self._after_data = not self._left
+                continue
+            if self._after_data:
+                # The common case, a whole CRLF in this read, without building a line.
+                if not self._line and raw.startswith(b"\r\n", pos):
+                    pos += 2
+                    self._after_data = False
+                    continue
+                pos = self._end_of_data(raw, pos)
+                continue
+            pos = self._size_line(raw, pos)
+
+    def _end_of_data(self, raw: bytes, pos: int) -> int:
+        """The CRLF after chunk data (a bare LF accepted, as RFC 9112 allows), possibly
+        split over two reads."""
+        byte = raw[pos]
+        if byte == 0x0A:  # LF, or the LF of a CR the last read ended with
+            self._line, self._after_data = b"", False
+            return pos + 1
+        if byte == 0x0D and not self._line:
+            if pos + 1 == len(raw):
+                self._line = b"\r"
+                return pos + 1
+            if raw[pos + 1] == 0x0A:
+                self._after_data = False
+                return pos + 2
+        raise ProtocolError(
+            f"chunked body: expected CRLF after chunk data, got {raw[pos : pos + 8]!r}"
+        )
+
+    def _size_line(self, raw: bytes, pos: int) -> int:
+        end = raw.find(b"\n", pos)
+        if end < 0:
+            self._line += raw[pos:]
+            if len(self._line) > MAX_SIZE_LINE:
+                raise ProtocolError("chunked body: chunk-size line too long")
+            return len(raw)
+        line = (self._line + raw[pos:end]).rstrip(b"\r")
+        self._line = b""
+        digits = line.split(b";", 1)[0].strip(b" \t")
+        if not digits or len(digits) > _MAX_HEX_DIGITS or digits.strip(_HEX_DIGITS):
+            raise ProtocolError(f"chunked body: invalid chunk size {line[:40]!r}")
+        self._left = int(digits, 16)
+        self.ended = not self._left
+        return end + 1
