@@ -1,31 +1,44 @@
-"""Two baselines, each feeding the main job's own dataflow (same parsing, same windows):
+"""Two baselines: the SSE patterns Bytewax users write, whole, computing the main job's windows.
 
 - ``classic``: the classic Bytewax SSE pattern: sseclient-py over a urllib3 response,
-  one event per ``next_batch``.
-- ``example``: Bytewax's current example pattern: aiohttp-sse-client's ``EventSource`` as
-  an async generator, batched by ``bytewax.inputs.batch_async`` (0.25 s / 1000).
+  one event per ``next_batch``, ``json.loads`` in the source.
+- ``example``: Bytewax's current example pattern (``examples/wikistream.py``):
+  aiohttp-sse-client's ``EventSource`` as an async generator, batched by
+  ``bytewax.inputs.batch_async`` (0.25 s / 1000), then ``op.map(json.loads)``.
+
+After the source both go reading by reading, as those patterns do: each event to its
+reading, ``key_on`` the sensor and metric, and ``fold_window`` over event-time tumbling
+windows with the same clock, lateness, exact mean and records as ``sensor_stats``, which
+writes the same aggregates file (the benchmark checks that it does). What they leave
+out is what the main job adds around it: dead letters, resume, reconnects.
 
 Run: ``BENCH_URL=... python -m bytewax.run "benchmarks.baselines:classic()"`` (or
-``example()``). Only the source differs from ``dataflows.sensor_stats``.
+``example()``) with the main job's settings (``OUTPUT``, ``WINDOW``...).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
+import bytewax.operators as op
 import sseclient
 import urllib3
 from aiohttp_sse_client.client import EventSource
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition, batch_async
+from bytewax.operators.windowing import fold_window
 
-from connectors.source import StreamItem
-from connectors.sse import SSEEvent
-from dataflows.config import load_config
-from dataflows.sensor_stats import build_flow
+from dataflows.aggregates import add_reading, merge_stats, new_stats
+from dataflows.config import JobConfig, load_config
+from dataflows.outputs import write_records
+from dataflows.readings import Reading, parse_flat, reading_key
+from dataflows.sensor_stats import window_record
+from dataflows.windows import event_time_clock, reading_ts, tumbling
 
 STREAM = "bench"
 
@@ -34,29 +47,26 @@ def _url() -> str:
     return os.environ["BENCH_URL"]
 
 
-class _ClassicPartition(StatefulSourcePartition[StreamItem, None]):
+class _ClassicPartition(StatefulSourcePartition[Any, None]):
     def __init__(self) -> None:
         response = urllib3.PoolManager().request(
             "GET", _url(), preload_content=False, headers={"Accept": "text/event-stream"}
         )
         self._events: Iterator[Any] = iter(sseclient.SSEClient(response).events())
 
-    def next_batch(self) -> list[StreamItem]:
+    def next_batch(self) -> list[Any]:
         event = next(self._events)  # blocks; StopIteration at the end ends the partition
-        return [(STREAM, SSEEvent(event.event, event.data, event.id or "", None))]
+        return [json.loads(event.data)]
 
     def snapshot(self) -> None:
         return None
 
 
-async def _sse_agen(url: str) -> AsyncIterator[StreamItem]:
+async def _sse_agen(url: str) -> AsyncIterator[str]:
     try:
         async with EventSource(url) as source:
             async for event in source:
-                yield (
-                    STREAM,
-                    SSEEvent(event.type or "message", event.data, event.last_event_id or "", None),
-                )
+                yield event.data
     except ConnectionAbortedError as exc:
         # EventSource reconnects when the body ends and raises on the 204 that follows:
         # the one change made to the pattern, so that the stream can end.
@@ -64,19 +74,19 @@ async def _sse_agen(url: str) -> AsyncIterator[StreamItem]:
             raise
 
 
-class _ExamplePartition(StatefulSourcePartition[StreamItem, None]):
+class _ExamplePartition(StatefulSourcePartition[Any, None]):
     def __init__(self) -> None:
         self._batcher = batch_async(_sse_agen(_url()), timedelta(seconds=0.25), 1000)
 
-    def next_batch(self) -> list[StreamItem]:
+    def next_batch(self) -> list[Any]:
         return next(self._batcher)
 
     def snapshot(self) -> None:
         return None
 
 
-class _OnePartition(FixedPartitionedSource[StreamItem, None]):
-    def __init__(self, kind: type[StatefulSourcePartition[StreamItem, None]]) -> None:
+class _OnePartition(FixedPartitionedSource[Any, None]):
+    def __init__(self, kind: type[StatefulSourcePartition[Any, None]]) -> None:
         self._kind = kind
 
     def list_parts(self) -> list[str]:
@@ -84,13 +94,41 @@ class _OnePartition(FixedPartitionedSource[StreamItem, None]):
 
     def build_part(
         self, step_id: str, for_part: str, resume_state: None
-    ) -> StatefulSourcePartition[StreamItem, None]:
+    ) -> StatefulSourcePartition[Any, None]:
         return self._kind()
 
 
+def _reading(body: Any) -> Reading:
+    ((sensor, metric, ts, value),) = parse_flat(body, "message")
+    return Reading(sensor, metric, ts, value, "", STREAM)
+
+
+def _windows(job: JobConfig, bodies: Stream[Any]) -> None:
+    """Reading by reading to the main job's aggregate records."""
+    length, lateness = job.window.length, job.window.lateness
+    readings = op.map("reading", bodies, _reading)
+    keyed = op.key_on("key", readings, reading_key)
+    windows = fold_window(
+        "window",
+        keyed,
+        event_time_clock(lateness, reading_ts),
+        tumbling(length),
+        new_stats,
+        add_reading,
+        merge_stats,
+    )
+    records = op.map("record", windows.down, partial(window_record, length=length))
+    write_records("aggregates_out", records, "aggregates", job.output)
+
+
 def classic() -> Dataflow:
-    return build_flow(load_config(), source=_OnePartition(_ClassicPartition))
+    flow = Dataflow("classic")
+    _windows(load_config(), op.input("sse", flow, _OnePartition(_ClassicPartition)))
+    return flow
 
 
 def example() -> Dataflow:
-    return build_flow(load_config(), source=_OnePartition(_ExamplePartition))
+    flow = Dataflow("example")
+    events = op.input("sse", flow, _OnePartition(_ExamplePartition))
+    _windows(load_config(), op.map("load_json", events, json.loads))
+    return flow

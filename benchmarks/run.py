@@ -242,8 +242,12 @@ def net_rate(
     *extra: str,
     processes: int = 1,
     streams: int = 1,
+    aggregates: list[list[str]] | None = None,
 ) -> tuple[list[float], int]:
-    """Net events/s over n events per stream, start-up (a 1-event run) subtracted."""
+    """Net events/s over n events per stream, start-up (a 1-event run) subtracted.
+
+    ``aggregates`` receives the last run's aggregate lines, sorted.
+    """
     rates, peak = [], 0
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(repeats):
@@ -252,7 +256,20 @@ def net_rate(
             seconds, rss = run_flow(target, urls, f"{tmp}/r{k}", *extra, processes=processes)
             rates.append(n * streams / max(seconds - startup, 1e-3))
             peak = max(peak, rss)
+        if aggregates is not None:
+            lines = Path(f"{tmp}/r{repeats - 1}/aggregates/aggregates.jsonl").read_text()
+            aggregates.append(sorted(lines.splitlines()))
     return rates, peak
+
+
+def same_windows(target: str, baseline: str, server: StreamServer, n: int) -> None:
+    """Stop the benchmark if a baseline's windows differ from the job's: it would not be
+    doing the same work."""
+    outputs: list[list[str]] = []
+    for flow in (target, baseline):
+        net_rate(server, flow, n, 1, aggregates=outputs)
+    if outputs[0] != outputs[1] or not outputs[0]:
+        raise RuntimeError(f"{baseline} wrote other windows than {target} over {n} events")
 
 
 # -- 5. latency ----------------------------------------------------------------------
@@ -485,19 +502,23 @@ def main(argv: Iterable[str] | None = None) -> int:
         )
         example = Row(
             "4 end to end",
-            "baseline: Bytewax example (aiohttp-sse-client + batch_async)",
+            "baseline: Bytewax example (aiohttp-sse-client + batch_async, then per reading)",
             "events/s",
             net_rate(server, "benchmarks.baselines:example()", n_e2e, e2e_repeats)[0],
         )
         classic_n = max(n_e2e // 10, 2000)
         classic = Row(
             "4 end to end",
-            "baseline: classic (sseclient-py, one event a batch)",
+            "baseline: classic (sseclient-py, one event a batch, then per reading)",
             "events/s",
             net_rate(server, "benchmarks.baselines:classic()", classic_n, e2e_repeats)[0],
             f"over {classic_n:,} events",
         )
         ours.note += f"; {ratio(ours, example)}, {ratio(ours, classic)}"
+        for baseline in ("example", "classic"):
+            same_windows(
+                "dataflows.sensor_stats", f"benchmarks.baselines:{baseline}()", server, classic_n
+            )
         rows += [ours, example, classic]
         two_workers = Row(
             "4 end to end",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import chain
 
 from bytewax.operators import StatefulBatchLogic
 
@@ -93,8 +94,9 @@ class Partial:
 LateReading = tuple[int, Reading]  # (window id, reading), as Bytewax reports late items
 
 
-class PreAggregate(StatefulBatchLogic[Reading, "Partial | LateReading", datetime | None]):
-    """Per key, a batch of readings in, one ``Partial`` per window touched out.
+class PreAggregate(StatefulBatchLogic[list[Reading], "Partial | LateReading", datetime | None]):
+    """Per key, lists of readings in (a list per source batch), one ``Partial`` per
+    window touched out.
 
     It applies the lateness rule of ``windows.event_time_clock`` reading by reading, in
     arrival order (a reading more than ``lateness`` older than the newest reading before
@@ -110,12 +112,12 @@ class PreAggregate(StatefulBatchLogic[Reading, "Partial | LateReading", datetime
         self._lateness = lateness
         self._newest = newest
 
-    def on_batch(self, values: list[Reading]) -> tuple[list[Partial | LateReading], bool]:
+    def on_batch(self, values: list[list[Reading]]) -> tuple[list[Partial | LateReading], bool]:
         length, lateness = self._length, self._lateness
         newest = self._newest
         groups: dict[int, Partial] = {}
         late: list[Partial | LateReading] = []
-        for reading in values:
+        for reading in chain.from_iterable(values):
             ts = reading.ts
             if newest is not None:
                 if ts < newest - lateness:

@@ -35,10 +35,10 @@ from dataflows.pipeline import (
     RunSummary,
     job_config,
     late_letter,
-    read_stream,
+    read_stream_by_key,
     start_job,
 )
-from dataflows.readings import DeadLetter, reading_key, split_key
+from dataflows.readings import DeadLetter, split_key
 from dataflows.windows import event_time_clock, iso, tumbling, window_start
 
 __all__ = ["build_flow"]
@@ -86,11 +86,10 @@ def build_flow(
     summary = summary or RunSummary("sensor_stats")
     length, lateness = job.window.length, job.window.lateness
     flow = Dataflow("sensor_stats")
-    readings, dead = read_stream(flow, job, summary, source)
-    keyed = op.key_on("key", readings, reading_key)
+    groups, dead = read_stream_by_key(flow, job, summary, source)
     # Batch-level: each batch's readings of a key become one partial per window, with
     # per-reading lateness kept exact (see aggregates.PreAggregate).
-    pre = op.stateful_batch("pre_aggregate", keyed, partial(PreAggregate, length, lateness))
+    pre = op.stateful_batch("pre_aggregate", groups, partial(PreAggregate, length, lateness))
     split = op.branch("is_partial", pre, _is_partial)
     partials: KeyedStream[Partial] = split.trues  # type: ignore[assignment]
     windows = fold_window(
