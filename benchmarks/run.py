@@ -250,6 +250,8 @@ def net_rate(
     """
     rates, peak = [], 0
     with tempfile.TemporaryDirectory() as tmp:
+        # Not timed: the first run after a change also compiles the modules' bytecode.
+        run_flow(target, server.url(1), f"{tmp}/warm", *extra, processes=processes)
         for k in range(repeats):
             startup, _ = run_flow(target, server.url(1), f"{tmp}/s{k}", *extra, processes=processes)
             urls = ",".join(server.url(n) + f"&s={s}" for s in range(streams))

@@ -1,9 +1,10 @@
 """Per-window aggregates: count, mean, min and max, with an exactly rounded mean; and the
 batch-level pre-aggregation that feeds them to the window operator a partial at a time.
 
-The sum is kept as Shewchuk's non-overlapping partials (the algorithm behind
-``math.fsum``), so the mean is the correctly rounded sum over the count whatever the
-order the readings arrived in or the windows were merged.
+The sum is kept as a few floats whose exact sum is the exact sum of the readings
+(``exact_parts`` for a batch at once, Shewchuk's partials, the algorithm behind
+``math.fsum``, for one reading at a time), so the mean is the correctly rounded sum over
+the count whatever the order the readings arrived in or the windows were merged.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from itertools import chain
 from bytewax.operators import StatefulBatchLogic
 
 from dataflows.readings import Reading
-from dataflows.windows import window_id_of
+from dataflows.windows import EPOCH, window_id_of, window_start
 
 __all__ = [
     "LateReading",
@@ -25,9 +26,11 @@ __all__ = [
     "WindowStats",
     "add_partial",
     "add_reading",
+    "exact_parts",
     "merge_stats",
     "new_stats",
     "newest_of",
+    "stats_of",
 ]
 
 
@@ -57,6 +60,29 @@ def _add_exact(partials: list[float], x: float) -> None:
     partials[i:] = [x]
 
 
+def exact_parts(values: list[float]) -> list[float]:
+    """A few floats whose exact sum is the exact sum of ``values``.
+
+    ``math.fsum`` rounds the exact sum correctly; what it leaves out is itself an exact
+    sum (the values less the parts so far), rounded again, until nothing is left. The
+    residual shrinks by 2**-53 a round, so this takes a few rounds, each in C, where
+    adding the values one by one in Python costs a loop per value. A sum past the float
+    range (values near 1e308) cannot be held in floats: the parts then hold an infinity,
+    as with one-by-one addition, and the mean is not finite.
+    """
+    parts: list[float] = []
+    rest = list(values)
+    try:
+        while part := math.fsum(rest):
+            parts.append(part)
+            rest.append(-part)
+    except OverflowError:
+        parts = []
+        for x in values:
+            _add_exact(parts, x)
+    return parts
+
+
 def new_stats() -> WindowStats:
     return WindowStats()
 
@@ -73,10 +99,17 @@ def add_reading(stats: WindowStats, reading: Reading) -> WindowStats:
 
 
 def merge_stats(a: WindowStats, b: WindowStats) -> WindowStats:
-    merged = WindowStats(a.count + b.count, min(a.minimum, b.minimum), max(a.maximum, b.maximum))
-    for x in (*a.partials, *b.partials):
-        _add_exact(merged.partials, x)
-    return merged
+    return WindowStats(
+        a.count + b.count,
+        min(a.minimum, b.minimum),
+        max(a.maximum, b.maximum),
+        exact_parts([*a.partials, *b.partials]),
+    )
+
+
+def stats_of(values: list[float]) -> WindowStats:
+    """The stats of one or more values at once."""
+    return WindowStats(len(values), min(values), max(values), exact_parts(values))
 
 
 @dataclass
@@ -115,27 +148,39 @@ class PreAggregate(StatefulBatchLogic[list[Reading], "Partial | LateReading", da
     def on_batch(self, values: list[list[Reading]]) -> tuple[list[Partial | LateReading], bool]:
         length, lateness = self._length, self._lateness
         newest = self._newest
-        groups: dict[int, Partial] = {}
+        cutoff = None if newest is None else newest - lateness
+        # Per window touched: the values, and the newest timestamp among them.
+        groups: dict[int, tuple[list[float], list[datetime]]] = {}
         late: list[Partial | LateReading] = []
+        # The window of the reading before: readings mostly fall in the same one.
+        start = end = EPOCH
+        values_in: list[float] = []
+        newest_in: list[datetime] = []
         for reading in chain.from_iterable(values):
             ts = reading.ts
-            if newest is not None:
-                if ts < newest - lateness:
-                    late.append((window_id_of(ts, length), reading))
-                    continue
-                if ts > newest:
-                    newest = ts
-            else:
+            if cutoff is not None and ts < cutoff:
+                late.append((window_id_of(ts, length), reading))
+                continue
+            if newest is None or ts > newest:
                 newest = ts
-            window_id = window_id_of(ts, length)
-            partial = groups.get(window_id)
-            if partial is None:
-                partial = groups[window_id] = Partial(window_id, ts, WindowStats())
-            elif ts > partial.newest:
-                partial.newest = ts
-            add_reading(partial.stats, reading)
+                cutoff = ts - lateness
+            if not start <= ts < end:
+                window_id = window_id_of(ts, length)
+                start = window_start(window_id, length)
+                end = start + length
+                group = groups.get(window_id)
+                if group is None:
+                    group = groups[window_id] = ([], [ts])
+                values_in, newest_in = group
+            values_in.append(reading.value)
+            if ts > newest_in[0]:
+                newest_in[0] = ts
         self._newest = newest
-        partials: list[Partial] = sorted(groups.values(), key=newest_of)
+        partials = [
+            Partial(window_id, newest_in[0], stats_of(values_in))
+            for window_id, (values_in, newest_in) in groups.items()
+        ]
+        partials.sort(key=newest_of)
         return [*partials, *late], self.RETAIN
 
     def snapshot(self) -> datetime | None:

@@ -141,6 +141,31 @@ def _object(body: Any) -> dict[str, Any]:
 
 
 def parse_flat(body: Any, event_type: str) -> Parsed:
+    if type(body) is dict:
+        # The usual reading (strings, a float value, an RFC 3339 UTC time) without a call
+        # per field; anything else goes through the checks below, which name the problem.
+        sensor, metric, ts, value = (
+            body.get("sensor_id"),
+            body.get("metric"),
+            body.get("ts"),
+            body.get("value"),
+        )
+        if (
+            type(sensor) is str
+            and sensor
+            and type(metric) is str
+            and metric
+            and type(value) is float
+            and value - value == 0.0  # finite: inf - inf and nan - nan are nan
+            and type(ts) is str
+        ):
+            try:
+                moment = datetime.fromisoformat(ts)
+            except ValueError:
+                pass
+            else:
+                if moment.tzinfo is UTC:
+                    return [(sensor, metric, moment, value)]
     obj = _object(body)
     sensor = _text(obj, "sensor_id")
     if "metric" in obj:

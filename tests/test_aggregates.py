@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import pickle
 from datetime import UTC, datetime
+from fractions import Fraction
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dataflows.aggregates import add_reading, merge_stats, new_stats
+from dataflows.aggregates import add_reading, exact_parts, merge_stats, new_stats, stats_of
 from dataflows.readings import Reading
 
 values = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=60)
@@ -37,3 +38,27 @@ def test_mean_is_correctly_rounded_in_any_order_and_split(
     assert merged.mean == math.fsum(vs) / len(vs)
     assert (merged.minimum, merged.maximum) == (min(vs), max(vs))
     assert pickle.loads(pickle.dumps(merged)) == merged
+
+
+# Any float whose sums stay in the float range (past it, see exact_parts).
+finite = st.floats(-1e300, 1e300, allow_nan=False)
+
+
+@given(st.lists(finite, max_size=60))
+def test_exact_parts_sum_exactly_to_the_values(vs: list[float]) -> None:
+    # Fractions are exact: the parts lose nothing.
+    parts = exact_parts(vs)
+    assert sum(map(Fraction, parts), Fraction(0)) == sum(map(Fraction, vs), Fraction(0))
+    assert len(parts) <= 40
+
+
+@given(values, values)
+def test_batches_at_once_merge_to_the_correctly_rounded_mean(
+    a: list[float], b: list[float]
+) -> None:
+    merged = merge_stats(stats_of(a), stats_of(b))
+    one_by_one = new_stats()
+    for v in a + b:
+        add_reading(one_by_one, _reading(v))
+    assert merged.mean == one_by_one.mean == math.fsum(a + b) / len(a + b)
+    assert (merged.count, merged.minimum, merged.maximum) == (len(a + b), min(a + b), max(a + b))

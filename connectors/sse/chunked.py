@@ -19,6 +19,8 @@ connection is closed after an event stream anyway.
 
 from __future__ import annotations
 
+import re
+
 from urllib3.exceptions import ProtocolError
 
 __all__ = ["ChunkedBody"]
@@ -28,6 +30,8 @@ MAX_SIZE_LINE = 4096
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 # Chunk sizes over 2**63 are no body we could hold; 16 hex digits is the most read.
 _MAX_HEX_DIGITS = 16
+# A size line with no extension, as servers write it (the rest goes the general way).
+_PLAIN_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})\r\n").match
 
 
 class ChunkedBody:
@@ -73,6 +77,16 @@ class ChunkedBody:
                     continue
                 pos = self._end_of_data(raw, pos)
                 continue
+            if not self._line:
+                # The usual chunk, whole in this read: size line, data and CRLF at once.
+                whole = _PLAIN_SIZE_LINE(raw, pos)
+                if whole is not None:
+                    start = whole.end()
+                    end = start + int(whole[1], 16)
+                    if end > start and raw.startswith(b"\r\n", end):
+                        pieces.append(raw[start:end])
+                        pos = end + 2
+                        continue
             pos = self._size_line(raw, pos)
 
     def _end_of_data(self, raw: bytes, pos: int) -> int:
