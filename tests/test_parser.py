@@ -175,6 +175,8 @@ _FIELD_LINES = st.sampled_from(
         b"data:\n",
         b"data\n",
         b"data: \xc3\xa9\xff\n",
+        # 10 bytes of data, 30 once each is a replacement character: a limit of 24 tells
+        b"data:" + b"\xff" * 10 + b"\n",
         b": comment\n",
         b"retry: 250\n",
         b"retry: x\n",
@@ -187,12 +189,29 @@ event_streams = st.lists(_BLOCKS, max_size=12).map(b"".join)
 
 
 @settings(max_examples=400, deadline=None)
-@given(data=st.data(), stream=event_streams, limit=st.sampled_from([4, 16, 1 << 20]))
+@given(data=st.data(), stream=event_streams, limit=st.sampled_from([4, 16, 24, 1 << 20]))
 def test_whole_events_give_the_reference_events_at_any_chunking(
     data: st.DataObject, stream: bytes, limit: int
 ) -> None:
     chunks = data.draw(chunked(stream))
     assert parse(chunks, limit) == reference(stream, limit)
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        b"data\ndata:" + b"\xff" * 10 + b"\n\n",  # an unusual shape: read line by line
+        b"data:" + b"\xff" * 10 + b"\n\n",
+        # found by the fuzzer
+        b"ng\r@id7\r\ndata: \x9d\xbd" + b"\x9d" * 14 + b"a\r\ndata:\n\n:\r\x00b \r\n",
+    ],
+)
+def test_the_size_limit_counts_bytes_not_replacement_characters(stream: bytes) -> None:
+    # Each invalid byte becomes U+FFFD, three bytes in UTF-8: the limit is on what came.
+    for chunks in splits(stream):
+        assert parse(chunks, 24) == reference(stream, 24)
+        assert parse(chunks, 43) == reference(stream, 43)
+    assert "\ufffd" * 10 in parse([stream], 24)[0].data  # type: ignore[union-attr]
 
 
 # -- against sseclient-py, where it is right -----------------------------------------

@@ -277,28 +277,33 @@ class SSEParser(_StreamParser):
             chunk = chunk[cut:]
         end = chunk.rfind(b"\n\n") + 2
         if end > 1:
-            if end > self._max:  # it may hold an event over the limit: line by line
-                self._take_lines(lines.split(chunk[:end]), out)
+            blocks = chunk[:end]
+            try:
+                # Over the limit it may hold an oversized event: then line by line.
+                text = blocks.decode() if end <= self._max else None
+            except UnicodeDecodeError:
+                # Replacement characters are longer than the bytes they replace, so
+                # the size limit must see the bytes: line by line.
+                text = None
+            if text is None:
+                self._take_lines(lines.split(blocks), out)
             else:
-                self._take_events(chunk[:end], out)
+                self._take_events(text, out)
             chunk = chunk[end:]
         if chunk:
             self._take_lines(lines.split(chunk), out)
             self._at_boundary = False
         return out
 
-    def _take_events(self, blocks: bytes, out: list[SSEEvent | OversizedEvent]) -> None:
-        """Whole events (``blocks`` starts after a blank line and ends with one), parsed a
-        block at a time where it is one of the usual shapes, line by line where not.
-
-        Decoding all the blocks at once is what the spec does ("decode the stream");
-        the lines of an unusual block are encoded back for the line parser, which gives
-        the same text again, replacement characters included.
+    def _take_events(self, text: str, out: list[SSEEvent | OversizedEvent]) -> None:
+        """Whole events (``text`` starts after a blank line and ends with one, decoded
+        from valid UTF-8), parsed a block at a time where it is one of the usual shapes,
+        line by line where not: its lines encoded back are the bytes that came.
         """
         new = tuple.__new__
         event_id, retry = self._id_buffer, self.retry
         # Each match starts where the last ended: the last alternative matches any block.
-        for block in _EVENT_BLOCK.finditer(blocks.decode("utf-8", "replace")):
+        for block in _EVENT_BLOCK.finditer(text):
             new_id, event_type, data, second, more, other = block.groups()
             if other is not None:
                 self._id_buffer = event_id
