@@ -569,12 +569,20 @@ def _table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+BASELINES = (
+    "The baselines (`benchmarks/baselines.py`) are the two patterns whole: their source, "
+    "then reading by reading (`key_on`, `fold_window` with the job's clock, windows and "
+    "exact mean). Before timing, each is run over the same stream as `sensor_stats` and "
+    "must write the same aggregates file."
+)
+
+
 def _write_results(table: str, profile: str) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = (
         f"# Benchmark results\n\n{stamp}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {platform.machine()}. "
-        f"Produced by `make bench` (`python -m benchmarks.run`).\n\n{table}\n\n"
+        f"Produced by `make bench` (`python -m benchmarks.run`).\n\n{BASELINES}\n\n{table}\n\n"
         f"## Where the time goes\n\n{profile}\n"
     )
     (ROOT / "benchmarks" / "results.md").write_text(text)
