@@ -235,13 +235,26 @@ def read_stream(
     flow: Dataflow, job: JobConfig, summary: RunSummary, source: Source[StreamItem] | None = None
 ) -> tuple[Stream[Reading], Stream[DeadLetter]]:
     """The configured streams (or ``source``) as readings, and dead letters for the rest."""
+    return _read_parsed(flow, job, summary, source, _parse_batch)
+
+
+def _read_parsed(
+    flow: Dataflow,
+    job: JobConfig,
+    summary: RunSummary,
+    source: Source[StreamItem] | None,
+    parse_batch: Callable[..., list[T | DeadLetter]],
+) -> tuple[Stream[T], Stream[DeadLetter]]:
+    """The source's batches through ``parse_batch``, split into what it made and dead letters."""
     items = op.input("sse", flow, source if source is not None else sse_source(job, summary))
     parser = PARSERS[job.stream.format]
-    parsed = op.flat_map_batch(
-        "parse", items, partial(_parse_batch, parser=parser, summary=summary)
-    )
-    split = op.branch("is_reading", parsed, _is_reading)
+    parsed = op.flat_map_batch("parse", items, partial(parse_batch, parser=parser, summary=summary))
+    split = op.branch("is_parsed", parsed, _is_parsed)
     return split.trues, split.falses  # type: ignore[return-value]
+
+
+def _is_parsed(item: object) -> bool:
+    return not isinstance(item, DeadLetter)
 
 
 def _parse_batch_by_key(
@@ -258,17 +271,7 @@ def read_stream_by_key(
     """Like ``read_stream``, with each batch's readings grouped by ``reading_key``: one
     item per key and batch (readings in arrival order) rather than one per reading, so
     the steps after it pay the runtime's cost per item a few times a batch."""
-    items = op.input("sse", flow, source if source is not None else sse_source(job, summary))
-    parser = PARSERS[job.stream.format]
-    parsed = op.flat_map_batch(
-        "parse", items, partial(_parse_batch_by_key, parser=parser, summary=summary)
-    )
-    split = op.branch("is_readings", parsed, _is_group)
-    return split.trues, split.falses  # type: ignore[return-value]
-
-
-def _is_group(item: tuple[str, list[Reading]] | DeadLetter) -> bool:
-    return not isinstance(item, DeadLetter)
+    return _read_parsed(flow, job, summary, source, _parse_batch_by_key)
 
 
 def late_letter(
@@ -288,7 +291,3 @@ def late_letter(
     )
     detail = f"more than {lateness.total_seconds():g} s older than a reading already seen"
     return DeadLetter("late", detail, data, reading.event_id, reading.stream).to_json()
-
-
-def _is_reading(item: Reading | DeadLetter) -> bool:
-    return isinstance(item, Reading)
