@@ -142,8 +142,8 @@ def _object(body: Any) -> dict[str, Any]:
 
 def parse_flat(body: Any, event_type: str) -> Parsed:
     if type(body) is dict:
-        # The usual reading (strings, a float value, an RFC 3339 UTC time) without a call
-        # per field; anything else goes through the checks below, which name the problem.
+        # The usual reading (strings, a float value, a time string) without a call per
+        # field; anything else goes through the checks below, which name the problem.
         sensor, metric, ts, value = (
             body.get("sensor_id"),
             body.get("metric"),
@@ -159,13 +159,7 @@ def parse_flat(body: Any, event_type: str) -> Parsed:
             and value - value == 0.0  # finite: inf - inf and nan - nan are nan
             and type(ts) is str
         ):
-            try:
-                moment = datetime.fromisoformat(ts)
-            except ValueError:
-                pass
-            else:
-                if moment.tzinfo is UTC:
-                    return [(sensor, metric, moment, value)]
+            return [(sensor, metric, _timestamp(ts), value)]
     obj = _object(body)
     sensor = _text(obj, "sensor_id")
     if "metric" in obj:
@@ -282,7 +276,7 @@ def parse_by_key(
         event_id = event.id
         for sensor, metric, ts, value in parsed:
             reading = new(Reading, (sensor, metric, ts, value, event_id, stream))
-            key = f"{sensor}{_KEY_SEP}{metric}"
+            key = reading_key(reading)
             group = groups.get(key)
             if group is None:
                 groups[key] = [reading]

@@ -70,11 +70,6 @@ class ChunkedBody:
                 self._after_data = not self._left
                 continue
             if self._after_data:
-                # The common case, a whole CRLF in this read, without building a line.
-                if not self._line and raw.startswith(b"\r\n", pos):
-                    pos += 2
-                    self._after_data = False
-                    continue
                 pos = self._end_of_data(raw, pos)
                 continue
             if not self._line:

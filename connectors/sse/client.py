@@ -417,8 +417,8 @@ class Subscription(Iterator[SSEEvent]):
 
     @staticmethod
     def _chunks(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-        raw = getattr(getattr(response, "_fp", None), "fp", None)
         if getattr(response, "chunked", False):
+            raw = getattr(getattr(response, "_fp", None), "fp", None)
             if raw is not None and hasattr(raw, "read1"):
                 yield from _dechunked(raw)
                 return

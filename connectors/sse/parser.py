@@ -268,15 +268,17 @@ class SSEParser(_StreamParser):
             if chunk[0] == 0x0A and not lines.holding:
                 cut = 1
             else:
-                cut = chunk.find(b"\n\n") + 2
-                if cut == 1:
+                blank = chunk.find(b"\n\n")
+                if blank < 0:
                     self._take_lines(lines.split(chunk), out)
                     return out
+                cut = blank + 2
             self._take_lines(lines.split(chunk[:cut]), out)
             self._at_boundary = True
             chunk = chunk[cut:]
-        end = chunk.rfind(b"\n\n") + 2
-        if end > 1:
+        last_blank = chunk.rfind(b"\n\n")
+        if last_blank >= 0:
+            end = last_blank + 2
             blocks = chunk[:end]
             try:
                 # Over the limit it may hold an oversized event: then line by line.
