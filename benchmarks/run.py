@@ -28,7 +28,7 @@ from typing import IO
 import numpy
 import sseclient
 
-from benchmarks.stream_server import SPEC, StreamServer
+from benchmarks.stream_server import StreamServer, spec
 from connectors.simulator.sequence import payload
 from connectors.sse import RetryPolicy, iter_events, subscribe
 from dataflows.pipeline import peak_rss_bytes
@@ -86,7 +86,7 @@ def socket_ceiling(url_port: int, n: int, framing: str) -> tuple[float, float]:
 def stream_bytes(n: int, variant: str) -> bytes:
     frames = []
     for i in range(n):
-        data = payload(SPEC, i)
+        data = payload(spec(), i)
         if variant == "multi-line":
             half = len(data) // 2
             frames.append(f"id: {i}\ndata: {data[:half]}\ndata: {data[half:]}\n\n")
@@ -205,16 +205,20 @@ def run_flow(
     if processes == 1:
         cmds = [[sys.executable, "-m", "bytewax.run", target, *extra]]
     else:
-        addresses = ";".join(f"127.0.0.1:{_free_port()}" for _ in range(processes))
+        ports = [_free_port() for _ in range(processes)]
+        addresses = ";".join(f"127.0.0.1:{port}" for port in ports)
         cmds = [
             [sys.executable, "-m", "bytewax.run", target, "-i", str(i), "-a", addresses]
             for i in range(processes)
         ]
     stdout = subprocess.PIPE if read_stdout else subprocess.DEVNULL
-    procs = [
-        subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE)
-        for cmd in cmds
-    ]
+    procs: list[subprocess.Popen[bytes]] = []
+    for i, cmd in enumerate(cmds):
+        if i == 1:
+            _await_listening(ports[0], procs[0])
+        procs.append(
+            subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE)
+        )
     watcher = PeakWatcher([p.pid for p in procs])
     if read_stdout is not None:
         assert procs[0].stdout is not None
@@ -226,6 +230,26 @@ def run_flow(
             raise RuntimeError(f"{target} failed: {stderr.decode()[-2000:]}")
     seconds = time.perf_counter() - started
     return seconds, watcher.stop()
+
+
+def _await_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
+    """Wait until process 0 of a cluster listens on its port.
+
+    Timely's other processes connect to it, and one that finds nobody listening sleeps a
+    whole second before it tries again: a random second in a run of a few seconds. The
+    check reads the kernel's socket table, since connecting would be taken for a peer.
+    """
+    wanted = f":{port:04X} "
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        with open("/proc/net/tcp") as table:
+            # Columns: sl, local_address, rem_address, st (0A is LISTEN).
+            if any(
+                wanted in f"{cols[1]} " and cols[3] == "0A"
+                for cols in (line.split() for line in table)
+            ):
+                return
+        time.sleep(0.005)
 
 
 def _free_port() -> int:
@@ -254,7 +278,7 @@ def net_rate(
         run_flow(target, server.url(1), f"{tmp}/warm", *extra, processes=processes)
         for k in range(repeats):
             startup, _ = run_flow(target, server.url(1), f"{tmp}/s{k}", *extra, processes=processes)
-            urls = ",".join(server.url(n) + f"&s={s}" for s in range(streams))
+            urls = ",".join(server.url(n, stream=s) for s in range(streams))
             seconds, rss = run_flow(target, urls, f"{tmp}/r{k}", *extra, processes=processes)
             rates.append(n * streams / max(seconds - startup, 1e-3))
             peak = max(peak, rss)
@@ -472,8 +496,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     n_big = 100_000 if quick else 1_000_000
     rows: list[Row] = []
 
-    warm = [(n_http, "small"), (n_http, "large"), (n_http, "close"), (1, "small")]
-    warm += [(n_e2e, "small"), (n_big, "small")]
+    warm = [(n_http, "small", 0), (n_http, "large", 0), (n_http, "close", 0), (1, "small", 0)]
+    warm += [(n_e2e, "small", 0), (n_e2e, "small", 1), (n_big, "small", 0)]
     with StreamServer(warm) as server:
         socket_ceiling(server.port, 1, "small")  # waits until the server has its bytes ready
 

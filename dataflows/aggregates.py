@@ -16,17 +16,25 @@ from itertools import chain
 
 from bytewax.operators import StatefulBatchLogic
 
-from dataflows.readings import Reading
-from dataflows.windows import EPOCH, window_id_of, window_start
+from dataflows.readings import (
+    Reading,
+    ReadingRow,
+    duration_micros,
+    from_micros,
+    micros,
+    split_key,
+)
 
 __all__ = [
     "LateReading",
+    "LateRow",
     "Partial",
     "PreAggregate",
     "WindowStats",
     "add_partial",
     "add_reading",
     "exact_parts",
+    "late_reading",
     "merge_stats",
     "new_stats",
     "newest_of",
@@ -125,65 +133,79 @@ class Partial:
 
 
 LateReading = tuple[int, Reading]  # (window id, reading), as Bytewax reports late items
+LateRow = tuple[int, ReadingRow]  # the same, before the key is put back
 
 
-class PreAggregate(StatefulBatchLogic[list[Reading], "Partial | LateReading", datetime | None]):
-    """Per key, lists of readings in (a list per source batch), one ``Partial`` per
-    window touched out.
+def late_reading(item: tuple[str, LateRow]) -> tuple[str, LateReading]:
+    key, (window_id, (stamp, value, event_id, stream)) = item
+    sensor_id, metric = split_key(key)
+    reading = Reading(sensor_id, metric, from_micros(stamp), value, event_id, stream)
+    return key, (window_id, reading)
+
+
+class PreAggregate(StatefulBatchLogic[list[ReadingRow], "Partial | LateRow", int | None]):
+    """Per key, rows of readings in (a list per source batch), one ``Partial`` per window
+    touched out.
 
     It applies the lateness rule of ``windows.event_time_clock`` reading by reading, in
     arrival order (a reading more than ``lateness`` older than the newest reading before
-    it is late, and is passed on as ``(window_id, reading)``), so every count and value stays what
-    per-reading windowing gives. The partials leave sorted by ``newest``: the window
+    it is late, and is passed on as ``(window_id, row)``), so every count and value stays
+    what per-reading windowing gives. The partials leave sorted by ``newest``: the window
     operator's watermark before a partial is then at most ``partial.newest - lateness``
     (the newest reading seen so far, less the lateness), so it never finds one late, and
     it closes windows exactly when it would have with the readings themselves.
+
+    Times are whole microseconds since the epoch here (rows carry them so), which makes
+    the window of a reading one integer division.
     """
 
-    def __init__(self, length: timedelta, lateness: timedelta, newest: datetime | None) -> None:
-        self._length = length
-        self._lateness = lateness
-        self._newest = newest
+    def __init__(
+        self, length: timedelta, lateness: timedelta, newest: int | datetime | None
+    ) -> None:
+        self._length = duration_micros(length)
+        self._lateness = duration_micros(lateness)
+        # A snapshot from before rows held microseconds holds a datetime.
+        self._newest = micros(newest) if isinstance(newest, datetime) else newest
 
-    def on_batch(self, values: list[list[Reading]]) -> tuple[list[Partial | LateReading], bool]:
+    def on_batch(self, values: list[list[ReadingRow]]) -> tuple[list[Partial | LateRow], bool]:
         length, lateness = self._length, self._lateness
         newest = self._newest
         cutoff = None if newest is None else newest - lateness
         # Per window touched: the values, and the newest timestamp among them.
-        groups: dict[int, tuple[list[float], list[datetime]]] = {}
-        late: list[Partial | LateReading] = []
+        groups: dict[int, tuple[list[float], list[int]]] = {}
+        late: list[Partial | LateRow] = []
         # The window of the reading before: readings mostly fall in the same one.
-        start = end = EPOCH
+        start = end = 0
         values_in: list[float] = []
-        newest_in: list[datetime] = []
-        for reading in chain.from_iterable(values):
-            ts = reading.ts
+        newest_in: list[int] = []
+        for row in chain.from_iterable(values):
+            ts = row[0]
             if cutoff is not None and ts < cutoff:
-                late.append((window_id_of(ts, length), reading))
+                late.append((ts // length, row))
                 continue
             if newest is None or ts > newest:
                 newest = ts
                 cutoff = ts - lateness
             if not start <= ts < end:
-                window_id = window_id_of(ts, length)
-                start = window_start(window_id, length)
+                window_id = ts // length
+                start = window_id * length
                 end = start + length
                 group = groups.get(window_id)
                 if group is None:
                     group = groups[window_id] = ([], [ts])
                 values_in, newest_in = group
-            values_in.append(reading.value)
+            values_in.append(row[1])
             if ts > newest_in[0]:
                 newest_in[0] = ts
         self._newest = newest
         partials = [
-            Partial(window_id, newest_in[0], stats_of(values_in))
+            Partial(window_id, from_micros(newest_in[0]), stats_of(values_in))
             for window_id, (values_in, newest_in) in groups.items()
         ]
         partials.sort(key=newest_of)
         return [*partials, *late], self.RETAIN
 
-    def snapshot(self) -> datetime | None:
+    def snapshot(self) -> int | None:
         return self._newest
 
 

@@ -37,6 +37,7 @@ from dataflows.readings import (
     DeadLetter,
     FormatParser,
     Reading,
+    ReadingRow,
     parse_by_key,
     parse_item,
 )
@@ -259,7 +260,7 @@ def _is_parsed(item: object) -> bool:
 
 def _parse_batch_by_key(
     items: list[StreamItem], parser: FormatParser, summary: RunSummary
-) -> list[tuple[str, list[Reading]] | DeadLetter]:
+) -> list[tuple[str, list[ReadingRow]] | DeadLetter]:
     groups, dead = parse_by_key(items, parser)
     summary.count(sum(map(len, groups.values())), [x.reason for x in dead])
     return [*groups.items(), *dead]
@@ -267,10 +268,11 @@ def _parse_batch_by_key(
 
 def read_stream_by_key(
     flow: Dataflow, job: JobConfig, summary: RunSummary, source: Source[StreamItem] | None = None
-) -> tuple[KeyedStream[list[Reading]], Stream[DeadLetter]]:
-    """Like ``read_stream``, with each batch's readings grouped by ``reading_key``: one
-    item per key and batch (readings in arrival order) rather than one per reading, so
-    the steps after it pay the runtime's cost per item a few times a batch."""
+) -> tuple[KeyedStream[list[ReadingRow]], Stream[DeadLetter]]:
+    """Like ``read_stream``, with each batch's readings grouped by ``key_of``: one item
+    per key and batch (``ReadingRow`` s in arrival order) rather than one per reading, so
+    the steps after it pay the runtime's cost per item a few times a batch, and readings
+    that go to another process are cheap to pickle."""
     return _read_parsed(flow, job, summary, source, _parse_batch_by_key)
 
 

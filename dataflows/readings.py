@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
@@ -21,14 +21,23 @@ from connectors.source import StreamItem
 from connectors.sse import OversizedEvent, SSEEvent
 
 __all__ = [
+    "EPOCH",
     "PARSERS",
     "DeadLetter",
     "Reading",
+    "ReadingRow",
+    "duration_micros",
+    "from_micros",
+    "key_of",
+    "micros",
     "parse_by_key",
     "parse_item",
     "reading_key",
     "split_key",
 ]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 _KEY_SEP = "\x1f"  # cannot appear in a JSON-decoded id from any vendor we model
 
@@ -260,14 +269,34 @@ def parse_item(item: StreamItem, parser: FormatParser) -> list[Reading | DeadLet
     return [Reading(s, m, ts, v, event.id, stream) for s, m, ts, v in parsed]
 
 
+# A reading whose key is known, as a plain tuple: (timestamp in microseconds since the
+# epoch, value, event id, stream). Readings cross between processes as these, and pickle
+# takes a Reading with its datetime through Python code: ~3.7 us a round trip, against
+# ~0.3 us for a row.
+ReadingRow = tuple[int, float, str, str]
+
+
+def micros(ts: datetime) -> int:
+    """``ts`` (timezone-aware) as whole microseconds since the epoch; exact, as a
+    datetime holds whole microseconds."""
+    return (ts - EPOCH) // _MICROSECOND
+
+
+def duration_micros(span: timedelta) -> int:
+    return span // _MICROSECOND
+
+
+def from_micros(stamp: int) -> datetime:
+    return EPOCH + timedelta(microseconds=stamp)
+
+
 def parse_by_key(
     items: list[StreamItem], parser: FormatParser
-) -> tuple[dict[str, list[Reading]], list[DeadLetter]]:
-    """A batch of source items to its readings grouped by ``reading_key`` (in arrival
+) -> tuple[dict[str, list[ReadingRow]], list[DeadLetter]]:
+    """A batch of source items to its readings as rows grouped by ``key_of`` (in arrival
     order within a key), and its dead letters."""
-    groups: dict[str, list[Reading]] = {}
+    groups: dict[str, list[ReadingRow]] = {}
     dead: list[DeadLetter] = []
-    new = tuple.__new__
     for stream, event in items:
         parsed = _parse_event(event, stream, parser)
         if isinstance(parsed, DeadLetter):
@@ -275,13 +304,14 @@ def parse_by_key(
             continue
         event_id = event.id
         for sensor, metric, ts, value in parsed:
-            reading = new(Reading, (sensor, metric, ts, value, event_id, stream))
-            key = reading_key(reading)
+            # micros(ts) without a call: this line runs for every reading.
+            row = ((ts - EPOCH) // _MICROSECOND, value, event_id, stream)
+            key = key_of(sensor, metric)
             group = groups.get(key)
             if group is None:
-                groups[key] = [reading]
+                groups[key] = [row]
             else:
-                group.append(reading)
+                group.append(row)
     return groups, dead
 
 
@@ -302,9 +332,13 @@ def _parse_event(
         return DeadLetter(reject.reason, reject.detail, event.data, event.id, stream)
 
 
-def reading_key(reading: Reading) -> str:
+def key_of(sensor_id: str, metric: str) -> str:
     """The key readings are grouped by: (sensor_id, metric) as one string."""
-    return f"{reading.sensor_id}{_KEY_SEP}{reading.metric}"
+    return f"{sensor_id}{_KEY_SEP}{metric}"
+
+
+def reading_key(reading: Reading) -> str:
+    return key_of(reading.sensor_id, reading.metric)
 
 
 def split_key(key: str) -> tuple[str, str]:

@@ -20,11 +20,12 @@ from bytewax.operators.windowing import fold_window
 
 from connectors.source import StreamItem
 from dataflows.aggregates import (
-    LateReading,
+    LateRow,
     Partial,
     PreAggregate,
     WindowStats,
     add_partial,
+    late_reading,
     merge_stats,
     new_stats,
     newest_of,
@@ -62,7 +63,7 @@ def window_record(item: tuple[str, tuple[int, WindowStats]], length: timedelta) 
     }
 
 
-def _is_partial(item: tuple[str, Partial | LateReading]) -> bool:
+def _is_partial(item: tuple[str, Partial | LateRow]) -> bool:
     return isinstance(item[1], Partial)
 
 
@@ -92,6 +93,7 @@ def build_flow(
     pre = op.stateful_batch("pre_aggregate", groups, partial(PreAggregate, length, lateness))
     split = op.branch("is_partial", pre, _is_partial)
     partials: KeyedStream[Partial] = split.trues  # type: ignore[assignment]
+    late_rows: KeyedStream[LateRow] = split.falses  # type: ignore[assignment]
     windows = fold_window(
         "window",
         partials,
@@ -105,7 +107,9 @@ def build_flow(
     late = op.merge(
         "late",
         op.map(
-            "late_letter", split.falses, partial(late_letter, lateness=lateness, summary=summary)
+            "late_letter",
+            op.map("late_reading", late_rows, late_reading),
+            partial(late_letter, lateness=lateness, summary=summary),
         ),
         op.map("late_partial", windows.late, partial(_late_partial, summary=summary)),
     )

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from bytewax.operators.windowing import EventClock, TumblingWindower
 
-from dataflows.readings import Reading
+from dataflows.readings import EPOCH, Reading
 
 __all__ = [
     "EPOCH",
@@ -28,8 +28,6 @@ __all__ = [
 ]
 
 V = TypeVar("V")
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def reading_ts(reading: Reading) -> datetime:

@@ -1,17 +1,27 @@
-"""The window fold: exact mean whatever the order or merging."""
+"""The window fold: exact mean whatever the order or merging; pre-aggregation equal to
+windowing reading by reading."""
 
 from __future__ import annotations
 
 import math
 import pickle
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dataflows.aggregates import add_reading, exact_parts, merge_stats, new_stats, stats_of
-from dataflows.readings import Reading
+from dataflows.aggregates import (
+    Partial,
+    PreAggregate,
+    add_reading,
+    exact_parts,
+    late_reading,
+    merge_stats,
+    new_stats,
+    stats_of,
+)
+from dataflows.readings import Reading, from_micros, key_of, micros
 
 values = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=60)
 
@@ -62,3 +72,67 @@ def test_batches_at_once_merge_to_the_correctly_rounded_mean(
         add_reading(one_by_one, _reading(v))
     assert merged.mean == one_by_one.mean == math.fsum(a + b) / len(a + b)
     assert (merged.count, merged.minimum, merged.maximum) == (len(a + b), min(a + b), max(a + b))
+
+
+# One key's readings: timestamps in microseconds with disorder (on a half-second grid too,
+# so some fall exactly on a window edge or the lateness cut-off), any values.
+stamps = st.one_of(st.integers(0, 60).map(lambda k: k * 500_000), st.integers(0, 30_000_000))
+rows = st.lists(
+    st.tuples(stamps, st.floats(-1e6, 1e6, allow_nan=False)),
+    min_size=1,
+    max_size=80,
+)
+
+
+@given(rows, st.lists(st.integers(1, 10), max_size=20), st.integers(0, 80), st.booleans())
+def test_pre_aggregation_gives_what_reading_by_reading_windowing_gives(
+    stamped: list[tuple[int, float]], cuts: list[int], resume_at: int, old_snapshot: bool
+) -> None:
+    length, lateness = timedelta(seconds=5), timedelta(seconds=2)
+    all_rows = [(ts, v, str(n), "x") for n, (ts, v) in enumerate(stamped)]
+    # Reading by reading: late when more than the lateness older than the newest before.
+    expected_windows: dict[int, list[float]] = {}
+    expected_late, newest = [], None
+    for ts, v, event_id, _ in all_rows:
+        if newest is not None and ts < newest - 2_000_000:
+            expected_late.append((ts // 5_000_000, event_id))
+            continue
+        newest = ts if newest is None else max(newest, ts)
+        expected_windows.setdefault(ts // 5_000_000, []).append(v)
+
+    # The same rows in batches of lists, the logic rebuilt from its snapshot once on the way.
+    batches, i = [], 0
+    for size in [*cuts, len(all_rows)]:
+        batch = all_rows[i : i + size]
+        batches.append([batch[: len(batch) // 2], batch[len(batch) // 2 :]])
+        i += size
+    logic, got_windows, got_late, seen = PreAggregate(length, lateness, None), {}, [], 0
+    for batch in batches:
+        if seen >= resume_at:
+            state = logic.snapshot()
+            if old_snapshot and state is not None:
+                state = from_micros(state)  # as saved before rows held microseconds
+            logic, resume_at = PreAggregate(length, lateness, state), len(all_rows) + 1
+        out, _ = logic.on_batch(pickle.loads(pickle.dumps(batch)))
+        seen += sum(map(len, batch))
+        partials = [x for x in out if isinstance(x, Partial)]
+        assert [p.newest for p in partials] == sorted(p.newest for p in partials)
+        for p in partials:
+            merged = got_windows.get(p.window_id)
+            got_windows[p.window_id] = p.stats if merged is None else merge_stats(merged, p.stats)
+        got_late += [(x[0], x[1][2]) for x in out if not isinstance(x, Partial)]
+    assert got_late == expected_late
+    assert sorted(got_windows) == sorted(expected_windows)
+    for window_id, vs in expected_windows.items():
+        stats = got_windows[window_id]
+        assert (stats.count, stats.mean) == (len(vs), math.fsum(vs) / len(vs))
+        assert (stats.minimum, stats.maximum) == (min(vs), max(vs))
+
+
+def test_a_late_row_becomes_a_reading_of_its_key() -> None:
+    stamp = micros(datetime(2026, 1, 1, 0, 0, 1, 250_000, tzinfo=UTC))
+    key, (window_id, reading) = late_reading((key_of("s-1", "temp"), (7, (stamp, 2.5, "9", "a"))))
+    assert key == key_of("s-1", "temp") and window_id == 7
+    assert reading == Reading(
+        "s-1", "temp", datetime(2026, 1, 1, 0, 0, 1, 250_000, tzinfo=UTC), 2.5, "9", "a"
+    )
