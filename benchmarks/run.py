@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 import numpy
+import orjson
 import sseclient
 
 from benchmarks.stream_server import StreamServer, spec
@@ -298,6 +299,27 @@ def same_windows(target: str, baseline: str, server: StreamServer, n: int) -> No
         raise RuntimeError(f"{baseline} wrote other windows than {target} over {n} events")
 
 
+def decode_floor(n: int, repeats: int) -> Row:
+    """The most one Python process could do end to end with any design that decodes each
+    event: our parser, then ``orjson.loads`` of every event's data, and nothing else
+    (no HTTP, no readings, no windows, no Bytewax), over bytes already in memory."""
+    pieces = chunks_of(stream_bytes(n, "LF"))
+
+    def parse_and_decode() -> int:
+        loads, count = orjson.loads, 0
+        for event in iter_events(pieces):
+            loads(event.data)
+            count += 1
+        return count
+
+    return Row(
+        "4 end to end",
+        "floor: parse and decode JSON alone, no HTTP, no dataflow",
+        "events/s",
+        repeat(repeats, lambda: time_events(parse_and_decode)),
+    )
+
+
 # -- 5. latency ----------------------------------------------------------------------
 LATENCY_WINDOW_MS, LATENCY_LATENESS_MS = 1000, 200
 
@@ -541,11 +563,16 @@ def main(argv: Iterable[str] | None = None) -> int:
             f"over {classic_n:,} events",
         )
         ours.note += f"; {ratio(ours, example)}, {ratio(ours, classic)}"
+        floor = decode_floor(n_e2e, repeats)
+        floor.note = (
+            f"{ratio(floor, classic)}: 30x the classic pattern would be "
+            f"{30 * classic.median:,.0f} events/s"
+        )
         for baseline in ("example", "classic"):
             same_windows(
                 "dataflows.sensor_stats", f"benchmarks.baselines:{baseline}()", server, classic_n
             )
-        rows += [ours, example, classic]
+        rows += [ours, example, classic, floor]
         two_workers = Row(
             "4 end to end",
             "sensor_stats -w 2, two streams",
