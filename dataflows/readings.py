@@ -94,13 +94,25 @@ class _Reject(Exception):
 Parsed = list[tuple[str, str, datetime, float]]
 FormatParser = Callable[[Any, str], Parsed]
 
+# A tuple, not ``int | float``: that expression builds a union object at every call.
+_NUMBER = (int, float)
 _MS_THRESHOLD = 100_000_000_000  # epoch numbers above this are milliseconds (after 1973 in ms)
 
 
 def _timestamp(value: Any, *, unit: str = "auto") -> datetime:
+    if isinstance(value, str):  # the usual case, first
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise _Reject("invalid_timestamp", f"timestamp {value!r} is not RFC 3339") from None
+        zone = moment.tzinfo
+        if zone is UTC:  # "Z" and "+00:00" give UTC itself
+            return moment
+        # RFC 3339 requires an offset; a timestamp without one is read as UTC.
+        return moment.replace(tzinfo=UTC) if zone is None else moment.astimezone(UTC)
     if isinstance(value, bool):
         raise _Reject("invalid_timestamp", f"timestamp {value!r} is not a time")
-    if isinstance(value, int | float):
+    if isinstance(value, _NUMBER):
         if not math.isfinite(value):
             raise _Reject("invalid_timestamp", f"timestamp {value!r} is not finite")
         seconds = (
@@ -112,21 +124,11 @@ def _timestamp(value: Any, *, unit: str = "auto") -> datetime:
             return datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError):
             raise _Reject("invalid_timestamp", f"timestamp {value!r} is out of range") from None
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise _Reject("invalid_timestamp", f"timestamp {value!r} is not RFC 3339") from None
-        zone = moment.tzinfo
-        if zone is UTC:  # "Z" and "+00:00" give UTC itself
-            return moment
-        # RFC 3339 requires an offset; a timestamp without one is read as UTC.
-        return moment.replace(tzinfo=UTC) if zone is None else moment.astimezone(UTC)
     raise _Reject("invalid_timestamp", f"timestamp {value!r} is not a string or number")
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER):
         raise _Reject("invalid_value", f"{what} {value!r} is not a number")
     number = float(value)
     if not math.isfinite(number):
@@ -201,7 +203,7 @@ def parse_dt(body: Any, event_type: str) -> Parsed:
     numbers = {
         k: v
         for k, v in block.items()
-        if k not in _DT_SKIP and isinstance(v, int | float) and not isinstance(v, bool)
+        if k not in _DT_SKIP and isinstance(v, _NUMBER) and not isinstance(v, bool)
     }
     if not numbers:
         return []  # touch, networkStatus and the like: events, but not measurements
