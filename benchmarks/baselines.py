@@ -28,7 +28,7 @@ from typing import Any
 import bytewax.operators as op
 import sseclient
 import urllib3
-from aiohttp_sse_client.client import EventSource
+from aiohttp_sse_client.client import EventSource  # type: ignore[import-untyped]
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition, batch_async
 from bytewax.operators.windowing import fold_window

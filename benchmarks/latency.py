@@ -33,7 +33,7 @@ class _TimedPartition(StatefulSourcePartition[StreamItem, Any]):
         self._delays_ms: list[float] = []
 
     def next_batch(self) -> list[StreamItem]:
-        items = self._inner.next_batch()
+        items = list(self._inner.next_batch())
         now_ms = time.time() * 1000
         for _, event in items:
             if isinstance(event, SSEEvent):

@@ -177,7 +177,9 @@ class PeakWatcher:
 
 
 def flow_env(url: str, out: str, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSE_", "SIM_", "OUTPUT"))}
+    # Without PYTHONDONTWRITEBYTECODE: start-up as users see it, from cached bytecode.
+    skip = ("SSE_", "SIM_", "OUTPUT", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
     env.update(
         {
             "SSE_URL": url,
@@ -269,11 +271,13 @@ def net_rate(
     streams: int = 1,
     aggregates: list[list[str]] | None = None,
 ) -> tuple[list[float], int]:
-    """Net events/s over n events per stream, start-up (a 1-event run) subtracted.
+    """Net events/s over n events per stream, start-up subtracted.
 
-    ``aggregates`` receives the last run's aggregate lines, sorted.
+    Start-up is the median of 1-event runs, one beside each timed run: a single one
+    varies by a few tenths of a second, as much as a second of work does. ``aggregates``
+    receives the last run's aggregate lines, sorted.
     """
-    rates, peak = [], 0
+    startups, runs, peak = [], [], 0
     with tempfile.TemporaryDirectory() as tmp:
         # Not timed: the first run after a change also compiles the modules' bytecode.
         run_flow(target, server.url(1), f"{tmp}/warm", *extra, processes=processes)
@@ -281,12 +285,14 @@ def net_rate(
             startup, _ = run_flow(target, server.url(1), f"{tmp}/s{k}", *extra, processes=processes)
             urls = ",".join(server.url(n, stream=s) for s in range(streams))
             seconds, rss = run_flow(target, urls, f"{tmp}/r{k}", *extra, processes=processes)
-            rates.append(n * streams / max(seconds - startup, 1e-3))
+            startups.append(startup)
+            runs.append(seconds)
             peak = max(peak, rss)
         if aggregates is not None:
             lines = Path(f"{tmp}/r{repeats - 1}/aggregates/aggregates.jsonl").read_text()
             aggregates.append(sorted(lines.splitlines()))
-    return rates, peak
+    startup = statistics.median(startups)
+    return [n * streams / max(seconds - startup, 1e-3) for seconds in runs], peak
 
 
 def same_windows(target: str, baseline: str, server: StreamServer, n: int) -> None:
@@ -469,8 +475,8 @@ def profile_table(server: StreamServer, n: int) -> str:
         )
         stacks = []
         for line in raw.read_text().splitlines():
-            frames, _, count = line.rpartition(" ")
-            stacks.append((frames.split(";"), int(count)))
+            stack, _, hits = line.rpartition(" ")
+            stacks.append((stack.split(";"), int(hits)))
     # Start-up (imports, building the flow) is its own share; the table is the steady state.
     startup = sum(c for frames, c in stacks if any("_locate_dataflow" in f for f in frames))
     steady = [(f, c) for f, c in stacks if not any("_locate_dataflow" in x for x in f)]
@@ -536,10 +542,10 @@ def main(argv: Iterable[str] | None = None) -> int:
             ("close", "read-to-close"),
         ):
             url = server.url(n_http, framing)
-            runs = [subscription_rate(url, n_http) for _ in range(repeats)]
-            rows.append(Row("3 subscribe", label, "events/s", runs))
+            rates = [subscription_rate(url, n_http) for _ in range(repeats)]
+            rows.append(Row("3 subscribe", label, "events/s", rates))
 
-        e2e_repeats = 1 if quick else 3
+        e2e_repeats = 1 if quick else 5
         ours_rates, ours_rss = net_rate(server, "dataflows.sensor_stats", n_e2e, e2e_repeats)
         ours = Row(
             "4 end to end",
