@@ -261,7 +261,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def net_rate(
+@dataclass
+class Timings:
+    """Wall seconds of 1-event runs (start-up) and of timed runs of one configuration."""
+
+    events: int
+    startups: list[float]
+    runs: list[float]
+    peak_kib: int = 0
+
+    def rates(self) -> list[float]:
+        # The median start-up: a single one varies by a few tenths of a second, as much
+        # as a second of work does.
+        startup = statistics.median(self.startups)
+        return [self.events / max(seconds - startup, 1e-3) for seconds in self.runs]
+
+
+def time_runs(
     server: StreamServer,
     target: str,
     n: int,
@@ -269,15 +285,14 @@ def net_rate(
     *extra: str,
     processes: int = 1,
     streams: int = 1,
+    into: Timings | None = None,
     aggregates: list[list[str]] | None = None,
-) -> tuple[list[float], int]:
-    """Net events/s over n events per stream, start-up subtracted.
+) -> Timings:
+    """``repeats`` timed runs over n events a stream, each beside a 1-event run.
 
-    Start-up is the median of 1-event runs, one beside each timed run: a single one
-    varies by a few tenths of a second, as much as a second of work does. ``aggregates``
-    receives the last run's aggregate lines, sorted.
+    ``aggregates`` receives the last run's aggregate lines, sorted.
     """
-    startups, runs, peak = [], [], 0
+    timings = into or Timings(n * streams, [], [])
     with tempfile.TemporaryDirectory() as tmp:
         # Not timed: the first run after a change also compiles the modules' bytecode.
         run_flow(target, server.url(1), f"{tmp}/warm", *extra, processes=processes)
@@ -285,14 +300,113 @@ def net_rate(
             startup, _ = run_flow(target, server.url(1), f"{tmp}/s{k}", *extra, processes=processes)
             urls = ",".join(server.url(n, stream=s) for s in range(streams))
             seconds, rss = run_flow(target, urls, f"{tmp}/r{k}", *extra, processes=processes)
-            startups.append(startup)
-            runs.append(seconds)
-            peak = max(peak, rss)
+            timings.startups.append(startup)
+            timings.runs.append(seconds)
+            timings.peak_kib = max(timings.peak_kib, rss)
         if aggregates is not None:
             lines = Path(f"{tmp}/r{repeats - 1}/aggregates/aggregates.jsonl").read_text()
             aggregates.append(sorted(lines.splitlines()))
-    startup = statistics.median(startups)
-    return [n * streams / max(seconds - startup, 1e-3) for seconds in runs], peak
+    return timings
+
+
+@dataclass(frozen=True)
+class Config:
+    """One dataflow run setup for ``in_turn``."""
+
+    target: str
+    events: int
+    extra: tuple[str, ...] = ()
+    processes: int = 1
+    streams: int = 1
+
+
+def in_turn(server: StreamServer, configs: list[Config], repeats: int) -> list[Timings]:
+    """Timings of each config, the configs taken in turn each round, so that a slower
+    spell of the machine falls on all of them alike."""
+    timings = [Timings(c.events * c.streams, [], []) for c in configs]
+    for _ in range(repeats):
+        for config, into in zip(configs, timings, strict=True):
+            time_runs(
+                server,
+                config.target,
+                config.events,
+                1,
+                *config.extra,
+                processes=config.processes,
+                streams=config.streams,
+                into=into,
+            )
+    return timings
+
+
+def end_to_end_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
+    """sensor_stats beside the two baselines (the classic one over a tenth of the events:
+    it is slow) and the decoding floor."""
+    classic_n = max(n // 10, 2000)
+    job, example_job, classic_job = (
+        "dataflows.sensor_stats",
+        "benchmarks.baselines:example()",
+        "benchmarks.baselines:classic()",
+    )
+    for baseline in (example_job, classic_job):
+        same_windows(job, baseline, server, classic_n)
+    ours_t, example_t, classic_t = in_turn(
+        server, [Config(job, n), Config(example_job, n), Config(classic_job, classic_n)], repeats
+    )
+    ours = Row(
+        "4 end to end",
+        "sensor_stats",
+        "events/s",
+        ours_t.rates(),
+        f"peak RSS {ours_t.peak_kib / 1024:.0f} MiB",
+    )
+    example = Row(
+        "4 end to end",
+        "baseline: Bytewax example (aiohttp-sse-client + batch_async, then per reading)",
+        "events/s",
+        example_t.rates(),
+    )
+    classic = Row(
+        "4 end to end",
+        "baseline: classic (sseclient-py, one event a batch, then per reading)",
+        "events/s",
+        classic_t.rates(),
+        f"over {classic_n:,} events",
+    )
+    ours.note += f"; {ratio(ours, example)}, {ratio(ours, classic)}"
+    floor = decode_floor(n, repeats)
+    floor.note = (
+        f"{ratio(floor, classic)}: 30x the classic pattern would be "
+        f"{30 * classic.median:,.0f} events/s"
+    )
+    return [ours, example, classic, floor]
+
+
+def scaling_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
+    """Two streams (each with its own sensors) on ``-w 2`` and on two processes, beside one
+    stream on one process. ``n`` events a stream, so that start-up, which varies by a
+    few tenths of a second, is a small part of each run."""
+    job = "dataflows.sensor_stats"
+    timings = in_turn(
+        server,
+        [Config(job, n), Config(job, n, ("-w", "2"), streams=2), Config(job, n, (), 2, 2)],
+        repeats,
+    )
+    one, two_workers, two_procs = (
+        Row("4 end to end", name, "events/s", t.rates())
+        for name, t in zip(
+            (
+                f"sensor_stats, one stream of {n:,}",
+                f"sensor_stats -w 2, two streams of {n:,}",
+                f"sensor_stats, 2 processes, two streams of {n:,}",
+            ),
+            timings,
+            strict=True,
+        )
+    )
+    two_workers.note = ratio(two_workers, one)
+    two_procs.note = ratio(two_procs, one)
+    return [one, two_workers, two_procs]
 
 
 def same_windows(target: str, baseline: str, server: StreamServer, n: int) -> None:
@@ -300,7 +414,7 @@ def same_windows(target: str, baseline: str, server: StreamServer, n: int) -> No
     doing the same work."""
     outputs: list[list[str]] = []
     for flow in (target, baseline):
-        net_rate(server, flow, n, 1, aggregates=outputs)
+        time_runs(server, flow, n, 1, aggregates=outputs)
     if outputs[0] != outputs[1] or not outputs[0]:
         raise RuntimeError(f"{baseline} wrote other windows than {target} over {n} events")
 
@@ -525,7 +639,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     rows: list[Row] = []
 
     warm = [(n_http, "small", 0), (n_http, "large", 0), (n_http, "close", 0), (1, "small", 0)]
-    warm += [(n_e2e, "small", 0), (n_e2e, "small", 1), (n_big, "small", 0)]
+    warm += [(n_e2e, "small", 0), (n_big, "small", 0), (n_big, "small", 1)]
     with StreamServer(warm) as server:
         socket_ceiling(server.port, 1, "small")  # waits until the server has its bytes ready
 
@@ -546,56 +660,8 @@ def main(argv: Iterable[str] | None = None) -> int:
             rows.append(Row("3 subscribe", label, "events/s", rates))
 
         e2e_repeats = 1 if quick else 5
-        ours_rates, ours_rss = net_rate(server, "dataflows.sensor_stats", n_e2e, e2e_repeats)
-        ours = Row(
-            "4 end to end",
-            "sensor_stats",
-            "events/s",
-            ours_rates,
-            f"peak RSS {ours_rss / 1024:.0f} MiB",
-        )
-        example = Row(
-            "4 end to end",
-            "baseline: Bytewax example (aiohttp-sse-client + batch_async, then per reading)",
-            "events/s",
-            net_rate(server, "benchmarks.baselines:example()", n_e2e, e2e_repeats)[0],
-        )
-        classic_n = max(n_e2e // 10, 2000)
-        classic = Row(
-            "4 end to end",
-            "baseline: classic (sseclient-py, one event a batch, then per reading)",
-            "events/s",
-            net_rate(server, "benchmarks.baselines:classic()", classic_n, e2e_repeats)[0],
-            f"over {classic_n:,} events",
-        )
-        ours.note += f"; {ratio(ours, example)}, {ratio(ours, classic)}"
-        floor = decode_floor(n_e2e, repeats)
-        floor.note = (
-            f"{ratio(floor, classic)}: 30x the classic pattern would be "
-            f"{30 * classic.median:,.0f} events/s"
-        )
-        for baseline in ("example", "classic"):
-            same_windows(
-                "dataflows.sensor_stats", f"benchmarks.baselines:{baseline}()", server, classic_n
-            )
-        rows += [ours, example, classic, floor]
-        two_workers = Row(
-            "4 end to end",
-            "sensor_stats -w 2, two streams",
-            "events/s",
-            net_rate(server, "dataflows.sensor_stats", n_e2e, e2e_repeats, "-w", "2", streams=2)[0],
-        )
-        two_procs = Row(
-            "4 end to end",
-            "sensor_stats, 2 processes, two streams",
-            "events/s",
-            net_rate(server, "dataflows.sensor_stats", n_e2e, e2e_repeats, processes=2, streams=2)[
-                0
-            ],
-        )
-        two_procs.note = ratio(two_procs, ours)
-        two_workers.note = ratio(two_workers, ours)
-        rows += [two_workers, two_procs]
+        rows += end_to_end_rows(server, n_e2e, e2e_repeats)
+        rows += scaling_rows(server, n_big, e2e_repeats)
 
         rows += latency_rows(server, 5000, 3 if quick else 10, 1 if quick else 3)
         rows += memory_rows(server, n_e2e, n_big, 1 if quick else 2)
