@@ -8,6 +8,7 @@ and turns a bad one into a clear message and exit status 2. Outputs are ``output
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import logging
 import os
@@ -112,8 +113,19 @@ def peak_rss_bytes(pid: int | None = None) -> int | None:
     return None
 
 
+# The cyclic garbage collector's first-generation threshold. A job makes a few tuples per
+# reading and frees them by reference counting within the batch; at Python's default of
+# 700 the collector ran every few hundred readings and took about a tenth of a job's CPU
+# (a quarter in a two-process cluster, where unpickling makes more objects). Cycles are
+# rare here (the traceback of a rejected event) and are still collected, after 50,000
+# allocations rather than 700.
+GC_THRESHOLD = (50_000, 20, 20)
+
+
 def setup_process() -> None:
-    """Logging to stderr, and SIGTERM (Kubernetes, systemd) stopping the job like Ctrl+C."""
+    """Logging to stderr, SIGTERM (Kubernetes, systemd) stopping the job like Ctrl+C, and
+    the garbage collector's thresholds."""
+    gc.set_threshold(*GC_THRESHOLD)
     if not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
         # UTC ISO 8601, so log lines line up with the event times in the output.
