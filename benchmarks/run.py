@@ -217,8 +217,8 @@ def run_flow(
     stdout = subprocess.PIPE if read_stdout else subprocess.DEVNULL
     procs: list[subprocess.Popen[bytes]] = []
     for i, cmd in enumerate(cmds):
-        if i == 1:
-            _await_listening(ports[0], procs[0])
+        if i:
+            _await_listening(ports[i - 1], procs[i - 1])
         procs.append(
             subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE)
         )
@@ -236,9 +236,9 @@ def run_flow(
 
 
 def _await_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
-    """Wait until process 0 of a cluster listens on its port.
+    """Wait until a process of a cluster listens on its port.
 
-    Timely's other processes connect to it, and one that finds nobody listening sleeps a
+    Timely's later processes connect to it, and one that finds nobody listening sleeps a
     whole second before it tries again: a random second in a run of a few seconds. The
     check reads the kernel's socket table, since connecting would be taken for a peer.
     """
@@ -286,16 +286,14 @@ def time_runs(
     processes: int = 1,
     streams: int = 1,
     into: Timings | None = None,
-    aggregates: list[list[str]] | None = None,
+    warm_up: bool = True,
 ) -> Timings:
-    """``repeats`` timed runs over n events a stream, each beside a 1-event run.
-
-    ``aggregates`` receives the last run's aggregate lines, sorted.
-    """
+    """``repeats`` timed runs over n events a stream, each beside a 1-event run."""
     timings = into or Timings(n * streams, [], [])
     with tempfile.TemporaryDirectory() as tmp:
-        # Not timed: the first run after a change also compiles the modules' bytecode.
-        run_flow(target, server.url(1), f"{tmp}/warm", *extra, processes=processes)
+        if warm_up:
+            # Not timed: the first run after a change also compiles the modules' bytecode.
+            run_flow(target, server.url(1), f"{tmp}/warm", *extra, processes=processes)
         for k in range(repeats):
             startup, _ = run_flow(target, server.url(1), f"{tmp}/s{k}", *extra, processes=processes)
             urls = ",".join(server.url(n, stream=s) for s in range(streams))
@@ -303,9 +301,6 @@ def time_runs(
             timings.startups.append(startup)
             timings.runs.append(seconds)
             timings.peak_kib = max(timings.peak_kib, rss)
-        if aggregates is not None:
-            lines = Path(f"{tmp}/r{repeats - 1}/aggregates/aggregates.jsonl").read_text()
-            aggregates.append(sorted(lines.splitlines()))
     return timings
 
 
@@ -324,7 +319,7 @@ def in_turn(server: StreamServer, configs: list[Config], repeats: int) -> list[T
     """Timings of each config, the configs taken in turn each round, so that a slower
     spell of the machine falls on all of them alike."""
     timings = [Timings(c.events * c.streams, [], []) for c in configs]
-    for _ in range(repeats):
+    for round_ in range(repeats):
         for config, into in zip(configs, timings, strict=True):
             time_runs(
                 server,
@@ -335,6 +330,7 @@ def in_turn(server: StreamServer, configs: list[Config], repeats: int) -> list[T
                 processes=config.processes,
                 streams=config.streams,
                 into=into,
+                warm_up=not round_,
             )
     return timings
 
@@ -413,8 +409,11 @@ def same_windows(target: str, baseline: str, server: StreamServer, n: int) -> No
     """Stop the benchmark if a baseline's windows differ from the job's: it would not be
     doing the same work."""
     outputs: list[list[str]] = []
-    for flow in (target, baseline):
-        time_runs(server, flow, n, 1, aggregates=outputs)
+    with tempfile.TemporaryDirectory() as tmp:
+        for flow in (target, baseline):
+            run_flow(flow, server.url(n), f"{tmp}/{len(outputs)}")
+            lines = Path(f"{tmp}/{len(outputs)}/aggregates/aggregates.jsonl").read_text()
+            outputs.append(sorted(lines.splitlines()))
     if outputs[0] != outputs[1] or not outputs[0]:
         raise RuntimeError(f"{baseline} wrote other windows than {target} over {n} events")
 
