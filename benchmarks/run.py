@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -29,7 +29,7 @@ import numpy
 import orjson
 import sseclient
 
-from benchmarks.stream_server import StreamServer, spec
+from benchmarks.stream_server import StreamServer, body, spec
 from connectors.simulator.sequence import payload
 from connectors.sse import RetryPolicy, iter_events, subscribe
 from dataflows.pipeline import peak_rss_bytes
@@ -371,11 +371,11 @@ def end_to_end_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     )
     ours.note += f"; {ratio(ours, example)}, {ratio(ours, classic)}"
     floor = decode_floor(n, repeats)
-    floor.note = (
-        f"{ratio(floor, classic)}: 30x the classic pattern would be "
-        f"{30 * classic.median:,.0f} events/s"
-    )
-    return [ours, example, classic, floor]
+    bare = bare_loop(n, repeats)
+    target = f"30x the classic pattern would be {30 * classic.median:,.0f} events/s"
+    floor.note = f"{ratio(floor, classic)}: {target}"
+    bare.note = f"{ratio(bare, classic)}, {ratio(bare, ours)}"
+    return [ours, example, classic, floor, bare]
 
 
 def scaling_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
@@ -436,6 +436,51 @@ def decode_floor(n: int, repeats: int) -> Row:
         "floor: parse and decode JSON alone, no HTTP, no dataflow",
         "events/s",
         repeat(repeats, lambda: time_events(parse_and_decode)),
+    )
+
+
+def bare_loop(n: int, repeats: int) -> Row:
+    """The job's arithmetic as the tightest plain loop, with every check and every
+    guarantee left out, over the chunked body already in memory: strip the HTTP chunk
+    framing, split the lines (trusting that every event is ``id:``, ``data:``, blank),
+    ``orjson.loads``, ``datetime.fromisoformat``, and count, sum, min and max in a dict
+    per sensor, metric and window. No socket, no SSE parser, no Bytewax. An upper bound
+    for a pure Python design, not a design: one bad event would crash it or be lost."""
+    raw = body(n, "small")
+    epoch, microsecond = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
+    window = 10_000_000  # the job's default WINDOW, 10 s, in microseconds
+
+    def run() -> int:
+        pieces, at, find = [], 0, raw.find
+        while size := int(raw[at : (line_end := find(b"\r\n", at))], 16):
+            pieces.append(raw[line_end + 2 : line_end + 2 + size])
+            at = line_end + 4 + size
+        loads, parse_time = orjson.loads, datetime.fromisoformat
+        windows: dict[tuple[str, str, int], list[float]] = {}
+        for line in b"".join(pieces).split(b"\n")[1::3]:
+            event = loads(line[6:])
+            value = event["value"]
+            start = (parse_time(event["ts"]) - epoch) // microsecond // window
+            stats = windows.get((event["sensor_id"], event["metric"], start))
+            if stats is None:
+                windows[event["sensor_id"], event["metric"], start] = [1, value, value, value]
+            else:
+                stats[0] += 1
+                stats[1] += value
+                if value < stats[2]:
+                    stats[2] = value
+                if value > stats[3]:
+                    stats[3] = value
+        counted = int(sum(stats[0] for stats in windows.values()))
+        if counted != n:
+            raise RuntimeError(f"the bare loop counted {counted} of {n} events")
+        return counted
+
+    return Row(
+        "4 end to end",
+        "bare loop: the job's arithmetic with no checks, no HTTP, no Bytewax",
+        "events/s",
+        repeat(repeats, lambda: time_events(run)),
     )
 
 
