@@ -34,6 +34,21 @@ _MAX_HEX_DIGITS = 16
 _PLAIN_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})\r\n").match
 
 
+def _whole_chunks(raw: bytes, pos: int, pieces: list[bytes]) -> int:
+    """Take the usual chunks, each whole in this read (plain size line, data, CRLF), from
+    ``pos`` on; return where the first other thing starts. A loop of its own, with no
+    state to look at, because with one event a chunk it runs once per event."""
+    plain_size_line, append, startswith = _PLAIN_SIZE_LINE, pieces.append, raw.startswith
+    while (whole := plain_size_line(raw, pos)) is not None:
+        start = whole.end()
+        end = start + int(whole[1], 16)
+        if end == start or not startswith(b"\r\n", end):
+            break  # the last chunk, or data that goes on past this read
+        append(raw[start:end])
+        pos = end + 2
+    return pos
+
+
 class ChunkedBody:
     """``feed`` the raw bytes after the response head; get the body bytes they carry.
 
@@ -73,15 +88,10 @@ class ChunkedBody:
                 pos = self._end_of_data(raw, pos)
                 continue
             if not self._line:
-                # The usual chunk, whole in this read: size line, data and CRLF at once.
-                whole = _PLAIN_SIZE_LINE(raw, pos)
-                if whole is not None:
-                    start = whole.end()
-                    end = start + int(whole[1], 16)
-                    if end > start and raw.startswith(b"\r\n", end):
-                        pieces.append(raw[start:end])
-                        pos = end + 2
-                        continue
+                after = _whole_chunks(raw, pos, pieces)
+                if after != pos:
+                    pos = after
+                    continue
             pos = self._size_line(raw, pos)
 
     def _end_of_data(self, raw: bytes, pos: int) -> int:
