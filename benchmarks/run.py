@@ -315,9 +315,14 @@ class Config:
     streams: int = 1
 
 
-def in_turn(server: StreamServer, configs: list[Config], repeats: int) -> list[Timings]:
+def in_turn(
+    server: StreamServer,
+    configs: list[Config],
+    repeats: int,
+    each_round: Callable[[], None] | None = None,
+) -> list[Timings]:
     """Timings of each config, the configs taken in turn each round, so that a slower
-    spell of the machine falls on all of them alike."""
+    spell of the machine falls on all of them alike; ``each_round`` runs after each."""
     timings = [Timings(c.events * c.streams, [], []) for c in configs]
     for round_ in range(repeats):
         for config, into in zip(configs, timings, strict=True):
@@ -332,6 +337,8 @@ def in_turn(server: StreamServer, configs: list[Config], repeats: int) -> list[T
                 into=into,
                 warm_up=not round_,
             )
+        if each_round is not None:
+            each_round()
     return timings
 
 
@@ -381,12 +388,15 @@ def end_to_end_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
 def scaling_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     """Two streams (each with its own sensors) on ``-w 2`` and on two processes, beside one
     stream on one process. ``n`` events a stream, so that start-up, which varies by a
-    few tenths of a second, is a small part of each run."""
+    few tenths of a second, is a small part of each run. Each round ends with a round of
+    the arithmetic control, so the rows show what the machine gave two processes too."""
     job = "dataflows.sensor_stats"
+    control = ArithmeticControl()
     timings = in_turn(
         server,
         [Config(job, n), Config(job, n, ("-w", "2"), streams=2), Config(job, n, (), 2, 2)],
         repeats,
+        control.run_round,
     )
     one, two_workers, two_procs = (
         Row("4 end to end", name, "events/s", t.rates())
@@ -402,7 +412,40 @@ def scaling_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     )
     two_workers.note = ratio(two_workers, one)
     two_procs.note = ratio(two_procs, one)
-    return [one, two_workers, two_procs]
+    return [one, two_workers, two_procs, *control.rows()]
+
+
+class ArithmeticControl:
+    """The same plain Python loop in one process, then in two at once: what scaling the
+    machine itself gives two processes at that moment (its second core is shared with
+    its host). Run a round between the dataflow rounds, so both see the same spells."""
+
+    CODE = "total = 0\nfor i in range(20_000_000):\n    total += i * i\n"  # ~1.5 s of a core
+    LOOPS = 20_000_000
+
+    def __init__(self) -> None:
+        self.rates: dict[int, list[float]] = {1: [], 2: []}
+
+    def run_round(self) -> None:
+        for processes, rates in self.rates.items():
+            started = time.perf_counter()
+            procs = [subprocess.Popen([sys.executable, "-c", self.CODE]) for _ in range(processes)]
+            for proc in procs:
+                proc.wait()
+            rates.append(processes * self.LOOPS / (time.perf_counter() - started))
+
+    def rows(self) -> list[Row]:
+        alone = Row(
+            "4 end to end", "control: a plain Python loop, one process", "loops/s", self.rates[1]
+        )
+        pair = Row(
+            "4 end to end",
+            "control: the same loop in 2 processes at once",
+            "loops/s",
+            self.rates[2],
+        )
+        pair.note = f"{ratio(pair, alone)}: what this machine gave two processes meanwhile"
+        return [alone, pair]
 
 
 def same_windows(target: str, baseline: str, server: StreamServer, n: int) -> None:
