@@ -420,8 +420,8 @@ class ArithmeticControl:
     machine itself gives two processes at that moment (its second core is shared with
     its host). Run a round between the dataflow rounds, so both see the same spells."""
 
-    CODE = "total = 0\nfor i in range(20_000_000):\n    total += i * i\n"  # ~1.5 s of a core
-    LOOPS = 20_000_000
+    LOOPS = 20_000_000  # about 1.5 s of one core
+    CODE = f"total = 0\nfor i in range({LOOPS}):\n    total += i * i\n"
 
     def __init__(self) -> None:
         self.rates: dict[int, list[float]] = {1: [], 2: []}
