@@ -33,6 +33,7 @@ from benchmarks.stream_server import StreamServer, body, spec
 from connectors.simulator.sequence import payload
 from connectors.sse import RetryPolicy, iter_events, subscribe
 from dataflows.pipeline import peak_rss_bytes
+from dataflows.readings import EPOCH
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -490,7 +491,7 @@ def bare_loop(n: int, repeats: int) -> Row:
     per sensor, metric and window. No socket, no SSE parser, no Bytewax. An upper bound
     for a pure Python design, not a design: one bad event would crash it or be lost."""
     raw = body(n, "small")
-    epoch, microsecond = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
+    epoch, microsecond = EPOCH, timedelta(microseconds=1)
     window = 10_000_000  # the job's default WINDOW, 10 s, in microseconds
 
     def run() -> int:

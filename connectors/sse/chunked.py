@@ -88,10 +88,9 @@ class ChunkedBody:
                 pos = self._end_of_data(raw, pos)
                 continue
             if not self._line:
-                after = _whole_chunks(raw, pos, pieces)
-                if after != pos:
-                    pos = after
-                    continue
+                pos = _whole_chunks(raw, pos, pieces)
+                if pos == size:
+                    break
             pos = self._size_line(raw, pos)
 
     def _end_of_data(self, raw: bytes, pos: int) -> int:
