@@ -14,8 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from connectors.sse import DEFAULT_MAX_EVENT_BYTES, RetryPolicy
-from connectors.sse.errors import Redactor
+from connectors.sse import DEFAULT_MAX_EVENT_BYTES, Auth, ConnectOptions, RetryPolicy
+from connectors.sse.redact import Redactor
 
 __all__ = [
     "FORMATS",
@@ -41,24 +41,18 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class StreamConfig:
-    """Where the events come from and how to authenticate and reconnect."""
+    """Where the events come from, in which format, and the connector's own settings
+    (``ConnectOptions``, ``Auth``, ``RetryPolicy``) for every stream."""
 
     urls: tuple[str, ...] = ()
     format: Format = "auto"
-    bearer_token: str | None = field(default=None, repr=False)
-    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
-    query_token: str | None = field(default=None, repr=False)
-    query_token_param: str = "token"
-    heartbeat_timeout: float | None = 60.0
-    connect_timeout: float = 10.0
-    ca_bundle: str | None = None
-    verify_tls: bool = True
-    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    options: ConnectOptions = field(default_factory=ConnectOptions)
+    auth: Auth = field(default_factory=Auth)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def stream_names(self) -> dict[str, str]:
         """Partition name per URL: the URL with its secrets masked (it keys recovery state)."""
-        redactor = Redactor([s for s in (self.bearer_token, self.query_token) if s])
+        redactor = Redactor([s for s in (self.auth.bearer_token, self.auth.query_token) if s])
         return {redactor.url(url): url for url in self.urls}
 
 
@@ -190,6 +184,39 @@ def _stream(env: _Env) -> StreamConfig:
         if not re.match(r"^https?://[^/\s]+", url):
             shown = Redactor().url(url)
             env.problems.append(f"SSE_URL: {shown!r} is not an http:// or https:// URL")
+    config = StreamConfig(
+        urls=urls,
+        format=env.choice("SSE_FORMAT", FORMATS, "auto"),  # type: ignore[arg-type]
+        options=_connect_options(env),
+        auth=_auth(env),
+        retry=_retry(env),
+    )
+    # Partitions are named by URL with secrets masked: two URLs differing only in a
+    # secret would be one partition.
+    if len(config.stream_names()) != len(urls):
+        env.problems.append("SSE_URL lists the same stream twice")
+    return config
+
+
+def _connect_options(env: _Env) -> ConnectOptions:
+    heartbeat = env.duration("SSE_HEARTBEAT_TIMEOUT", "60s", minimum=timedelta(milliseconds=10))
+    ca_certs = env.text("SSE_CA_BUNDLE")
+    if ca_certs is not None and not Path(ca_certs).is_file():
+        env.problems.append(f"SSE_CA_BUNDLE: no file at {ca_certs!r}")
+    return ConnectOptions(
+        connect_timeout=env.duration(
+            "SSE_CONNECT_TIMEOUT", "10s", minimum=timedelta(milliseconds=1)
+        ).total_seconds(),
+        heartbeat_timeout=heartbeat.total_seconds(),
+        ca_certs=ca_certs,
+        verify=env.flag("SSE_VERIFY_TLS", True),
+        max_event_bytes=int(
+            env.number("SSE_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES, minimum=1, integer=True)
+        ),
+    )
+
+
+def _auth(env: _Env) -> Auth:
     basic = env.text("SSE_BASIC_AUTH")
     basic_auth: tuple[str, str] | None = None
     if basic is not None:
@@ -198,50 +225,41 @@ def _stream(env: _Env) -> StreamConfig:
             env.problems.append("SSE_BASIC_AUTH must be user:password")
         else:
             basic_auth = (user, password)
-    bearer = env.text("SSE_BEARER_TOKEN")
-    if bearer and basic_auth:
+    try:
+        return Auth(
+            bearer_token=env.text("SSE_BEARER_TOKEN"),
+            basic_auth=basic_auth,
+            query_token=env.text("SSE_QUERY_TOKEN"),
+            query_token_param=env.text("SSE_QUERY_TOKEN_PARAM", "token") or "token",
+        )
+    except ValueError:
         env.problems.append("set SSE_BEARER_TOKEN or SSE_BASIC_AUTH, not both")
-    heartbeat = env.duration("SSE_HEARTBEAT_TIMEOUT", "60s", minimum=timedelta(milliseconds=10))
-    ca_bundle = env.text("SSE_CA_BUNDLE")
-    if ca_bundle is not None and not Path(ca_bundle).is_file():
-        env.problems.append(f"SSE_CA_BUNDLE: no file at {ca_bundle!r}")
+        return Auth()
+
+
+def _retry(env: _Env) -> RetryPolicy:
     initial = env.duration("SSE_RETRY_INITIAL", "1s")
     maximum = env.duration("SSE_RETRY_MAX", "30s")
+    if maximum < initial:
+        env.problems.append(
+            f"SSE_RETRY_MAX ({maximum.total_seconds():g}s) must not be shorter than "
+            f"SSE_RETRY_INITIAL ({initial.total_seconds():g}s)"
+        )
+        maximum = initial
     attempts = env.text("SSE_RETRY_MAX_ATTEMPTS")
     elapsed = env.text("SSE_RETRY_MAX_ELAPSED")
-    max_attempts = int(env.number("SSE_RETRY_MAX_ATTEMPTS", 0, integer=True)) if attempts else None
-    max_elapsed = env.duration("SSE_RETRY_MAX_ELAPSED", "0s").total_seconds() if elapsed else None
-    try:
-        retry = RetryPolicy(
-            initial_delay=initial.total_seconds(),
-            max_delay=max(maximum, initial).total_seconds(),
-            max_attempts=max_attempts,
-            max_elapsed=max_elapsed,
-        )
-    except ValueError as exc:
-        env.problems.append(f"SSE_RETRY_*: {exc}")
-        retry = RetryPolicy()
-    config = StreamConfig(
-        urls=urls,
-        format=env.choice("SSE_FORMAT", FORMATS, "auto"),  # type: ignore[arg-type]
-        bearer_token=bearer,
-        basic_auth=basic_auth,
-        query_token=env.text("SSE_QUERY_TOKEN"),
-        query_token_param=env.text("SSE_QUERY_TOKEN_PARAM", "token") or "token",
-        heartbeat_timeout=heartbeat.total_seconds(),
-        connect_timeout=env.duration("SSE_CONNECT_TIMEOUT", "10s").total_seconds(),
-        ca_bundle=ca_bundle,
-        verify_tls=env.flag("SSE_VERIFY_TLS", True),
-        max_event_bytes=int(
-            env.number("SSE_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES, minimum=1, integer=True)
-        ),
-        retry=retry,
+    return RetryPolicy(
+        initial_delay=initial.total_seconds(),
+        max_delay=maximum.total_seconds(),
+        max_attempts=int(env.number("SSE_RETRY_MAX_ATTEMPTS", 0, integer=True))
+        if attempts
+        else None,
+        max_elapsed=env.duration("SSE_RETRY_MAX_ELAPSED", "0s").total_seconds()
+        if elapsed
+        else None,
+        attempts_setting="SSE_RETRY_MAX_ATTEMPTS",
+        elapsed_setting="SSE_RETRY_MAX_ELAPSED",
     )
-    # Partitions are named by URL with secrets masked: two URLs differing only in a
-    # secret would be one partition.
-    if len(config.stream_names()) != len(urls):
-        env.problems.append("SSE_URL lists the same stream twice")
-    return config
 
 
 def _demo(env: _Env) -> DemoConfig:

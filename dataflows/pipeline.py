@@ -218,16 +218,9 @@ def sse_source(job: JobConfig, summary: RunSummary) -> SSESource:
         return subscribe(
             url,
             last_event_id=last_event_id,
-            heartbeat_timeout=stream.heartbeat_timeout,
             retry=stream.retry,
-            bearer_token=stream.bearer_token,
-            basic_auth=stream.basic_auth,
-            query_token=stream.query_token,
-            query_token_param=stream.query_token_param,
-            ca_certs=stream.ca_bundle,
-            verify=stream.verify_tls,
-            connect_timeout=stream.connect_timeout,
-            max_event_bytes=stream.max_event_bytes,
+            options=stream.options,
+            auth=stream.auth,
         )
 
     return SSESource(streams, open_stream, on_close=summary.stream_closed)

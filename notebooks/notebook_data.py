@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 UNITS = {"temperature": "°C", "relativeHumidity": "% RH", "co2": "ppm"}
 
 _RECONNECT = re.compile(
-    r"^(?P<time>\S+Z) WARNING connectors\.sse\.client: (?P<stream>\S+): reconnecting in "
+    r"^(?P<time>\S+Z) (?:WARNING|INFO) connectors\.sse\.client: (?P<stream>\S+): reconnecting in "
     r"(?P<delay>[\d.]+) s \(attempt (?P<attempt>\d+)\): (?P<reason>.*?)"
     r"(?:; resuming after event '(?P<last_id>[^']*)')?$"
 )

@@ -252,7 +252,10 @@ def test_connection_refused_until_the_server_comes_up(caplog: pytest.LogCaptureF
 def test_retry_caps_raise_with_the_last_failure() -> None:
     port = free_port()
     policy = RetryPolicy(initial_delay=0.01, max_delay=0.01, jitter=0.0, max_attempts=3)
-    with pytest.raises(SSERetryExhausted, match="gave up after 3 reconnect attempts") as raised:
+    with pytest.raises(
+        SSERetryExhausted,
+        match=r"gave up after 3 reconnect attempts in a row .*RetryPolicy\.max_attempts=3",
+    ) as raised:
         list(subscribe(f"http://127.0.0.1:{port}/stream", retry=policy))
     assert raised.value.attempts == 3
     assert "refused" in raised.value.last_reason.lower()
@@ -274,6 +277,7 @@ def test_retry_field_and_id_carry_over_reconnects(
     server = scripted(
         [
             [Step(sse_head() + b"retry: 250\nid: 5\ndata: a\n\nid: 9\n\n")],
+            [Step(sse_head() + b": nothing this time\n\n")],
             [Step(sse_head() + b"data: b\n\n")],
             [Step(status_head(204))],
         ]
@@ -281,20 +285,55 @@ def test_retry_field_and_id_carry_over_reconnects(
     events = list(subscribe(server.url, retry=RetryPolicy(initial_delay=5, jitter=0.0)))
     assert events == [SSEEvent("message", "a", "5", 250), SSEEvent("message", "b", "9", 250)]
     # The id-only event moved the last event ID to 9; the retry field set the delay.
-    assert [r.get("last-event-id") for r in server.requests] == [None, "9", "9"]
+    assert [r.get("last-event-id") for r in server.requests] == [None, "9", "9", "9"]
     assert "reconnecting in 0.25 s (attempt 1)" in caplog.text
     assert "reconnecting in 0.50 s (attempt 2)" in caplog.text
 
 
-def test_backoff_resets_after_a_stable_connection(
+def test_a_connection_that_delivered_an_event_resets_the_backoff(
     scripted: StartScripted, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="connectors.sse.client")
-    stable = [Step(sse_head() + b"id: 1\ndata: a\n\n", sleep=0.3)]
-    server = scripted([stable, stable, [Step(status_head(204))]])
-    policy = RetryPolicy(initial_delay=0.01, max_delay=1.0, jitter=0.0, reset_after=0.2)
-    list(subscribe(server.url, retry=policy))
-    assert caplog.text.count("reconnecting in 0.01 s (attempt 1)") == 2
+    # Cut after one event each time, as a proxy cuts long requests: never a growing wait.
+    worked = [Step(sse_head() + b"id: 1\ndata: a\n\n")]
+    nothing = [Step(sse_head())]
+    server = scripted([worked, worked, worked, nothing, nothing, worked, [Step(status_head(204))]])
+    policy = RetryPolicy(initial_delay=0.01, max_delay=1.0, jitter=0.0, max_attempts=3)
+    assert len(list(subscribe(server.url, retry=policy))) == 4
+    delays = [
+        (r.getMessage().split("reconnecting in ")[1].split(":")[0], r.levelname)
+        for r in caplog.records
+        if "reconnecting in" in r.getMessage()
+    ]
+    # Three ends after an event, two connects in a row without one (growing), then an
+    # event again; the third attempt in a row is within max_attempts=3, which counts
+    # attempts since the last event.
+    assert delays == [
+        ("0.01 s (attempt 1)", "INFO"),
+        ("0.01 s (attempt 1)", "INFO"),
+        ("0.01 s (attempt 1)", "INFO"),
+        ("0.02 s (attempt 2)", "INFO"),
+        ("0.04 s (attempt 3)", "INFO"),
+        ("0.01 s (attempt 1)", "INFO"),
+    ]
+
+
+def test_a_fault_is_a_warning_and_a_clean_end_is_not(
+    scripted: StartScripted, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="connectors.sse.client")
+    server = scripted(
+        [
+            [Step(sse_head() + b"id: 1\ndata: a\n\nid: 2\ndata: cut")],
+            [Step(sse_head() + b"id: 2\ndata: b\n\n")],
+            [Step(status_head(204))],
+        ]
+    )
+    assert len(list(subscribe(server.url, retry=FAST_RETRY))) == 2
+    levels = {r.getMessage().split(": ", 2)[-1]: r.levelname for r in caplog.records}
+    cut = "the server closed the connection in the middle of an event; resuming after event '1'"
+    assert levels[cut] == "WARNING"
+    assert levels["the server ended the response; resuming after event '2'"] == "INFO"
 
 
 def test_close_from_another_thread_wakes_a_blocked_read(scripted: StartScripted) -> None:

@@ -46,9 +46,11 @@ def test_a_full_configuration(tmp_path: Path) -> None:
     )
     assert config.stream.urls == ("http://127.0.0.1:1/a", "https://example.invalid/b?token=abc")
     assert config.stream.format == "dt"
-    assert config.stream.basic_auth == ("ada", "pa:ss")
-    assert config.stream.heartbeat_timeout == 30
+    assert config.stream.auth.basic_auth == ("ada", "pa:ss")
+    assert config.stream.options.heartbeat_timeout == 30
+    assert config.stream.options.ca_certs == str(bundle)
     assert config.stream.retry.max_attempts == 5
+    assert config.stream.retry.attempts_setting == "SSE_RETRY_MAX_ATTEMPTS"
     assert config.window.length == timedelta(minutes=1)
     assert config.output.directory == tmp_path / "out"
     assert config.demo is None
@@ -71,6 +73,8 @@ def test_every_mistake_is_named_at_once() -> None:
                 "SSE_VERIFY_TLS": "maybe",
                 "SSE_MAX_EVENT_BYTES": "big",
                 "SSE_CA_BUNDLE": "/no/such/file.pem",
+                "SSE_RETRY_INITIAL": "10s",
+                "SSE_RETRY_MAX": "5s",
             }
         )
     message = str(raised.value)
@@ -83,6 +87,7 @@ def test_every_mistake_is_named_at_once() -> None:
         "SSE_VERIFY_TLS must be true or false; got 'maybe'",
         "SSE_MAX_EVENT_BYTES must be a whole number; got 'big'",
         "SSE_CA_BUNDLE: no file at '/no/such/file.pem'",
+        "SSE_RETRY_MAX (5s) must not be shorter than SSE_RETRY_INITIAL (10s)",
     ):
         assert expected in message
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -94,6 +96,30 @@ def test_each_format_through_drops_statuses_and_malformed_events(
     assert "HTTP 503" in run.stderr and "HTTP 408" in run.stderr
     summary = [line for line in run.stderr.splitlines() if "sensor_stats summary" in line]
     assert summary and "1500 events" in summary[0] and "invalid_json 15" in summary[0]
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "read-to-close"])
+def test_a_stream_cut_every_137_events_reconnects_without_growing_delays(
+    simulator: StartSim, tmp_path: Path, chunked: bool
+) -> None:
+    # As a proxy cutting long requests would: every connection delivers events, so each
+    # reconnect waits the server's retry: (20 ms, raised to the 0.1 s floor for a
+    # server's retry:), never more, and a cap on attempts in a row is never reached.
+    config = sim_config(drop_every=137, events=2000)
+    sim = simulator(replace(config, retry_ms=20, chunked=chunked))
+    run = run_job(
+        "dataflows.sensor_stats",
+        SSE_URL=sim.url,
+        OUTPUT=str(tmp_path),
+        SSE_RETRY_MAX_ATTEMPTS="1",
+    )
+    assert run.returncode == 0, run.stderr
+    check_against_oracle(tmp_path, [sim], 2000)
+    waits = re.findall(r"reconnecting in ([\d.]+) s \(attempt (\d+)\)", run.stderr)
+    # 14 cuts, then the end of the stream, then 204.
+    assert len(waits) == 15 == len(sim.requests) - 1
+    assert {attempt for _, attempt in waits} == {"1"}
+    assert all(0.05 <= float(delay) <= 0.1 for delay, _ in waits), waits
 
 
 def test_auto_format_reads_a_read_to_close_stream(simulator: StartSim, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from connectors.simulator.sequence import (
     payload,
     ping_payload,
 )
-from connectors.sse.errors import Redactor
+from connectors.sse.redact import Redactor
 
 __all__ = ["Faults", "RequestRecord", "SensorSimulator", "SimulatorConfig"]
 

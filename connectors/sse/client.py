@@ -1,14 +1,13 @@
 """subscribe(): one event stream over urllib3, kept alive across every failure it can survive.
 
-The request, the status and content-type rules, the read loop and the reconnect loop live
-here; parsing is ``parser.py``'s, delays are ``retry.py``'s, and every message goes through
-``errors.Redactor``. urllib3's own retries are off except for redirects, so the policy
-here decides alone when to reconnect.
+The request, the status and content-type rules and the read loop live here; parsing is
+``parser.py``'s, credentials ``auth.py``'s, transport settings ``options.py``'s, and
+whether and when to reconnect ``retry.py``'s: this module only asks. Every message goes
+through a ``redact.Redactor``. urllib3's own retries are off except for redirects.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import random
@@ -16,10 +15,12 @@ import ssl
 import threading
 import time
 from collections.abc import Generator, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from io import BufferedIOBase
 from itertools import chain
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from types import EllipsisType
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import (
@@ -31,36 +32,47 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from connectors.sse.auth import Auth, PreparedRequest
 from connectors.sse.chunked import ChunkedBody
 from connectors.sse.errors import (
-    Redactor,
     SSEConnectionError,
     SSEContentTypeError,
     SSEHTTPError,
     SSERetryExhausted,
-    install_log_redaction,
 )
+from connectors.sse.options import ConnectOptions
 from connectors.sse.parser import (
-    DEFAULT_MAX_EVENT_BYTES,
     NDJSONParser,
     OversizedEvent,
     SSEEvent,
     SSEParser,
 )
-from connectors.sse.retry import RetryPolicy, parse_retry_after
+from connectors.sse.redact import Redactor, redact_logs
+from connectors.sse.retry import Outcome, RetryPolicy, parse_retry_after
 
 __all__ = ["Subscription", "SubscriptionStats", "subscribe"]
 
 log = logging.getLogger(__name__)
 
+# The urllib3 modules that log request lines (with their query strings): a filter on a
+# logger sees only its own records, so each gets the redaction filter.
+_URLLIB3_LOGGERS = (
+    "urllib3.connectionpool",
+    "urllib3.poolmanager",
+    "urllib3.connection",
+    "urllib3.response",
+    "urllib3.util.retry",
+)
 _READ_SIZE = 65536
 _SSE_TYPES = frozenset({"text/event-stream"})
 _NDJSON_TYPES = frozenset({"application/x-ndjson", "application/json", "application/jsonl"})
 # "408, 429 and 5xx retry"; other 4xx are the client's mistake and do not change on retry.
 _RETRY_STATUSES = frozenset({408, 429})
 _ERROR_BODY_BYTES = 512
+_CLEAN_END = "the server ended the response"
 
 Item = SSEEvent | OversizedEvent
+_T = TypeVar("_T", ConnectOptions, Auth)
 
 
 @dataclass
@@ -91,47 +103,67 @@ class _StreamEnded(Exception):
 def subscribe(
     url: str,
     *,
-    headers: Mapping[str, str] | None = None,
     last_event_id: str | None = None,
-    heartbeat_timeout: float | None = 60.0,
     retry: RetryPolicy | None = None,
+    options: ConnectOptions | None = None,
+    auth: Auth | None = None,
+    rng: random.Random | None = None,
+    logger: logging.Logger | None = None,
+    headers: Mapping[str, str] | None = None,
+    heartbeat_timeout: float | EllipsisType | None = ...,
+    connect_timeout: float | None = None,
+    ca_certs: str | None = None,
+    verify: bool | None = None,
+    max_event_bytes: int | None = None,
+    max_redirects: int | None = None,
     bearer_token: str | None = None,
     basic_auth: tuple[str, str] | None = None,
     query_token: str | None = None,
-    query_token_param: str = "token",
-    ca_certs: str | None = None,
-    verify: bool = True,
-    connect_timeout: float = 10.0,
-    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-    max_redirects: int = 5,
-    rng: random.Random | None = None,
+    query_token_param: str | None = None,
 ) -> Subscription:
     """Subscribe to an event stream; iterate the result for each event, once, in order.
 
     It reconnects on refused or reset connections, end of body, 408/429/5xx (honouring
     ``Retry-After``) and ``heartbeat_timeout`` seconds without a byte, resuming with
-    ``Last-Event-ID``. It ends on 204 and raises an ``SSEError`` for what retrying
-    cannot mend: other 4xx, a wrong content type, TLS failures, a redirect loop, or the
-    policy's caps. ``bearer_token``, ``basic_auth`` and ``query_token`` are secrets:
-    they never appear in logs, errors or reprs.
+    ``Last-Event-ID``, after the delay ``retry`` decides. It ends on 204 and raises an
+    ``SSEError`` for what retrying cannot mend: other 4xx, a wrong content type, TLS
+    failures, a redirect loop, or the policy's caps.
+
+    Transport settings come as ``options`` (``ConnectOptions``) and credentials as
+    ``auth`` (``Auth``); each keyword of the same name as one of their fields overrides
+    it. Credentials never appear in logs, errors or reprs; ``logger`` (default: this
+    module's) and urllib3's loggers get a filter that masks them.
     """
+    transport = {
+        "headers": headers,
+        "heartbeat_timeout": heartbeat_timeout,
+        "connect_timeout": connect_timeout,
+        "ca_certs": ca_certs,
+        "verify": verify,
+        "max_event_bytes": max_event_bytes,
+        "max_redirects": max_redirects,
+    }
+    credentials = {
+        "bearer_token": bearer_token,
+        "basic_auth": basic_auth,
+        "query_token": query_token,
+        "query_token_param": query_token_param,
+    }
     return Subscription(
         url,
-        headers=headers,
-        last_event_id=last_event_id,
-        heartbeat_timeout=heartbeat_timeout,
+        options=_with_given(options or ConnectOptions(), transport),
+        auth=_with_given(auth or Auth(), credentials),
         retry=retry or RetryPolicy(),
-        bearer_token=bearer_token,
-        basic_auth=basic_auth,
-        query_token=query_token,
-        query_token_param=query_token_param,
-        ca_certs=ca_certs,
-        verify=verify,
-        connect_timeout=connect_timeout,
-        max_event_bytes=max_event_bytes,
-        max_redirects=max_redirects,
+        last_event_id=last_event_id,
         rng=rng,
+        logger=logger,
     )
+
+
+def _with_given(base: _T, keywords: dict[str, Any]) -> _T:
+    # None (and ... for heartbeat_timeout, where None means "wait forever") is "not given".
+    given = {k: v for k, v in keywords.items() if v is not None and v is not ...}
+    return replace(base, **given) if given else base
 
 
 class Subscription(Iterator[SSEEvent]):
@@ -146,76 +178,44 @@ class Subscription(Iterator[SSEEvent]):
         self,
         url: str,
         *,
-        headers: Mapping[str, str] | None,
-        last_event_id: str | None,
-        heartbeat_timeout: float | None,
+        options: ConnectOptions,
+        auth: Auth,
         retry: RetryPolicy,
-        bearer_token: str | None,
-        basic_auth: tuple[str, str] | None,
-        query_token: str | None,
-        query_token_param: str,
-        ca_certs: str | None,
-        verify: bool,
-        connect_timeout: float,
-        max_event_bytes: int,
-        max_redirects: int,
-        rng: random.Random | None,
+        last_event_id: str | None = None,
+        rng: random.Random | None = None,
+        logger: logging.Logger | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(
                 f"an SSE URL needs http:// or https:// and a host, got {Redactor().url(url)!r}"
             )
-        if bearer_token and basic_auth:
-            raise ValueError("give bearer_token or basic_auth, not both")
-        if parts.username is not None and basic_auth is None and not bearer_token:
-            basic_auth = (parts.username, parts.password or "")
-        if parts.username is not None:
-            host = parts.hostname + (f":{parts.port}" if parts.port else "")
-            parts = parts._replace(netloc=host)
-        secrets: list[str] = []
-        request_headers = {
+        self._log = logger or log
+        self._options = options
+        self._auth = auth
+        self._stream_url = url
+        self._base_headers = {
             "Accept": "text/event-stream",
             "Cache-Control": "no-cache",
-            **(headers or {}),
+            **options.headers,
         }
-        auth_label = "none"
-        if bearer_token:
-            request_headers["Authorization"] = f"Bearer {bearer_token}"
-            secrets.append(bearer_token)
-            auth_label = "bearer"
-        elif basic_auth:
-            user, password = basic_auth
-            encoded = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-            request_headers["Authorization"] = f"Basic {encoded}"
-            secrets += [password, encoded]
-            auth_label = "basic"
-        for name, value in (headers or {}).items():
-            if name.lower() in ("authorization", "proxy-authorization", "cookie", "x-api-key"):
-                secrets.append(value)
-        if query_token:
-            query = parts.query + ("&" if parts.query else "")
-            parts = parts._replace(query=query + urlencode({query_token_param: query_token}))
-            secrets.append(query_token)
-            auth_label = auth_label if auth_label != "none" else "query token"
-        self._redactor = Redactor(secrets)
-        install_log_redaction(secrets)
-        self._url = urlunsplit(parts)
-        self.url = self._redactor.url(self._url)
-        self._headers = request_headers
-        self._auth_label = auth_label
+        self._secrets: tuple[str, ...] = ()
+        self._redactor = Redactor()
+        # As it is requested (user info moved to a header, a query token added), masked.
+        self.url = self._redactor.url(self._prepare().url)
         self._policy = retry
         self._rng = rng or random.Random()
-        self._max_event_bytes = max_event_bytes
-        self._timeout = urllib3.Timeout(connect=connect_timeout, read=heartbeat_timeout)
+        self._timeout = urllib3.Timeout(
+            connect=options.connect_timeout, read=options.heartbeat_timeout
+        )
         self._retries = urllib3.Retry(
-            total=None, connect=0, read=0, status=0, other=0, redirect=max_redirects
+            total=None, connect=0, read=0, status=0, other=0, redirect=options.max_redirects
         )
         pool_kwargs: dict[str, object] = {"num_pools": 2, "maxsize": 1}
         if parts.scheme == "https":
-            pool_kwargs["cert_reqs"] = "CERT_REQUIRED" if verify else "CERT_NONE"
-            if ca_certs:
-                pool_kwargs["ca_certs"] = ca_certs
+            pool_kwargs["cert_reqs"] = "CERT_REQUIRED" if options.verify else "CERT_NONE"
+            if options.ca_certs:
+                pool_kwargs["ca_certs"] = options.ca_certs
         self._pool = urllib3.PoolManager(**pool_kwargs)  # type: ignore[arg-type]
         self.last_event_id = last_event_id or ""
         self.retry_ms: int | None = None
@@ -225,9 +225,18 @@ class Subscription(Iterator[SSEEvent]):
         self._response: urllib3.BaseHTTPResponse | None = None
         self._events = chain.from_iterable(self._events_of(batch) for batch in self.batches())
 
+    def _prepare(self) -> PreparedRequest:
+        """This connect's URL and headers; their secrets join the redaction first."""
+        request = self._auth.apply(self._stream_url, self._base_headers)
+        if request.secrets != self._secrets:
+            self._secrets = request.secrets
+            self._redactor = Redactor(request.secrets)
+            redact_logs(request.secrets, [self._log, *map(logging.getLogger, _URLLIB3_LOGGERS)])
+        return request
+
     def __repr__(self) -> str:
         return (
-            f"Subscription(url={self.url!r}, auth={self._auth_label!r}, "
+            f"Subscription(url={self.url!r}, auth={self._auth.kind!r}, "
             f"last_event_id={self.last_event_id!r}, closed={self._stop.is_set()})"
         )
 
@@ -257,39 +266,46 @@ class Subscription(Iterator[SSEEvent]):
 
     def batches(self) -> Iterator[list[Item]]:
         """The events, a list per network read, across reconnects, until 204 or close()."""
-        attempt = 0
-        failing_since: float | None = None
+        backoff = self._policy.start(self._rng)
+        stats = self.stats
         try:
             while not self._stop.is_set():
-                connected_at: float | None = None
+                delivered = stats.events + stats.oversized
                 retry_after: float | None = None
                 try:
                     response = self._connect()
-                    connected_at = time.monotonic()
                     reason = yield from self._read(response)
                 except _StreamEnded:
-                    log.info("%s: the server answered 204, the stream is over", self.url)
+                    self._log.info("%s: the server answered 204, the stream is over", self.url)
                     return
                 except _Reconnect as exc:
                     reason, retry_after = exc.reason, exc.retry_after
                 if self._stop.is_set():
                     return
-                now = time.monotonic()
-                if connected_at is not None and now - connected_at >= self._policy.reset_after:
-                    attempt, failing_since = 0, None
-                attempt += 1
-                if failing_since is None:
-                    failing_since = now
-                delay = self._delay(attempt, retry_after)
-                self._check_caps(attempt, now - failing_since + delay, reason)
-                self.stats.reconnects += 1
-                reasons = self.stats.reconnect_reasons
+                outcome = Outcome(
+                    reason,
+                    at=time.monotonic(),
+                    delivered=stats.events + stats.oversized - delivered,
+                    clean=reason == _CLEAN_END,
+                    retry_after=retry_after,
+                    server_retry_ms=self.retry_ms,
+                )
+                try:
+                    delay, backoff = backoff.after(outcome)
+                except SSERetryExhausted as exc:
+                    raise SSERetryExhausted(
+                        f"{self.url}: {exc}", attempts=exc.attempts, last_reason=exc.last_reason
+                    ) from None
+                stats.reconnects += 1
+                reasons = stats.reconnect_reasons
                 reasons[reason] = reasons.get(reason, 0) + 1
-                log.warning(
+                # A response that ended at an event boundary is how streams end; not a fault.
+                self._log.log(
+                    logging.INFO if outcome.clean else logging.WARNING,
                     "%s: reconnecting in %.2f s (attempt %d): %s%s",
                     self.url,
                     delay,
-                    attempt,
+                    backoff.failures,
                     reason,
                     f"; resuming after event {self.last_event_id!r}" if self.last_event_id else "",
                 )
@@ -298,28 +314,9 @@ class Subscription(Iterator[SSEEvent]):
         finally:
             self._pool.clear()
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return self._policy.retry_after_delay(retry_after)
-        return self._policy.delay(attempt, server_retry_ms=self.retry_ms, rng=self._rng)
-
-    def _check_caps(self, attempt: int, elapsed: float, reason: str) -> None:
-        policy = self._policy
-        if policy.max_attempts is not None and attempt > policy.max_attempts:
-            cap = f"RetryPolicy.max_attempts={policy.max_attempts}"
-            why = f"after {attempt - 1} reconnect attempts ({cap})"
-        elif policy.max_elapsed is not None and elapsed > policy.max_elapsed:
-            why = f"reconnecting after {policy.max_elapsed:g} s (RetryPolicy.max_elapsed)"
-        else:
-            return
-        raise SSERetryExhausted(
-            f"{self.url}: gave up {why}; last failure: {reason}",
-            attempts=attempt - 1,
-            last_reason=reason,
-        )
-
     def _connect(self) -> urllib3.BaseHTTPResponse:
-        headers = dict(self._headers)
+        request = self._prepare()
+        headers = request.headers
         if self.last_event_id:
             # "If the event source's last event ID string is not the empty string, set
             # (`Last-Event-ID`, last event ID string, encoded as UTF-8) in request's header list."
@@ -327,7 +324,7 @@ class Subscription(Iterator[SSEEvent]):
         try:
             response = self._pool.request(
                 "GET",
-                self._url,
+                request.url,
                 headers=headers,
                 preload_content=False,
                 retries=self._retries,
@@ -345,7 +342,7 @@ class Subscription(Iterator[SSEEvent]):
             mime = content_type.split(";", 1)[0].strip().lower()
             if mime in _SSE_TYPES or mime in _NDJSON_TYPES:
                 self.stats.connects += 1
-                log.info("%s: connected (%s)", self.url, mime)
+                self._log.info("%s: connected (%s)", self.url, mime)
                 return response
             snippet = self._error_body(response)
             raise SSEContentTypeError(
@@ -381,7 +378,7 @@ class Subscription(Iterator[SSEEvent]):
         parser = parser_type(
             last_event_id=self.last_event_id,
             retry=self.retry_ms,
-            max_event_bytes=self._max_event_bytes,
+            max_event_bytes=self._options.max_event_bytes,
         )
         with self._response_lock:
             self._response = response
@@ -404,7 +401,7 @@ class Subscription(Iterator[SSEEvent]):
             # A read-to-close body cut mid-event looks like its end; the parser can tell.
             if parser.unfinished:
                 return "the server closed the connection in the middle of an event"
-            return "the server ended the response"
+            return _CLEAN_END
         except (ProtocolError, ReadTimeoutError, OSError, HTTPError) as exc:
             if self._stop.is_set():
                 return "closed"

@@ -1,0 +1,50 @@
+"""ConnectOptions: how to reach a stream (timeouts, TLS, size limit, redirects, headers).
+
+One frozen value, shared by ``subscribe`` and the jobs' settings under the same names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from connectors.sse.parser import DEFAULT_MAX_EVENT_BYTES
+
+__all__ = ["ConnectOptions"]
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    """Transport settings for a subscription.
+
+    - ``connect_timeout``: seconds to wait for the TCP (and TLS) connection.
+    - ``heartbeat_timeout``: reconnect after this many seconds without a byte (comments
+      and pings count); None waits forever.
+    - ``ca_certs``: a PEM file of CAs to trust for ``https://`` (a private CA).
+    - ``verify``: verify the server's certificate (turning it off is possible, not advised).
+    - ``max_event_bytes``: an event whose data passes this is skipped, and reported.
+    - ``max_redirects``: redirects followed per connect; more is a redirect loop.
+    - ``headers``: extra request headers; an ``Authorization``, ``Cookie`` or
+      ``X-API-Key`` among them is treated as a secret. Not shown in the repr.
+    """
+
+    connect_timeout: float = 10.0
+    heartbeat_timeout: float | None = 60.0
+    ca_certs: str | None = None
+    verify: bool = True
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    max_redirects: int = 5
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.connect_timeout > 0:
+            problems.append(f"connect_timeout must be > 0, got {self.connect_timeout}")
+        if self.heartbeat_timeout is not None and not self.heartbeat_timeout > 0:
+            problems.append(f"heartbeat_timeout must be > 0 or None, got {self.heartbeat_timeout}")
+        if self.max_event_bytes < 1:
+            problems.append(f"max_event_bytes must be at least 1, got {self.max_event_bytes}")
+        if self.max_redirects < 0:
+            problems.append(f"max_redirects must be >= 0, got {self.max_redirects}")
+        if problems:
+            raise ValueError("invalid ConnectOptions: " + "; ".join(problems))
