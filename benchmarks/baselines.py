@@ -35,8 +35,9 @@ from bytewax.operators.windowing import fold_window
 
 from dataflows.aggregates import add_reading, merge_stats, new_stats
 from dataflows.config import JobConfig, load_config
+from dataflows.formats import parse_flat
 from dataflows.outputs import write_records
-from dataflows.readings import Reading, parse_flat, reading_key
+from dataflows.readings import Reading, reading_key
 from dataflows.sensor_stats import window_record
 from dataflows.windows import event_time_clock, reading_ts, tumbling
 

@@ -22,7 +22,8 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from connectors.source import StreamItem
 from connectors.sse import SSEEvent
 from dataflows.config import load_config
-from dataflows.pipeline import RunSummary, sse_source
+from dataflows.pipeline import sse_source
+from dataflows.runtime import RunSummary
 from dataflows.sensor_stats import build_flow
 
 

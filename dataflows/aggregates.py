@@ -16,14 +16,8 @@ from itertools import chain
 
 from bytewax.operators import StatefulBatchLogic
 
-from dataflows.readings import (
-    Reading,
-    ReadingRow,
-    duration_micros,
-    from_micros,
-    micros,
-    split_key,
-)
+from dataflows.readings import Reading, ReadingRow, split_key
+from dataflows.times import duration_micros, from_micros, micros
 
 __all__ = [
     "LateReading",

@@ -22,7 +22,7 @@ from typing import Any
 
 from dataflows.alert_rules import MetricRules
 from dataflows.readings import Reading
-from dataflows.windows import iso
+from dataflows.times import iso
 
 __all__ = ["Alert", "AlertEngine", "EngineState"]
 

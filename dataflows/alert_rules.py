@@ -23,9 +23,7 @@ from typing import Any
 
 from dataflows.config import ConfigError, parse_duration
 
-__all__ = ["DEFAULT_RULES", "MetricRules", "RulesError", "load_rules"]
-
-DEFAULT_RULES = Path(__file__).with_name("alert_rules.toml")
+__all__ = ["MetricRules", "RulesError", "load_rules"]
 
 
 class RulesError(ConfigError):

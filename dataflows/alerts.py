@@ -10,10 +10,8 @@ event time, which no per-sensor step can see.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
-from functools import cache, partial
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import bytewax.operators as op
@@ -21,17 +19,12 @@ from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulBatchLogic
 
 from dataflows.alert_engine import Alert, AlertEngine, EngineState
-from dataflows.alert_rules import DEFAULT_RULES, MetricRules, load_rules
-from dataflows.config import JobConfig
+from dataflows.alert_rules import MetricRules, load_rules
+from dataflows.config import JobConfig, load_alert_config
 from dataflows.outputs import write_dead_letters, write_records
-from dataflows.pipeline import (
-    RunSummary,
-    job_config,
-    read_stream,
-    settings,
-    start_job,
-)
+from dataflows.pipeline import read_stream
 from dataflows.readings import Reading
+from dataflows.runtime import RunSummary, job_config, job_flow, settings, start_job
 
 __all__ = ["build_flow"]
 
@@ -79,19 +72,10 @@ def build_flow(
     return flow
 
 
-def rules_path() -> Path:
-    return Path(os.environ.get("ALERT_RULES", "").strip() or DEFAULT_RULES)
-
-
-@cache
 def _main_flow() -> Dataflow:
     summary = start_job("alerts")
-    return build_flow(job_config(), settings(lambda: load_rules(rules_path())), summary)
+    rules = settings(lambda: load_rules(load_alert_config().rules))
+    return build_flow(job_config(), rules, summary)
 
 
-def __getattr__(name: str) -> Dataflow:
-    # ``flow`` is built on first use (as ``bytewax.run`` asks for it), so importing this
-    # module for its functions starts no simulator and reads no settings.
-    if name == "flow":
-        return _main_flow()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = job_flow(__name__, _main_flow)

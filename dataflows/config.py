@@ -8,31 +8,33 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
 
 from connectors.sse import DEFAULT_MAX_EVENT_BYTES, Auth, ConnectOptions, RetryPolicy
 from connectors.sse.redact import Redactor
+from dataflows.formats import FORMATS, VENDOR_FORMATS, Format, VendorFormat
 
 __all__ = [
-    "FORMATS",
+    "DEFAULT_RULES",
+    "AlertConfig",
     "ConfigError",
     "DemoConfig",
     "FeatureConfig",
     "JobConfig",
     "OutputConfig",
+    "RuntimeConfig",
     "StreamConfig",
     "WindowConfig",
+    "load_alert_config",
     "load_config",
     "load_feature_config",
+    "load_runtime_config",
     "parse_duration",
 ]
-
-Format = Literal["auto", "flat", "dt", "obelisk"]
-FORMATS: tuple[Format, ...] = ("auto", "flat", "dt", "obelisk")
 
 
 class ConfigError(ValueError):
@@ -75,9 +77,35 @@ class FeatureConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """``directory`` None: JSON Lines on stdout (dead letters on stderr)."""
+    """``directory`` None: JSON Lines on stdout (dead letters on stderr).
+
+    ``resume``: ``bytewax.run`` was given a recovery directory, so output files are kept
+    for Bytewax's FileSink to truncate to the snapshot it resumes from; otherwise each
+    run starts them empty.
+    """
 
     directory: Path | None = None
+    resume: bool = False
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """The process: ``LOG_LEVEL``, and ``SENSORWAX_TRACEBACK`` (a full traceback instead
+    of one line when a stream cannot go on)."""
+
+    log_level: str = "INFO"
+    traceback: bool = False
+
+
+# The rules the alerts job ships with.
+DEFAULT_RULES = Path(__file__).with_name("alert_rules.toml")
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    """``ALERT_RULES``: the TOML rules file of the alerts job."""
+
+    rules: Path = DEFAULT_RULES
 
 
 @dataclass(frozen=True)
@@ -87,7 +115,7 @@ class DemoConfig:
     sensors: int = 4
     rate: float = 20.0
     events: int = 400
-    format: Literal["flat", "dt", "obelisk"] = "flat"
+    format: VendorFormat = "flat"
     drop_every: int = 250
     malformed_every: int = 300
     seed: int = 0
@@ -267,15 +295,18 @@ def _demo(env: _Env) -> DemoConfig:
         sensors=int(env.number("SIM_SENSORS", 4, minimum=1, integer=True)),
         rate=env.number("SIM_RATE", 20.0, minimum=0.001),
         events=int(env.number("SIM_EVENTS", 400, minimum=1, integer=True)),
-        format=env.choice("SIM_FORMAT", ("flat", "dt", "obelisk"), "flat"),  # type: ignore[arg-type]
+        format=env.choice("SIM_FORMAT", VENDOR_FORMATS, "flat"),  # type: ignore[arg-type]
         drop_every=int(env.number("SIM_DROP_EVERY", 250, integer=True)),
         malformed_every=int(env.number("SIM_MALFORMED_EVERY", 300, integer=True)),
         seed=int(env.number("SIM_SEED", 0, integer=True)),
     )
 
 
-def load_config(environ: Mapping[str, str] | None = None) -> JobConfig:
-    """Read and validate every setting; raises ConfigError listing all problems."""
+def load_config(
+    environ: Mapping[str, str] | None = None, argv: Sequence[str] | None = None
+) -> JobConfig:
+    """Read and validate every setting a job shares (``argv``: ``bytewax.run``'s, for
+    its recovery flag); raises ConfigError listing all problems."""
     env = _Env(os.environ if environ is None else environ)
     stream = _stream(env)
     window = WindowConfig(
@@ -283,7 +314,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> JobConfig:
         lateness=env.duration("LATENESS", "2s"),
     )
     out = env.text("OUTPUT", "-")
-    output = OutputConfig(directory=None if out == "-" else Path(out or "-"))
+    output = OutputConfig(
+        directory=None if out == "-" else Path(out or "-"),
+        resume=_recovery_configured(env, sys.argv if argv is None else argv),
+    )
     demo = _demo(env) if not stream.urls else None
     if env.problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(env.problems))
@@ -304,3 +338,34 @@ def load_feature_config(environ: Mapping[str, str] | None = None) -> FeatureConf
     if env.problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(env.problems))
     return FeatureConfig(length=length, step=step, ewma_span=span)
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def load_runtime_config(environ: Mapping[str, str] | None = None) -> RuntimeConfig:
+    """LOG_LEVEL and SENSORWAX_TRACEBACK; raises ConfigError."""
+    env = _Env(os.environ if environ is None else environ)
+    config = RuntimeConfig(
+        log_level=env.choice("LOG_LEVEL", _LOG_LEVELS, "info").upper(),
+        traceback=env.flag("SENSORWAX_TRACEBACK", False),
+    )
+    if env.problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(env.problems))
+    return config
+
+
+def load_alert_config(environ: Mapping[str, str] | None = None) -> AlertConfig:
+    """ALERT_RULES (default: the rules shipped with the alerts job)."""
+    env = _Env(os.environ if environ is None else environ)
+    return AlertConfig(rules=Path(env.text("ALERT_RULES") or DEFAULT_RULES))
+
+
+def _recovery_configured(env: _Env, argv: Sequence[str]) -> bool:
+    """Whether ``bytewax.run`` was given a recovery directory (``-r`` or its variable)."""
+    if env.text("BYTEWAX_RECOVERY_DIRECTORY"):
+        return True
+    return any(
+        arg in ("-r", "--recovery-directory") or arg.startswith("--recovery-directory=")
+        for arg in argv
+    )

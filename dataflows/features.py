@@ -9,7 +9,7 @@ directory the rows go to ``OUTPUT/features/features.csv`` (with a header), else 
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import cache, partial
+from functools import partial
 from typing import Any
 
 import bytewax.operators as op
@@ -25,23 +25,11 @@ from dataflows.feature_math import (
     new_features,
 )
 from dataflows.outputs import write_dead_letters, write_records
-from dataflows.pipeline import (
-    RunSummary,
-    job_config,
-    late_letter,
-    read_stream,
-    settings,
-    start_job,
-)
+from dataflows.pipeline import late_letter, read_stream
 from dataflows.readings import Reading, reading_key, split_key
-from dataflows.windows import (
-    EPOCH,
-    event_time_clock,
-    iso,
-    reading_ts,
-    window_id_of,
-    window_start,
-)
+from dataflows.runtime import RunSummary, job_config, job_flow, settings, start_job
+from dataflows.times import EPOCH, iso
+from dataflows.windows import event_time_clock, reading_ts, window_id_of, window_start
 
 __all__ = ["COLUMNS", "build_flow"]
 
@@ -99,15 +87,9 @@ def build_flow(
     return flow
 
 
-@cache
 def _main_flow() -> Dataflow:
     summary = start_job("features")
     return build_flow(job_config(), settings(load_feature_config), summary)
 
 
-def __getattr__(name: str) -> Dataflow:
-    # ``flow`` is built on first use (as ``bytewax.run`` asks for it), so importing this
-    # module for its functions starts no simulator and reads no settings.
-    if name == "flow":
-        return _main_flow()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = job_flow(__name__, _main_flow)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -60,7 +58,7 @@ def write_records(
     path = output.directory / kind / f"{kind}.csv"
     header = ",".join(csv_columns)
     sink = HeaderFileSink(path, header)
-    _start_file(path, header + "\n")
+    _start_file(path, header + "\n", output)
     op.output(step_id, keyed, sink)
 
 
@@ -79,7 +77,7 @@ def write_lines(
     keyed = op.map(f"{step_id}_keyed", lines, _keyed_line)
     path = output.directory / kind / f"{kind}.jsonl"
     sink = line_file_sink(path)
-    _start_file(path, "")
+    _start_file(path, "", output)
     op.output(step_id, keyed, sink)
 
 
@@ -93,21 +91,11 @@ def write_dead_letters(
     write_lines("dead_letters_out", letters, "dead_letters", output, console_stderr=True)
 
 
-def _start_file(path: Path, content: str) -> None:
+def _start_file(path: Path, content: str, output: OutputConfig) -> None:
     # Bytewax opens a file sink at its first line, so a run with nothing to write would
     # leave an earlier run's file in place. A fresh run starts each file anew; a run with
     # recovery keeps it (FileSink truncates it to the snapshot it resumes from).
-    if _recovery_configured():
+    if output.resume:
         path.touch()
     else:
         path.write_text(content)
-
-
-def _recovery_configured() -> bool:
-    """Whether ``bytewax.run`` was given a recovery directory (``-r`` or its variable)."""
-    if os.environ.get("BYTEWAX_RECOVERY_DIRECTORY"):
-        return True
-    return any(
-        arg in ("-r", "--recovery-directory") or arg.startswith("--recovery-directory=")
-        for arg in sys.argv
-    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from functools import cache, partial
+from functools import partial
 from typing import Any
 
 import bytewax.operators as op
@@ -32,15 +32,11 @@ from dataflows.aggregates import (
 )
 from dataflows.config import JobConfig
 from dataflows.outputs import write_dead_letters, write_records
-from dataflows.pipeline import (
-    RunSummary,
-    job_config,
-    late_letter,
-    read_stream_by_key,
-    start_job,
-)
+from dataflows.pipeline import late_letter, read_stream_by_key
 from dataflows.readings import DeadLetter, split_key
-from dataflows.windows import event_time_clock, iso, tumbling, window_start
+from dataflows.runtime import RunSummary, job_config, job_flow, start_job
+from dataflows.times import iso
+from dataflows.windows import event_time_clock, tumbling, window_start
 
 __all__ = ["build_flow"]
 
@@ -118,15 +114,9 @@ def build_flow(
     return flow
 
 
-@cache
 def _main_flow() -> Dataflow:
     summary = start_job("sensor_stats")
     return build_flow(job_config(), summary)
 
 
-def __getattr__(name: str) -> Dataflow:
-    # ``flow`` is built on first use (as ``bytewax.run`` asks for it), so importing this
-    # module for its functions starts no simulator and reads no settings.
-    if name == "flow":
-        return _main_flow()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = job_flow(__name__, _main_flow)

@@ -10,17 +10,16 @@ its readings move past ``window_end + lateness``, or when the input ends.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from bytewax.operators.windowing import EventClock, TumblingWindower
 
-from dataflows.readings import EPOCH, Reading
+from dataflows.readings import Reading
+from dataflows.times import EPOCH
 
 __all__ = [
-    "EPOCH",
     "event_time_clock",
-    "iso",
     "reading_ts",
     "tumbling",
     "window_id_of",
@@ -66,8 +65,3 @@ def window_start(window_id: int, step: timedelta) -> datetime:
 def window_id_of(ts: datetime, step: timedelta) -> int:
     """The newest window holding ``ts``, of windows starting every ``step`` from the epoch."""
     return (ts - EPOCH) // step
-
-
-def iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds and a ``Z``."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -21,7 +21,8 @@ from dataflows.aggregates import (
     new_stats,
     stats_of,
 )
-from dataflows.readings import Reading, from_micros, key_of, micros
+from dataflows.readings import Reading, key_of
+from dataflows.times import from_micros, micros
 
 values = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=60)
 

@@ -13,7 +13,8 @@ import pytest
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
 from dataflows.alert_engine import AlertEngine
-from dataflows.alert_rules import DEFAULT_RULES, MetricRules, RulesError, load_rules
+from dataflows.alert_rules import MetricRules, RulesError, load_rules
+from dataflows.config import DEFAULT_RULES
 from dataflows.readings import Reading
 from tests.oracle import ROOT, bytewax_run_cmd, job_env, read_lines, run_job
 

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from dataflows.config import ConfigError, load_config, parse_duration
+from dataflows.config import (
+    DEFAULT_RULES,
+    ConfigError,
+    RuntimeConfig,
+    load_alert_config,
+    load_config,
+    load_runtime_config,
+    parse_duration,
+)
 
 
 def test_defaults_serve_the_embedded_simulator() -> None:
@@ -108,3 +116,31 @@ def test_secrets_do_not_show_in_messages() -> None:
 def test_the_same_stream_twice_is_refused() -> None:
     with pytest.raises(ConfigError, match="same stream twice"):
         load_config({"SSE_URL": "http://h/a?token=1,http://h/a?token=2"})
+
+
+def test_process_settings_are_read_and_checked_here() -> None:
+    assert load_runtime_config({}) == RuntimeConfig(log_level="INFO", traceback=False)
+    runtime = load_runtime_config({"LOG_LEVEL": "debug", "SENSORWAX_TRACEBACK": "1"})
+    assert runtime == RuntimeConfig(log_level="DEBUG", traceback=True)
+    with pytest.raises(ConfigError, match="LOG_LEVEL must be one of debug, info, warning"):
+        load_runtime_config({"LOG_LEVEL": "loud"})
+
+
+@pytest.mark.parametrize(
+    ("environ", "argv", "resume"),
+    [
+        ({}, ["bytewax.run", "dataflows.sensor_stats"], False),
+        ({}, ["bytewax.run", "dataflows.sensor_stats", "-r", "state"], True),
+        ({}, ["bytewax.run", "m", "--recovery-directory=state"], True),
+        ({"BYTEWAX_RECOVERY_DIRECTORY": "state"}, ["bytewax.run", "m"], True),
+    ],
+)
+def test_output_files_are_kept_for_recovery_only_when_it_is_configured(
+    environ: dict[str, str], argv: list[str], resume: bool
+) -> None:
+    assert load_config({"OUTPUT": "out", **environ}, argv).output.resume is resume
+
+
+def test_the_alert_rules_file_defaults_to_the_shipped_one(tmp_path: Path) -> None:
+    assert load_alert_config({}).rules == DEFAULT_RULES
+    assert load_alert_config({"ALERT_RULES": str(tmp_path / "r.toml")}).rules == tmp_path / "r.toml"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig, payload
-from dataflows.pipeline import peak_rss_bytes
+from dataflows.runtime import peak_rss_bytes
 from tests.conftest import ScriptedServer, Step, sse_head, status_head
 from tests.oracle import ROOT, bytewax_run_cmd, job_env, read_lines, run_job
 

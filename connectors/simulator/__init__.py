@@ -1,7 +1,6 @@
 """A loopback sensor server speaking SSE, for the demo, the tests and the benchmarks."""
 
 from connectors.simulator.sequence import (
-    FORMATS,
     ExpectedReading,
     SequenceSpec,
     expected_readings,
@@ -10,7 +9,6 @@ from connectors.simulator.sequence import (
 from connectors.simulator.server import Faults, RequestRecord, SensorSimulator, SimulatorConfig
 
 __all__ = [
-    "FORMATS",
     "ExpectedReading",
     "Faults",
     "RequestRecord",

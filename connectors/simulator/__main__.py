@@ -11,8 +11,9 @@ import threading
 import time
 from typing import Literal
 
-from connectors.simulator.sequence import FORMATS, SequenceSpec
+from connectors.simulator.sequence import SequenceSpec
 from connectors.simulator.server import Faults, SensorSimulator, SimulatorConfig
+from dataflows.formats import VENDOR_FORMATS
 
 
 def _statuses(text: str) -> tuple[int, ...]:
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (0: any free one)")
     p.add_argument("--sensors", type=int, default=20)
     p.add_argument("--rate", type=float, default=50.0, help="events per second")
-    p.add_argument("--format", choices=FORMATS, default="flat")
+    p.add_argument("--format", choices=VENDOR_FORMATS, default="flat")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sensor-offset", type=int, default=0, help="number of the first sensor")
     p.add_argument(

@@ -10,10 +10,11 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, NamedTuple
+from typing import NamedTuple
+
+from dataflows.formats import VENDOR_FORMATS, VendorFormat
 
 __all__ = [
-    "FORMATS",
     "ExpectedReading",
     "SequenceSpec",
     "expected_readings",
@@ -22,8 +23,6 @@ __all__ = [
     "sensor_id",
 ]
 
-Format = Literal["flat", "dt", "obelisk"]
-FORMATS: tuple[Format, ...] = ("flat", "dt", "obelisk")
 
 # Device kinds, cycled over the sensors: (DT event type, metrics it reports).
 _KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -62,7 +61,7 @@ class SequenceSpec:
     rate: float = 50.0
     seed: int = 0
     start_ms: int = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-    format: Format = "flat"
+    format: VendorFormat = "flat"
     disorder_ms: int = 0
     project: str = "sensorwax-demo"
     sensor_offset: int = 0  # sensor-<offset> is the first: streams with distinct sensors
@@ -72,8 +71,10 @@ class SequenceSpec:
             raise ValueError(f"sensors must be at least 1, got {self.sensors}")
         if not self.rate > 0:
             raise ValueError(f"rate must be > 0 events per second, got {self.rate}")
-        if self.format not in FORMATS:
-            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.format not in VENDOR_FORMATS:
+            raise ValueError(
+                f"format must be one of {', '.join(VENDOR_FORMATS)}, got {self.format!r}"
+            )
         if self.disorder_ms < 0:
             raise ValueError(f"disorder_ms must be >= 0, got {self.disorder_ms}")
 

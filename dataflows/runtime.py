@@ -1,0 +1,216 @@
+"""Process set-up for a job: logging, the garbage collector, signals, the error hook, the
+demo simulator, the run summary, and each job's lazily built ``flow``.
+
+Settings come from ``config.py``; a wrong one ends the process with its message and exit
+status 2 (``settings``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import logging
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from functools import cache
+from types import TracebackType
+from typing import TypeVar
+
+from bytewax.dataflow import Dataflow
+
+from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
+from connectors.sse import SSEError
+from connectors.sse.client import SubscriptionStats
+from connectors.sse.redact import redact_logs
+from dataflows.config import (
+    ConfigError,
+    DemoConfig,
+    JobConfig,
+    RuntimeConfig,
+    load_config,
+    load_runtime_config,
+)
+
+__all__ = [
+    "GC_THRESHOLD",
+    "RunSummary",
+    "job_config",
+    "job_flow",
+    "peak_rss_bytes",
+    "settings",
+    "setup_process",
+    "start_demo_simulator",
+    "start_job",
+]
+
+T = TypeVar("T")
+
+log = logging.getLogger("dataflows")
+
+
+class RunSummary:
+    """Counters across the workers of this process, logged once when the process exits."""
+
+    def __init__(self, job: str) -> None:
+        self._job = job
+        self._lock = threading.Lock()
+        self.events = 0
+        self.reconnects = 0
+        self.readings = 0
+        self.dead_letters: Counter[str] = Counter()
+        self._started = time.monotonic()
+
+    def stream_closed(self, name: str, stats: SubscriptionStats) -> None:
+        with self._lock:
+            self.events += stats.events + stats.oversized
+            self.reconnects += stats.reconnects
+
+    def count(self, readings: int, dead: Iterable[str]) -> None:
+        with self._lock:
+            self.readings += readings
+            self.dead_letters.update(dead)
+
+    def line(self) -> str:
+        with self._lock:
+            dead = ", ".join(f"{reason} {n}" for reason, n in sorted(self.dead_letters.items()))
+            return (
+                f"{self._job} summary: {self.events} events, {self.readings} readings, "
+                f"{sum(self.dead_letters.values())} dead letters ({dead or 'none'}), "
+                f"{self.reconnects} reconnects, {time.monotonic() - self._started:.1f} s"
+                + (f", peak RSS {peak / 2**20:.0f} MiB" if (peak := peak_rss_bytes()) else "")
+            )
+
+    def log(self) -> None:
+        log.info("%s", self.line())
+
+
+def peak_rss_bytes(pid: int | None = None) -> int | None:
+    """A process's peak resident set size (this one's by default), from /proc (Linux);
+    None where there is no VmHWM or the process has gone.
+
+    Not ``ru_maxrss``: that also counts the parent's pages between fork and exec, so a job
+    started from a large process would report the parent's size.
+    """
+    try:
+        with open(f"/proc/{pid or 'self'}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+# The cyclic garbage collector's first-generation threshold. A job makes a few tuples per
+# reading and frees them by reference counting within the batch; at Python's default of
+# 700 the collector ran every few hundred readings and took about a tenth of a job's CPU
+# (a quarter in a two-process cluster, where unpickling makes more objects). Cycles are
+# rare here (the traceback of a rejected event) and are still collected, after 50,000
+# allocations rather than 700.
+GC_THRESHOLD = (50_000, 20, 20)
+
+
+def setup_process(runtime: RuntimeConfig) -> None:
+    """Logging to stderr (secrets masked), SIGTERM (Kubernetes, systemd) stopping the job
+    like Ctrl+C, the error hook, and the garbage collector's thresholds."""
+    gc.set_threshold(*GC_THRESHOLD)
+    if not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        # UTC ISO 8601, so log lines line up with the event times in the output.
+        formatter = logging.Formatter(
+            "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s",
+            datefmt="%Y-%m-%dT%H:%M:%S",
+        )
+        formatter.converter = time.gmtime
+        handler.setFormatter(formatter)
+        # On the handler, the filter sees every logger's records, Bytewax's included.
+        redact_logs((), [handler])
+        logging.basicConfig(level=runtime.log_level, handlers=[handler])
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if sys.excepthook is sys.__excepthook__ and not runtime.traceback:
+        sys.excepthook = _report_stream_failure
+
+
+def _report_stream_failure(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    """A stream that cannot go on (401, TLS, a redirect loop...) ends the job with its
+    message in one log line; Bytewax wraps it in a runtime error whose traceback says
+    nothing a user can act on. Any other error keeps its full traceback."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, SSEError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        sys.__excepthook__(kind, error, trace)
+        return
+    log.error("stopped: %s (SENSORWAX_TRACEBACK=1 prints the traceback)", cause)
+
+
+def start_job(name: str) -> RunSummary:
+    """Set up the process for a job and return its summary, logged when the process exits."""
+    setup_process(settings(load_runtime_config))
+    summary = RunSummary(name)
+    atexit.register(summary.log)
+    return summary
+
+
+def job_flow(module: str, build: Callable[[], Dataflow]) -> Callable[[str], Dataflow]:
+    """A job module's ``__getattr__``: its ``flow`` is built by ``build`` on first use, as
+    ``bytewax.run`` asks for it, so importing the module for its functions starts no
+    simulator and reads no settings."""
+    built = cache(build)
+
+    def module_getattr(name: str) -> Dataflow:
+        if name == "flow":
+            return built()
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return module_getattr
+
+
+def settings(load: Callable[[], T]) -> T:
+    """Run a settings loader; on a mistake, print the message and exit with status 2."""
+    try:
+        return load()
+    except ConfigError as exc:
+        print(f"sensorwax: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def job_config() -> JobConfig:
+    """The shared settings from the environment (streams, windows, output, simulator)."""
+    return settings(load_config)
+
+
+def start_demo_simulator(demo: DemoConfig) -> str:
+    """Serve the demo sensors on 127.0.0.1 until the process exits; returns the URL."""
+    config = SimulatorConfig(
+        sequence=SequenceSpec(
+            sensors=demo.sensors,
+            rate=demo.rate,
+            seed=demo.seed,
+            start_ms=int(time.time()) * 1000,
+            format=demo.format,
+        ),
+        faults=Faults(
+            drop_every=demo.drop_every,
+            drop_mid_event=True,
+            malformed_every=demo.malformed_every,
+            end_after=demo.events,
+        ),
+    )
+    simulator = SensorSimulator(config).start()
+    atexit.register(simulator.stop)
+    log.info(
+        "SSE_URL is unset: serving %d simulated sensors (%d events, %s) at %s",
+        demo.sensors,
+        demo.events,
+        demo.format,
+        simulator.url,
+    )
+    return simulator.url
