@@ -18,7 +18,7 @@ import atheris
 with atheris.instrument_imports():
     from connectors.sse.parser import NDJSONParser, SSEParser
 
-from tests.sse_reference import reference
+from tests.helpers.sse_reference import reference
 
 
 def _chunks(stream: bytes, cuts: list[int]) -> list[bytes]:

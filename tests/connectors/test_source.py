@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import bytewax.operators as op
 import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
 
-from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
+from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
 from connectors.source import SSESource, StreamItem
 from connectors.sse import SSEEvent, SSEHTTPError, Subscription, subscribe
-from tests.conftest import FAST_RETRY
-
-StartSim = Callable[[SimulatorConfig], SensorSimulator]
+from tests.helpers.servers import StartSim
+from tests.helpers.streams import FAST_RETRY
 
 
 def _open(url: str, last_event_id: str | None) -> Subscription:

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trustme
 
-from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
+from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
 from connectors.sse import SSEConnectionError, SSEError, SSEHTTPError, subscribe
-from tests.conftest import FAST_RETRY, ScriptedServer, Step, sse_head, status_head, tls_context
-
-StartScripted = Callable[..., ScriptedServer]
-StartSim = Callable[[SimulatorConfig], SensorSimulator]
+from tests.helpers.secrets import PASSWORD, SECRET, WAYS, assert_clean
+from tests.helpers.servers import (
+    ScriptedServer,
+    StartScripted,
+    StartSim,
+    Step,
+    sse_head,
+    status_head,
+    tls_context,
+)
+from tests.helpers.streams import FAST_RETRY
 
 
 @pytest.fixture
@@ -45,46 +51,6 @@ def test_verification_can_be_turned_off(tls_server: ScriptedServer) -> None:
 
 
 # -- secrets -------------------------------------------------------------------------
-SECRET = "tok-7f3a9c1e5b"
-PASSWORD = "pw-0d4e8a2b6c"
-
-# Each way of passing a secret: (subscribe kwargs for the right secret, for a wrong one,
-# what the simulator requires, the secrets that must never show).
-WAYS: dict[str, tuple[dict[str, object], dict[str, object], dict[str, object], list[str]]] = {
-    "header": (
-        {"headers": {"Authorization": f"Bearer {SECRET}"}},
-        {"headers": {"Authorization": f"Bearer {SECRET}-x"}},
-        {"bearer_token": SECRET},
-        [SECRET],
-    ),
-    "bearer": (
-        {"bearer_token": SECRET},
-        {"bearer_token": SECRET + "-x"},
-        {"bearer_token": SECRET},
-        [SECRET],
-    ),
-    "basic": (
-        {"basic_auth": ("ada", PASSWORD)},
-        {"basic_auth": ("ada", PASSWORD + "-x")},
-        {"basic_auth": ("ada", PASSWORD)},
-        [PASSWORD],
-    ),
-    "query": (
-        {"query_token": SECRET},
-        {"query_token": SECRET + "-x"},
-        {"query_token": SECRET},
-        [SECRET],
-    ),
-}
-
-
-def assert_clean(text: str, secrets: list[str]) -> None:
-    """No secret in ``text``, not even its first 8 characters."""
-    for secret in secrets:
-        assert secret not in text
-        assert secret[:8] not in text  # not even a prefix
-
-
 @pytest.mark.parametrize("way", WAYS)
 def test_secrets_never_reach_logs_errors_or_reprs(
     way: str, simulator: StartSim, debug_logs: pytest.LogCaptureFixture

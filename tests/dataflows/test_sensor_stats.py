@@ -8,15 +8,13 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
-from tests.conftest import free_port
-from tests.oracle import (
+from tests.helpers.oracle import (
     ROOT,
     assert_same_aggregates,
     bytewax_run_cmd,
@@ -27,8 +25,7 @@ from tests.oracle import (
     run_job,
     sent_readings,
 )
-
-StartSim = Callable[[SimulatorConfig], SensorSimulator]
+from tests.helpers.servers import StartSim, free_port
 
 pytestmark = pytest.mark.slow
 

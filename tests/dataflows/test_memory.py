@@ -14,18 +14,20 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig, payload
+from connectors.simulator import Faults, SequenceSpec, SimulatorConfig, payload
 from dataflows.runtime import peak_rss_bytes
-from tests.conftest import ScriptedServer, Step, sse_head, status_head
-from tests.oracle import ROOT, bytewax_run_cmd, job_env, read_lines, run_job
-
-StartSim = Callable[[SimulatorConfig], SensorSimulator]
-StartScripted = Callable[..., ScriptedServer]
+from tests.helpers.oracle import ROOT, bytewax_run_cmd, job_env, read_lines, run_job
+from tests.helpers.servers import (
+    StartScripted,
+    StartSim,
+    Step,
+    sse_head,
+    status_head,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,13 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
+from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
 from dataflows.config import ConfigError, load_feature_config
 from dataflows.feature_math import add_to_features, feature_values, new_features
 from dataflows.readings import Reading
-from tests.oracle import KEY, run_job, sent_readings
-
-StartSim = Callable[[SimulatorConfig], SensorSimulator]
+from tests.helpers.oracle import KEY, run_job, sent_readings
+from tests.helpers.servers import StartSim
 
 pytestmark = pytest.mark.slow
 

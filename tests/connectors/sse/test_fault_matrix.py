@@ -31,16 +31,7 @@ from connectors.sse import (
     Subscription,
     subscribe,
 )
-from tests.conftest import (
-    FAST_RETRY,
-    ScriptedServer,
-    Step,
-    free_port,
-    sse_head,
-    status_head,
-    tls_context,
-)
-from tests.oracle import (
+from tests.helpers.oracle import (
     assert_same_aggregates,
     expected_aggregates,
     load_aggregates,
@@ -48,11 +39,18 @@ from tests.oracle import (
     run_job,
     sent_readings,
 )
-from tests.test_client import ids_of, resumed_from
-from tests.test_tls_and_secrets import PASSWORD, SECRET, WAYS, assert_clean
-
-StartSim = Callable[[SimulatorConfig], SensorSimulator]
-StartScripted = Callable[..., ScriptedServer]
+from tests.helpers.secrets import PASSWORD, SECRET, WAYS, assert_clean
+from tests.helpers.servers import (
+    ScriptedServer,
+    StartScripted,
+    StartSim,
+    Step,
+    free_port,
+    sse_head,
+    status_head,
+    tls_context,
+)
+from tests.helpers.streams import FAST_RETRY, ids_of, resumed_from
 
 AUTH_WAYS = ["bearer", "basic", "query"]
 

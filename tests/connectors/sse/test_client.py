@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 
@@ -19,28 +18,16 @@ from connectors.sse import (
     SSERetryExhausted,
     subscribe,
 )
-from tests.conftest import FAST_RETRY, ScriptedServer, Step, free_port, sse_head, status_head
-from tests.test_parser import RULES
-
-StartSim = Callable[[SimulatorConfig], SensorSimulator]
-StartScripted = Callable[[list[list[Step]]], ScriptedServer]
-
-
-def unpaced(faults: Faults | None = None, **kwargs: object) -> SimulatorConfig:
-    return SimulatorConfig(
-        sequence=SequenceSpec(sensors=5),
-        faults=faults or Faults(end_after=40),
-        pace=False,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
-def ids_of(events: list[SSEEvent]) -> list[int]:
-    return [int(e.id) for e in events]
-
-
-def resumed_from(sim: SensorSimulator) -> list[str | None]:
-    return [r.headers.get("Last-Event-ID") for r in sim.requests]
+from tests.helpers.servers import (
+    StartScripted,
+    StartSim,
+    Step,
+    free_port,
+    sse_head,
+    status_head,
+)
+from tests.helpers.sse_cases import RULES
+from tests.helpers.streams import FAST_RETRY, ids_of, resumed_from, unpaced
 
 
 # -- the happy path ------------------------------------------------------------------

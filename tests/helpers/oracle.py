@@ -16,7 +16,7 @@ import pandas as pd
 
 from connectors.simulator import SensorSimulator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KEY = ["sensor_id", "metric"]
 
 

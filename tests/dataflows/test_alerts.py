@@ -5,20 +5,19 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
+from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
 from dataflows.alert_engine import AlertEngine
 from dataflows.alert_rules import MetricRules, RulesError, load_rules
 from dataflows.config import DEFAULT_RULES
 from dataflows.readings import Reading
-from tests.oracle import ROOT, bytewax_run_cmd, job_env, read_lines, run_job
+from tests.helpers.oracle import ROOT, bytewax_run_cmd, job_env, read_lines, run_job
+from tests.helpers.servers import StartSim
 
-StartSim = Callable[[SimulatorConfig], SensorSimulator]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 

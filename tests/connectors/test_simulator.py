@@ -7,23 +7,20 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from datetime import datetime
 
 import pytest
 
 from connectors.simulator import (
     Faults,
-    SensorSimulator,
     SequenceSpec,
     SimulatorConfig,
     expected_readings,
     payload,
 )
 from connectors.sse import SSEHTTPError, subscribe
-from tests.conftest import FAST_RETRY
-
-StartSim = Callable[[SimulatorConfig], SensorSimulator]
+from tests.helpers.servers import StartSim
+from tests.helpers.streams import FAST_RETRY
 
 
 def _ms(stamp: str) -> int:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from fuzz.fuzz_parser import check
-from tests.oracle import ROOT, job_env
+from tests.helpers.oracle import ROOT, job_env
 
 SEEDS = ROOT / "fuzz" / "seeds"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
-from tests.oracle import (
+from tests.helpers.oracle import (
     ROOT,
     assert_same_aggregates,
     bytewax_run_cmd,
@@ -33,8 +33,7 @@ from tests.oracle import (
     run_job,
     sent_readings,
 )
-
-StartSim = Callable[[SimulatorConfig], SensorSimulator]
+from tests.helpers.servers import StartSim
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,28 @@
+"""What the subscription tests share: a fast retry policy, simulator shapes, id helpers."""
+
+from __future__ import annotations
+
+from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
+from connectors.sse import RetryPolicy, SSEEvent
+
+__all__ = ["FAST_RETRY", "ids_of", "resumed_from", "unpaced"]
+
+# Fast, deterministic reconnects for tests: no jitter, small delays.
+FAST_RETRY = RetryPolicy(initial_delay=0.01, max_delay=0.05, jitter=0.0)
+
+
+def unpaced(faults: Faults | None = None, **kwargs: object) -> SimulatorConfig:
+    return SimulatorConfig(
+        sequence=SequenceSpec(sensors=5),
+        faults=faults or Faults(end_after=40),
+        pace=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def ids_of(events: list[SSEEvent]) -> list[int]:
+    return [int(e.id) for e in events]
+
+
+def resumed_from(sim: SensorSimulator) -> list[str | None]:
+    return [r.headers.get("Last-Event-ID") for r in sim.requests]
