@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -17,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from functools import cache
-from types import TracebackType
+from types import CodeType, FrameType, TracebackType
 from typing import TypeVar
 
 from bytewax.dataflow import Dataflow
@@ -131,9 +132,54 @@ def setup_process(runtime: RuntimeConfig) -> None:
         redact_logs((), [handler])
         logging.basicConfig(level=runtime.log_level, handlers=[handler])
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        stop = _stop_between_steps(_entry_code())
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
     if sys.excepthook is sys.__excepthook__ and not runtime.traceback:
         sys.excepthook = _report_stream_failure
+
+
+# How often a deferred stop asks again, and how long it defers at most (then it stops
+# wherever the job is, as Python's own Ctrl+C would).
+_REASK_SECONDS = 0.005
+_MAX_DEFER_SECONDS = 2.0
+
+
+def _entry_code() -> CodeType | None:
+    """The code of ``__main__`` (``bytewax.run`` for a job), which calls into Bytewax."""
+    frame: FrameType | None = sys._getframe()
+    entry = None
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "__main__":
+            entry = frame.f_code
+        frame = frame.f_back
+    return entry
+
+
+def _stop_between_steps(entry: CodeType | None) -> Callable[[int, FrameType | None], None]:
+    """A SIGINT and SIGTERM handler that stops the job the way Bytewax stops on Ctrl+C.
+
+    Bytewax checks for signals between steps and turns a KeyboardInterrupt raised there
+    into an orderly stop ("signal received": sources closed, the summary logged). Python
+    runs a handler wherever the main thread is, though, and a KeyboardInterrupt raised
+    inside one of the job's steps ends the job as that step's error, with a Rust panic.
+    So the handler raises only where no step runs (the innermost frame is the one that
+    called into Bytewax), and otherwise sends the signal again a moment later.
+    """
+    deferred_since: float | None = None
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal deferred_since
+        now = time.monotonic()
+        if deferred_since is None:
+            deferred_since = now
+        if frame is None or frame.f_code is entry or now - deferred_since > _MAX_DEFER_SECONDS:
+            raise KeyboardInterrupt
+        again = threading.Timer(_REASK_SECONDS, os.kill, (os.getpid(), signum))
+        again.daemon = True
+        again.start()
+
+    return handler
 
 
 def _report_stream_failure(

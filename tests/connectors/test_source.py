@@ -14,6 +14,7 @@ from connectors.source import SSESource, StreamItem
 from connectors.sse import SSEEvent, SSEHTTPError, Subscription, subscribe
 from tests.helpers.servers import StartSim
 from tests.helpers.streams import FAST_RETRY
+from tests.helpers.waiting import wait_for, wait_until_steady
 
 
 def _open(url: str, last_event_id: str | None) -> Subscription:
@@ -71,12 +72,12 @@ def test_a_slow_dataflow_pushes_back_on_the_server(simulator: StartSim) -> None:
     part = SSESource({"s1": sim.url}, _open, max_pending_bytes=bound, batch_size=100).build_part(
         "in", "s1", None
     )
-    time.sleep(1.0)
-    first = len(sim.sent_ids)
-    time.sleep(1.0)
-    second = len(sim.sent_ids)
-    # Nobody called next_batch: the pending events reach the bound, the reader waits, TCP
-    # fills, and the server (which would write millions of events in that time) is held.
+    # Nobody calls next_batch: the pending events reach the bound, the reader waits, TCP
+    # fills, and the server (which would write all its events in a few seconds) is held.
+    wait_for(lambda: part._pending_bytes >= bound, "the pending events to reach the bound")
+    first, second = wait_until_steady(
+        lambda: len(sim.sent_ids), "the server to be held", most=0, over=1.0
+    )
     # The bound is checked before each read's events are added: one read (64 KiB) over.
     assert part._pending_bytes <= bound + 65536
     assert second == first
@@ -96,10 +97,8 @@ def test_batches_hold_what_accumulated_not_one_read(simulator: StartSim) -> None
     # One event per HTTP chunk: a dataflow that was busy gets them all in one batch.
     sim = simulator(SimulatorConfig(faults=Faults(end_after=3000), pace=False, events_per_write=1))
     part = SSESource({"s1": sim.url}, _open, batch_size=5000).build_part("in", "s1", None)
-    deadline = time.monotonic() + 30
-    while len(sim.sent_ids) < 3000 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)
+    # The dataflow is busy elsewhere until the reader has read all 3000.
+    wait_for(lambda: len(part._pending) == 3000, "the reader to read every event")
     first = part.next_batch()
     assert [int(e.id) for _, e in first] == list(range(3000))
     part.close()

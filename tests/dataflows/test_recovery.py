@@ -15,7 +15,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from tests.helpers.oracle import (
     sent_readings,
 )
 from tests.helpers.servers import StartSim
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -93,24 +93,17 @@ class RecoveryStore:
         return None if state is None else str(state)
 
 
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
-
-
 def _kill_when(point: str, sim: SensorSimulator, store: RecoveryStore, written: Path) -> None:
     """Wait for the kill point; return at it."""
     if point == "early":
-        _wait_for(lambda: len(sim.sent_ids) >= 100, "the first events")
+        wait_for(lambda: len(sim.sent_ids) >= 100, "the first events")
         assert store.commit_epoch() is None, "too late for an early kill"
         return
-    _wait_for(lambda: written.exists() and written.stat().st_size > 0, "the first output")
-    _wait_for(lambda: store.commit_epoch() is not None, "the first snapshot")
+    wait_for(lambda: written.exists() and written.stat().st_size > 0, "the first output")
+    wait_for(lambda: store.commit_epoch() is not None, "the first snapshot")
     if point == "after-snapshot":
         committed = store.commit_epoch()
-        _wait_for(lambda: store.commit_epoch() != committed, "the next snapshot")
+        wait_for(lambda: store.commit_epoch() != committed, "the next snapshot")
         return
     # Mid-window: the newest event sent lies in the middle third of its window.
     spec = sim.config.sequence
@@ -123,7 +116,7 @@ def _kill_when(point: str, sim: SensorSimulator, store: RecoveryStore, written: 
         return WINDOW_MS // 3 <= ts % WINDOW_MS < 2 * WINDOW_MS // 3
 
     time.sleep(0.3)
-    _wait_for(mid_window, "the middle of a window")
+    wait_for(mid_window, "the middle of a window")
 
 
 def _run_until_killed(
@@ -144,7 +137,7 @@ def _run_until_killed(
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for(lambda: len(sim.requests) > first_request, "the subscription")
+        wait_for(lambda: len(sim.requests) > first_request, "the subscription")
         _kill_when(point, sim, RecoveryStore(state), written)
     finally:
         proc.kill()
