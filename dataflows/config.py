@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from connectors.sse import DEFAULT_MAX_EVENT_BYTES, Auth, ConnectOptions, RetryPolicy
+from connectors.sse import (
+    DEFAULT_MAX_EVENT_BYTES,
+    Auth,
+    ClientCredentials,
+    ConnectOptions,
+    JWTBearer,
+    RetryPolicy,
+    TokenProvider,
+)
 from connectors.sse.redact import Redactor
 from dataflows.formats import FORMATS, VENDOR_FORMATS, Format, VendorFormat
 
@@ -212,11 +220,12 @@ def _stream(env: _Env) -> StreamConfig:
         if not re.match(r"^https?://[^/\s]+", url):
             shown = Redactor().url(url)
             env.problems.append(f"SSE_URL: {shown!r} is not an http:// or https:// URL")
+    options = _connect_options(env)
     config = StreamConfig(
         urls=urls,
         format=env.choice("SSE_FORMAT", FORMATS, "auto"),  # type: ignore[arg-type]
-        options=_connect_options(env),
-        auth=_auth(env),
+        options=options,
+        auth=_auth(env, options),
         retry=_retry(env),
     )
     # Partitions are named by URL with secrets masked: two URLs differing only in a
@@ -244,7 +253,52 @@ def _connect_options(env: _Env) -> ConnectOptions:
     )
 
 
-def _auth(env: _Env) -> Auth:
+_CLIENT_SETTINGS = ("SSE_OAUTH2_CLIENT_ID", "SSE_OAUTH2_CLIENT_SECRET")
+_JWT_SETTINGS = ("SSE_OAUTH2_JWT_KEY_ID", "SSE_OAUTH2_JWT_SECRET", "SSE_OAUTH2_JWT_ISSUER")
+
+
+def _token_provider(env: _Env, options: ConnectOptions) -> TokenProvider | None:
+    """SSE_OAUTH2_*: a client credentials or a JWT bearer grant, or None."""
+    token_url = env.text("SSE_OAUTH2_TOKEN_URL")
+    client = {name: env.text(name) for name in _CLIENT_SETTINGS}
+    signed = {name: env.text(name) for name in _JWT_SETTINGS}
+    scope = env.text("SSE_OAUTH2_SCOPE")
+    uses_client = any(client.values()) or scope is not None
+    uses_jwt = any(signed.values())
+    if token_url is None:
+        if uses_client or uses_jwt:
+            env.problems.append("SSE_OAUTH2_TOKEN_URL is needed with the other SSE_OAUTH2_*")
+        return None
+    if not re.match(r"^https?://[^/\s]+", token_url):
+        env.problems.append(f"SSE_OAUTH2_TOKEN_URL: {token_url!r} is not an http(s) URL")
+        return None
+    if uses_client == uses_jwt:
+        env.problems.append(
+            "with SSE_OAUTH2_TOKEN_URL set either SSE_OAUTH2_CLIENT_ID and "
+            "SSE_OAUTH2_CLIENT_SECRET (client credentials), or SSE_OAUTH2_JWT_KEY_ID, "
+            "SSE_OAUTH2_JWT_SECRET and SSE_OAUTH2_JWT_ISSUER (JWT bearer)"
+            + (", not both" if uses_client else "")
+        )
+        return None
+    given = client if uses_client else signed
+    missing = [name for name, value in given.items() if not value]
+    if missing:
+        env.problems.append(f"{', '.join(missing)}: needed for this OAuth2 grant")
+        return None
+    transport = {
+        "ca_certs": options.ca_certs,
+        "verify": options.verify,
+        "timeout": options.connect_timeout,
+    }
+    if uses_client:
+        client_id, secret = (client[name] or "" for name in _CLIENT_SETTINGS)
+        return ClientCredentials(token_url, client_id, secret, scope, **transport)
+    key_id, secret, issuer = (signed[name] or "" for name in _JWT_SETTINGS)
+    return JWTBearer(token_url, key_id, issuer, secret, **transport)
+
+
+def _auth(env: _Env, options: ConnectOptions) -> Auth:
+    provider = _token_provider(env, options)
     basic = env.text("SSE_BASIC_AUTH")
     basic_auth: tuple[str, str] | None = None
     if basic is not None:
@@ -253,12 +307,20 @@ def _auth(env: _Env) -> Auth:
             env.problems.append("SSE_BASIC_AUTH must be user:password")
         else:
             basic_auth = (user, password)
+    bearer = env.text("SSE_BEARER_TOKEN")
+    if provider is not None and (bearer or basic is not None):
+        env.problems.append(
+            "SSE_OAUTH2_* fetches the bearer token itself: unset SSE_BEARER_TOKEN and "
+            "SSE_BASIC_AUTH, or the SSE_OAUTH2_* settings"
+        )
+        return Auth()
     try:
         return Auth(
-            bearer_token=env.text("SSE_BEARER_TOKEN"),
+            bearer_token=bearer,
             basic_auth=basic_auth,
             query_token=env.text("SSE_QUERY_TOKEN"),
             query_token_param=env.text("SSE_QUERY_TOKEN_PARAM", "token") or "token",
+            token_provider=provider,
         )
     except ValueError:
         env.problems.append("set SSE_BEARER_TOKEN or SSE_BASIC_AUTH, not both")

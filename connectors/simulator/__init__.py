@@ -1,5 +1,6 @@
 """A loopback sensor server speaking SSE, for the demo, the tests and the benchmarks."""
 
+from connectors.simulator.oauth2 import OAuth2Server
 from connectors.simulator.sequence import (
     ExpectedReading,
     SequenceSpec,
@@ -11,6 +12,7 @@ from connectors.simulator.server import Faults, RequestRecord, SensorSimulator, 
 __all__ = [
     "ExpectedReading",
     "Faults",
+    "OAuth2Server",
     "RequestRecord",
     "SensorSimulator",
     "SequenceSpec",

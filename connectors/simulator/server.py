@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import socket
 import threading
@@ -19,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
+from connectors.simulator.oauth2 import TOKEN_PATH, OAuth2Server, TokenIssuer
 from connectors.simulator.sequence import (
     ExpectedReading,
     SequenceSpec,
@@ -92,6 +94,8 @@ class SimulatorConfig:
     server writes as fast as the socket takes. ``chunked`` uses HTTP/1.1 chunked bodies,
     one chunk per ``events_per_write`` events; otherwise a read-to-close body.
     ``line_end`` ends every SSE line (LF, CRLF or CR); ``bom`` starts each body with one.
+    ``oauth2`` serves a token endpoint at ``token_url`` and makes the stream take only the
+    tokens it issued, ending a stream when the token it was opened with expires.
     """
 
     sequence: SequenceSpec = field(default_factory=SequenceSpec)
@@ -108,6 +112,7 @@ class SimulatorConfig:
     bearer_token: str | None = None
     basic_auth: tuple[str, str] | None = None
     query_token: str | None = None
+    oauth2: OAuth2Server | None = None
     line_end: Literal["\n", "\r\n", "\r"] = "\n"
     bom: bool = False
 
@@ -150,8 +155,14 @@ class SensorSimulator:
         self._thread: threading.Thread | None = None
         self._port = self.config.port
         config = self.config
+        self.tokens = TokenIssuer(config.oauth2) if config.oauth2 is not None else None
         self._redactor = Redactor(
-            [config.bearer_token or "", config.query_token or "", *(config.basic_auth or ())[1:]]
+            [
+                config.bearer_token or "",
+                config.query_token or "",
+                *(config.basic_auth or ())[1:],
+                *(config.oauth2.secrets() if config.oauth2 else ()),
+            ]
         )
 
     # -- lifecycle -------------------------------------------------------------------
@@ -197,6 +208,10 @@ class SensorSimulator:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._port}/stream"
+
+    @property
+    def token_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}{TOKEN_PATH}"
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -276,6 +291,25 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             sim._track(self.connection, False)
 
+    def do_POST(self) -> None:
+        sim = self.server.simulator
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(min(length, 1 << 16))
+        if sim.tokens is None or urlsplit(self.path).path != TOKEN_PATH:
+            self._answer(sim, 404, {})
+            return
+        status, answer = sim.tokens.answer(
+            body, self.headers.get("Authorization", ""), sim.token_url
+        )
+        content = json.dumps(answer).encode()
+        sim._record(self, status)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
     def _answer(self, sim: SensorSimulator, status: int, headers: dict[str, str]) -> None:
         sim._record(self, status)
         self.send_response(status)
@@ -298,10 +332,17 @@ class _Handler(BaseHTTPRequestHandler):
                 return False
         return True
 
+    def _token_expiry(self, tokens: TokenIssuer) -> float | None:
+        """When the bearer token of this request expires; None if it is not one we issued."""
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        return tokens.expires_at(token) if scheme.lower() == "bearer" else None
+
     def _serve(self, sim: SensorSimulator) -> None:
         config, faults = sim.config, sim.config.faults
         connection = sim._next_connection()
-        if not self._authorized(config):
+        expiry = self._token_expiry(sim.tokens) if sim.tokens is not None else None
+        refused = sim.tokens is not None and (expiry is None or expiry <= time.monotonic())
+        if refused or not self._authorized(config):
             self._answer(sim, 401, {"WWW-Authenticate": 'Bearer realm="sensorwax"'})
             return
         if connection < len(faults.statuses):
@@ -317,9 +358,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(sim, 204, {})
             return
         sim._record(self, 200)
-        self._stream(sim, first, sim._next_stream())
+        self._stream(sim, first, sim._next_stream(), expiry)
 
-    def _stream(self, sim: SensorSimulator, first: int, stream_no: int) -> None:
+    def _stream(
+        self, sim: SensorSimulator, first: int, stream_no: int, expiry: float | None = None
+    ) -> None:
         config, faults, spec = sim.config, sim.config.faults, sim.config.sequence
         sse = config.body == "sse"
         self.send_response(200)
@@ -343,7 +386,10 @@ class _Handler(BaseHTTPRequestHandler):
         sent_here = 0
         end = faults.end_after
         while not sim._stop.is_set():
-            if end is not None and n >= end:
+            if (end is not None and n >= end) or (
+                expiry is not None and time.monotonic() >= expiry
+            ):
+                # As the vendors do: the stream ends when the token it was opened with does.
                 self._finish()
                 return
             if faults.drop_every and sent_here >= faults.drop_every:
@@ -374,6 +420,8 @@ class _Handler(BaseHTTPRequestHandler):
                         self._write(self._ping(spec, sse))
                         last_write = time.monotonic()
                     nap = min(wait, max(ping_interval - (time.monotonic() - last_write), 0.001))
+                    if expiry is not None:
+                        nap = min(nap, max(expiry - time.monotonic(), 0.001))
                     if sim._stop.wait(nap):
                         return
             ids = list(range(n, n + count))

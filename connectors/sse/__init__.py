@@ -8,15 +8,20 @@ from connectors.sse.errors import (
     SSEError,
     SSEHTTPError,
     SSERetryExhausted,
+    SSETokenError,
 )
 from connectors.sse.options import ConnectOptions
 from connectors.sse.parser import DEFAULT_MAX_EVENT_BYTES, OversizedEvent, SSEEvent, iter_events
 from connectors.sse.retry import RetryPolicy
+from connectors.sse.tokens import AccessToken, ClientCredentials, JWTBearer, TokenProvider
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
+    "AccessToken",
     "Auth",
+    "ClientCredentials",
     "ConnectOptions",
+    "JWTBearer",
     "OversizedEvent",
     "RetryPolicy",
     "SSEConnectionError",
@@ -25,8 +30,10 @@ __all__ = [
     "SSEEvent",
     "SSEHTTPError",
     "SSERetryExhausted",
+    "SSETokenError",
     "Subscription",
     "SubscriptionStats",
+    "TokenProvider",
     "iter_events",
     "subscribe",
 ]

@@ -49,6 +49,7 @@ from connectors.sse.parser import (
 )
 from connectors.sse.redact import Redactor, redact_logs
 from connectors.sse.retry import Outcome, RetryPolicy, parse_retry_after
+from connectors.sse.tokens import AccessToken, TokenEndpointUnavailable, TokenProvider
 
 __all__ = ["Subscription", "SubscriptionStats", "subscribe"]
 
@@ -84,6 +85,7 @@ class SubscriptionStats:
     events: int = 0
     oversized: int = 0
     bytes_received: int = 0
+    token_fetches: int = 0
     reconnect_reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -120,6 +122,7 @@ def subscribe(
     basic_auth: tuple[str, str] | None = None,
     query_token: str | None = None,
     query_token_param: str | None = None,
+    token_provider: TokenProvider | None = None,
 ) -> Subscription:
     """Subscribe to an event stream; iterate the result for each event, once, in order.
 
@@ -148,6 +151,7 @@ def subscribe(
         "basic_auth": basic_auth,
         "query_token": query_token,
         "query_token_param": query_token_param,
+        "token_provider": token_provider,
     }
     return Subscription(
         url,
@@ -201,6 +205,7 @@ class Subscription(Iterator[SSEEvent]):
         }
         self._secrets: tuple[str, ...] = ()
         self._redactor = Redactor()
+        self._fresh_token = False
         # As it is requested (user info moved to a header, a query token added), masked.
         self.url = self._redactor.url(self._prepare().url)
         self._policy = retry
@@ -225,9 +230,9 @@ class Subscription(Iterator[SSEEvent]):
         self._response: urllib3.BaseHTTPResponse | None = None
         self._events = chain.from_iterable(self._events_of(batch) for batch in self.batches())
 
-    def _prepare(self) -> PreparedRequest:
+    def _prepare(self, token: AccessToken | None = None) -> PreparedRequest:
         """This connect's URL and headers; their secrets join the redaction first."""
-        request = self._auth.apply(self._stream_url, self._base_headers)
+        request = self._auth.apply(self._stream_url, self._base_headers, token)
         if request.secrets != self._secrets:
             self._secrets = request.secrets
             self._redactor = Redactor(request.secrets)
@@ -315,7 +320,8 @@ class Subscription(Iterator[SSEEvent]):
             self._pool.clear()
 
     def _connect(self) -> urllib3.BaseHTTPResponse:
-        request = self._prepare()
+        started = time.monotonic()
+        request = self._prepare(self._access_token(started))
         headers = request.headers
         if self.last_event_id:
             # "If the event source's last event ID string is not the empty string, set
@@ -357,6 +363,13 @@ class Subscription(Iterator[SSEEvent]):
             # "Clients will reconnect if the connection is closed; a client can be told to
             # stop reconnecting using the HTTP 204 No Content response code."
             raise _StreamEnded
+        token = request.token
+        if status == 401 and token is not None and token.fetched_at < started:
+            # The token was fetched before this connect and may have expired on the
+            # server's clock: one fresh token, at once. A fresh one refused is fatal.
+            self._discard(response)
+            self._fresh_token = True
+            raise _Reconnect("HTTP 401 with an access token fetched earlier", retry_after=0.0)
         if status in _RETRY_STATUSES or 500 <= status <= 599:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             self._discard(response)
@@ -370,6 +383,19 @@ class Subscription(Iterator[SSEEvent]):
             status=status,
             url=self.url,
         )
+
+    def _access_token(self, now: float) -> AccessToken | None:
+        provider = self._auth.token_provider
+        if provider is None:
+            return None
+        try:
+            token = provider.access_token(fresh=self._fresh_token)
+        except TokenEndpointUnavailable as exc:
+            raise _Reconnect(self._redactor.text(str(exc))) from None
+        self._fresh_token = False
+        if token.fetched_at >= now:
+            self.stats.token_fetches += 1
+        return token
 
     def _read(self, response: urllib3.BaseHTTPResponse) -> Generator[list[Item], None, str]:
         """Yield the events of one response; return why it ended."""
@@ -499,7 +525,8 @@ def _dechunked(raw: BufferedIOBase) -> Iterator[bytes]:
 
 def _status_advice(status: int) -> str:
     advice = {
-        401: "; the server wants credentials: check the token or user/password you gave",
+        401: "; the server wants credentials: check the token or user/password you gave "
+        "(with a token provider: it refused a token fetched just now)",
         403: "; the credentials were refused for this stream: check their scope",
         404: "; no stream at this URL: check the path and the project or device id",
     }

@@ -12,6 +12,7 @@ __all__ = [
     "SSEError",
     "SSEHTTPError",
     "SSERetryExhausted",
+    "SSETokenError",
 ]
 
 
@@ -48,3 +49,11 @@ class SSERetryExhausted(SSEError):
         super().__init__(message)
         self.attempts = attempts
         self.last_reason = last_reason
+
+
+class SSETokenError(SSEError):
+    """The token endpoint refused the credentials, or a fresh token was refused too."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status

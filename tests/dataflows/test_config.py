@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.sse import ClientCredentials, JWTBearer
 from dataflows.config import (
     DEFAULT_RULES,
     ConfigError,
@@ -144,3 +145,67 @@ def test_output_files_are_kept_for_recovery_only_when_it_is_configured(
 def test_the_alert_rules_file_defaults_to_the_shipped_one(tmp_path: Path) -> None:
     assert load_alert_config({}).rules == DEFAULT_RULES
     assert load_alert_config({"ALERT_RULES": str(tmp_path / "r.toml")}).rules == tmp_path / "r.toml"
+
+
+def test_oauth2_client_credentials_and_jwt_bearer_settings() -> None:
+    base = {"SSE_URL": "https://api.example.invalid/s", "SSE_OAUTH2_TOKEN_URL": "https://id/t"}
+    client = load_config(
+        {
+            **base,
+            "SSE_OAUTH2_CLIENT_ID": "c",
+            "SSE_OAUTH2_CLIENT_SECRET": "s3cr3t-value",
+            "SSE_OAUTH2_SCOPE": "read",
+        }
+    ).stream.auth.token_provider
+    assert isinstance(client, ClientCredentials)
+    assert (client.token_url, client.client_id, client.scope) == ("https://id/t", "c", "read")
+    signed = load_config(
+        {
+            **base,
+            "SSE_OAUTH2_JWT_KEY_ID": "k",
+            "SSE_OAUTH2_JWT_SECRET": "s3cr3t-value",
+            "SSE_OAUTH2_JWT_ISSUER": "me@example.invalid",
+        }
+    )
+    assert isinstance(signed.stream.auth.token_provider, JWTBearer)
+    assert signed.stream.auth.kind == "oauth2"
+    assert "s3cr3t-value" not in repr(signed)
+
+
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [
+        ({"SSE_OAUTH2_CLIENT_ID": "c"}, "SSE_OAUTH2_TOKEN_URL is needed"),
+        ({"SSE_OAUTH2_TOKEN_URL": "https://id/t"}, "either SSE_OAUTH2_CLIENT_ID"),
+        (
+            {
+                "SSE_OAUTH2_TOKEN_URL": "https://id/t",
+                "SSE_OAUTH2_CLIENT_ID": "c",
+                "SSE_OAUTH2_JWT_KEY_ID": "k",
+            },
+            "(JWT bearer), not both",
+        ),
+        (
+            {"SSE_OAUTH2_TOKEN_URL": "https://id/t", "SSE_OAUTH2_CLIENT_ID": "c"},
+            "SSE_OAUTH2_CLIENT_SECRET: needed for this OAuth2 grant",
+        ),
+        (
+            {"SSE_OAUTH2_TOKEN_URL": "https://id/t", "SSE_OAUTH2_JWT_SECRET": "x"},
+            "SSE_OAUTH2_JWT_KEY_ID, SSE_OAUTH2_JWT_ISSUER: needed",
+        ),
+        ({"SSE_OAUTH2_TOKEN_URL": "id/t", "SSE_OAUTH2_CLIENT_ID": "c"}, "not an http(s) URL"),
+        (
+            {
+                "SSE_OAUTH2_TOKEN_URL": "https://id/t",
+                "SSE_OAUTH2_CLIENT_ID": "c",
+                "SSE_OAUTH2_CLIENT_SECRET": "s",
+                "SSE_BEARER_TOKEN": "b",
+            },
+            "unset SSE_BEARER_TOKEN and SSE_BASIC_AUTH",
+        ),
+    ],
+)
+def test_oauth2_settings_that_do_not_fit_are_named(environ: dict[str, str], problem: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config({"SSE_URL": "https://api.example.invalid/s", **environ})
+    assert problem in str(raised.value)

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
+from connectors.simulator import (
+    Faults,
+    OAuth2Server,
+    SensorSimulator,
+    SequenceSpec,
+    SimulatorConfig,
+)
 from tests.helpers.oracle import (
     ROOT,
     assert_same_aggregates,
@@ -25,6 +31,7 @@ from tests.helpers.oracle import (
     run_job,
     sent_readings,
 )
+from tests.helpers.secrets import assert_clean
 from tests.helpers.servers import StartSim, free_port
 from tests.helpers.waiting import wait_for
 
@@ -208,6 +215,84 @@ def test_a_fatal_error_stops_the_job_with_its_message(simulator: StartSim) -> No
     assert "ERROR dataflows: stopped: " + sim.url + ": HTTP 401 Unauthorized" in run.stderr
     assert "Traceback" not in run.stderr
     assert "wrong-token-456" not in run.stderr + run.stdout
+
+
+CLIENT_SECRET = "cs-5e1f0a9b3d7c"
+JWT_SECRET = "jwt-8c2d4e6f0a1b9e3d5c7a2f4b6d8e0c1a3f5"
+ISSUER = "sensorwax@project.serviceaccount.example"
+GRANT_SETTINGS = {
+    "client_credentials": {
+        "SSE_OAUTH2_CLIENT_ID": "sensorwax",
+        "SSE_OAUTH2_CLIENT_SECRET": CLIENT_SECRET,
+    },
+    "jwt_bearer": {
+        "SSE_OAUTH2_JWT_KEY_ID": "key-1",
+        "SSE_OAUTH2_JWT_SECRET": JWT_SECRET,
+        "SSE_OAUTH2_JWT_ISSUER": ISSUER,
+    },
+}
+
+
+def _oauth2(lifetime: float) -> OAuth2Server:
+    return OAuth2Server(
+        clients={"sensorwax": CLIENT_SECRET},
+        jwt_keys={"key-1": (JWT_SECRET, ISSUER)},
+        token_lifetime=lifetime,
+    )
+
+
+@pytest.mark.parametrize(
+    ("grant", "fmt"),
+    [("client_credentials", "obelisk"), ("jwt_bearer", "dt")],
+    ids=["obelisk", "dt"],
+)
+def test_tokens_that_expire_every_few_seconds_through_a_run_with_drops(
+    simulator: StartSim, tmp_path: Path, grant: str, fmt: str
+) -> None:
+    # As the vendors do, scaled down: tokens last 2.5 s, and the stream ends when its
+    # token does; 600 events paced over 10 s, and a drop every 150 events besides.
+    config = replace(sim_config(fmt, events=600, drop_every=150), pace=True, oauth2=_oauth2(2.5))
+    sim = simulator(replace(config, sequence=replace(config.sequence, rate=60)))
+    run = run_job(
+        "dataflows.sensor_stats",
+        SSE_URL=sim.url,
+        SSE_FORMAT=fmt,
+        OUTPUT=str(tmp_path),
+        SSE_OAUTH2_TOKEN_URL=sim.token_url,
+        LOG_LEVEL="DEBUG",
+        **GRANT_SETTINGS[grant],
+        **FAST_RETRY_ENV,
+    )
+    assert run.returncode == 0, run.stderr
+    check_against_oracle(tmp_path, [sim], 600)
+    tokens = sim.tokens.issued  # type: ignore[union-attr]
+    streams = [r for r in sim.requests if r.path == "/stream"]
+    # Ten seconds of 2.5 s tokens: at least four; never more than the connections made.
+    assert 4 <= len(tokens) <= len(streams)
+    assert {r.status for r in sim.tokens.requests} == {200}  # type: ignore[union-attr]
+    written = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
+    assert_clean(run.stdout + run.stderr + written, [CLIENT_SECRET, JWT_SECRET, *tokens])
+
+
+def test_a_refused_client_secret_stops_the_job_with_one_line(simulator: StartSim) -> None:
+    sim = simulator(replace(sim_config(), oauth2=_oauth2(60)))
+    started = time.monotonic()
+    run = run_job(
+        "dataflows.sensor_stats",
+        SSE_URL=sim.url,
+        SSE_OAUTH2_TOKEN_URL=sim.token_url,
+        SSE_OAUTH2_CLIENT_ID="sensorwax",
+        SSE_OAUTH2_CLIENT_SECRET="not-the-secret-789",
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert time.monotonic() - started < 60
+    stopped = [line for line in run.stderr.splitlines() if "stopped:" in line]
+    assert len(stopped) == 1
+    assert f"token endpoint {sim.token_url} refused the credentials: HTTP 401" in stopped[0]
+    assert "invalid_client" in stopped[0]
+    assert "Traceback" not in run.stderr
+    assert "not-the-secret-789" not in run.stdout + run.stderr
 
 
 @pytest.mark.parametrize("busy", [False, True], ids=["quiet", "busy"])
