@@ -139,10 +139,10 @@ def setup_process(runtime: RuntimeConfig) -> None:
         sys.excepthook = _report_stream_failure
 
 
-# How often a deferred stop asks again, and how long it defers at most (then it stops
-# wherever the job is, as Python's own Ctrl+C would).
-_REASK_SECONDS = 0.005
-_MAX_DEFER_SECONDS = 2.0
+# How often a deferred stop looks whether Bytewax has the main thread again, and how long
+# it defers at most (then it stops wherever the job is, as Python's own Ctrl+C would).
+_LOOK_SECONDS = 0.0005
+_MAX_DEFER_SECONDS = 5.0
 
 
 def _entry_code() -> CodeType | None:
@@ -159,14 +159,26 @@ def _entry_code() -> CodeType | None:
 def _stop_between_steps(entry: CodeType | None) -> Callable[[int, FrameType | None], None]:
     """A SIGINT and SIGTERM handler that stops the job the way Bytewax stops on Ctrl+C.
 
-    Bytewax checks for signals between steps and turns a KeyboardInterrupt raised there
-    into an orderly stop ("signal received": sources closed, the summary logged). Python
-    runs a handler wherever the main thread is, though, and a KeyboardInterrupt raised
-    inside one of the job's steps ends the job as that step's error, with a Rust panic.
-    So the handler raises only where no step runs (the innermost frame is the one that
-    called into Bytewax), and otherwise sends the signal again a moment later.
+    Bytewax checks for signals between worker steps and turns a KeyboardInterrupt raised
+    there into an orderly stop ("signal received": sources closed, the summary logged).
+    Python runs a handler wherever the main thread is, though, and a KeyboardInterrupt
+    raised inside one of the job's steps ends the job as that step's error, with a Rust
+    panic. So the handler raises only where no step runs (the innermost frame is the one
+    that called into Bytewax). Otherwise a helper thread waits until the main thread is
+    back in Bytewax's loop and sends the signal again, so that Bytewax's own check is
+    likely the one to see it.
     """
     deferred_since: float | None = None
+    main = threading.main_thread().ident
+
+    def resend(signum: int) -> None:
+        deadline = time.monotonic() + _MAX_DEFER_SECONDS
+        while time.monotonic() < deadline:
+            frame = sys._current_frames().get(main or 0)
+            if frame is None or frame.f_code is entry:
+                break
+            time.sleep(_LOOK_SECONDS)
+        os.kill(os.getpid(), signum)
 
     def handler(signum: int, frame: FrameType | None) -> None:
         nonlocal deferred_since
@@ -175,9 +187,7 @@ def _stop_between_steps(entry: CodeType | None) -> Callable[[int, FrameType | No
             deferred_since = now
         if frame is None or frame.f_code is entry or now - deferred_since > _MAX_DEFER_SECONDS:
             raise KeyboardInterrupt
-        again = threading.Timer(_REASK_SECONDS, os.kill, (os.getpid(), signum))
-        again.daemon = True
-        again.start()
+        threading.Thread(target=resend, args=(signum,), name="stop", daemon=True).start()
 
     return handler
 
