@@ -18,6 +18,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from dataflows.readings import Reading, ReadingRow, split_key
 from dataflows.times import duration_micros, from_micros, micros
+from dataflows.windows import STREAM_TIMES, StreamTimes
 
 __all__ = [
     "LateReading",
@@ -32,6 +33,7 @@ __all__ = [
     "merge_stats",
     "new_stats",
     "newest_of",
+    "partial_stream",
     "stats_of",
 ]
 
@@ -124,6 +126,10 @@ class Partial:
     window_id: int
     newest: datetime
     stats: WindowStats
+    stream: str
+    # The rows themselves: should the window operator still find the partial late (its
+    # stream moved on between the two steps), each becomes a late dead letter.
+    rows: list[ReadingRow]
 
 
 LateReading = tuple[int, Reading]  # (window id, reading), as Bytewax reports late items
@@ -141,36 +147,56 @@ class PreAggregate(StatefulBatchLogic[list[ReadingRow], "Partial | LateRow", int
     """Per key, rows of readings in (a list per source batch), one ``Partial`` per window
     touched out.
 
-    It applies the lateness rule of ``windows.event_time_clock`` reading by reading, in
+    It applies the lateness rule of ``windows.IdleCloseClock`` reading by reading, in
     arrival order (a reading more than ``lateness`` older than the newest reading before
-    it is late, and is passed on as ``(window_id, row)``), so every count and value stays
-    what per-reading windowing gives. The partials leave sorted by ``newest``: the window
+    it, or more than ``lateness + idle_close`` older than its stream's event time, is
+    late, and is passed on as ``(window_id, row)``), so every count and value stays what
+    per-reading windowing gives. The partials leave sorted by ``newest``: the window
     operator's watermark before a partial is then at most ``partial.newest - lateness``
-    (the newest reading seen so far, less the lateness), so it never finds one late, and
-    it closes windows exactly when it would have with the readings themselves.
+    (the newest reading seen so far, less the lateness), so it never finds one late for
+    the key's own readings, and it closes windows exactly when it would have with the
+    readings themselves.
 
     Times are whole microseconds since the epoch here (rows carry them so), which makes
     the window of a reading one integer division.
     """
 
     def __init__(
-        self, length: timedelta, lateness: timedelta, newest: int | datetime | None
+        self,
+        length: timedelta,
+        lateness: timedelta,
+        idle_close: timedelta | None,
+        newest: int | datetime | None,
+        times: StreamTimes = STREAM_TIMES,
     ) -> None:
         self._length = duration_micros(length)
         self._lateness = duration_micros(lateness)
+        self._idle_back = None if idle_close is None else duration_micros(lateness + idle_close)
+        self._times = times
         # A snapshot from before rows held microseconds holds a datetime.
         self._newest = micros(newest) if isinstance(newest, datetime) else newest
+
+    def _idle_cutoff(self, stream: str) -> int | None:
+        if self._idle_back is None:
+            return None
+        stamp = self._times.get(stream)
+        return None if stamp is None else stamp - self._idle_back
 
     def on_batch(self, values: list[list[ReadingRow]]) -> tuple[list[Partial | LateRow], bool]:
         length, lateness = self._length, self._lateness
         newest = self._newest
-        cutoff = None if newest is None else newest - lateness
-        # Per window touched: the values, and the newest timestamp among them.
-        groups: dict[int, tuple[list[float], list[int]]] = {}
+        stream = values[0][0][3] if values and values[0] else ""
+        floor = self._idle_cutoff(stream)
+        bounds = [
+            b for b in (None if newest is None else newest - lateness, floor) if b is not None
+        ]
+        cutoff = max(bounds) if bounds else None
+        # Per window touched: the rows, and the newest timestamp among them.
+        groups: dict[int, tuple[list[ReadingRow], list[int]]] = {}
         late: list[Partial | LateRow] = []
         # The window of the reading before: readings mostly fall in the same one.
         start = end = 0
-        values_in: list[float] = []
+        rows_in: list[ReadingRow] = []
         newest_in: list[int] = []
         for row in chain.from_iterable(values):
             ts = row[0]
@@ -179,7 +205,8 @@ class PreAggregate(StatefulBatchLogic[list[ReadingRow], "Partial | LateRow", int
                 continue
             if newest is None or ts > newest:
                 newest = ts
-                cutoff = ts - lateness
+                if cutoff is None or ts - lateness > cutoff:
+                    cutoff = ts - lateness
             if not start <= ts < end:
                 window_id = ts // length
                 start = window_id * length
@@ -187,20 +214,30 @@ class PreAggregate(StatefulBatchLogic[list[ReadingRow], "Partial | LateRow", int
                 group = groups.get(window_id)
                 if group is None:
                     group = groups[window_id] = ([], [ts])
-                values_in, newest_in = group
-            values_in.append(row[1])
+                rows_in, newest_in = group
+            rows_in.append(row)
             if ts > newest_in[0]:
                 newest_in[0] = ts
         self._newest = newest
         partials = [
-            Partial(window_id, from_micros(newest_in[0]), stats_of(values_in))
-            for window_id, (values_in, newest_in) in groups.items()
+            Partial(
+                window_id,
+                from_micros(newest_in[0]),
+                stats_of([row[1] for row in rows_in]),
+                stream,
+                rows_in,
+            )
+            for window_id, (rows_in, newest_in) in groups.items()
         ]
         partials.sort(key=newest_of)
         return [*partials, *late], self.RETAIN
 
     def snapshot(self) -> int | None:
         return self._newest
+
+
+def partial_stream(partial: Partial) -> str:
+    return partial.stream
 
 
 def newest_of(partial: Partial) -> datetime:

@@ -68,10 +68,13 @@ class StreamConfig:
 
 @dataclass(frozen=True)
 class WindowConfig:
-    """Event-time tumbling windows aligned to the UTC epoch, and how late a reading may be."""
+    """Event-time tumbling windows aligned to the UTC epoch, how late a reading may be, and
+    how far the stream moves past a quiet sensor's window before it closes anyway."""
 
     length: timedelta = timedelta(seconds=10)
     lateness: timedelta = timedelta(seconds=2)
+    # None: a key's windows close only on its own readings (or at the end).
+    idle_close: timedelta | None = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -371,9 +374,11 @@ def load_config(
     its recovery flag); raises ConfigError listing all problems."""
     env = _Env(os.environ if environ is None else environ)
     stream = _stream(env)
+    idle_close = env.duration("IDLE_CLOSE", "30s")
     window = WindowConfig(
         length=env.duration("WINDOW", "10s", minimum=timedelta(milliseconds=1)),
         lateness=env.duration("LATENESS", "2s"),
+        idle_close=idle_close if idle_close > timedelta(0) else None,
     )
     out = env.text("OUTPUT", "-")
     output = OutputConfig(

@@ -29,7 +29,13 @@ from dataflows.pipeline import late_letter, read_stream
 from dataflows.readings import Reading, reading_key, split_key
 from dataflows.runtime import RunSummary, job_config, job_flow, settings, start_job
 from dataflows.times import EPOCH, iso
-from dataflows.windows import event_time_clock, reading_ts, window_id_of, window_start
+from dataflows.windows import (
+    IdleCloseClock,
+    reading_stream,
+    reading_ts,
+    window_id_of,
+    window_start,
+)
 
 __all__ = ["COLUMNS", "build_flow"]
 
@@ -71,7 +77,7 @@ def build_flow(
     windows = fold_window(
         "window",
         keyed,
-        event_time_clock(job.window.lateness, reading_ts),
+        IdleCloseClock(reading_ts, reading_stream, job.window.lateness, job.window.idle_close),
         SlidingWindower(length=features.length, offset=features.step, align_to=EPOCH),
         partial(new_features, features.ewma_span),
         add_to_features,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
+from operator import itemgetter
 from typing import TypeVar
 
 import bytewax.operators as op
@@ -24,11 +25,14 @@ from dataflows.config import JobConfig
 from dataflows.formats import PARSERS, FormatParser
 from dataflows.readings import DeadLetter, Reading, ReadingRow, parse_by_key, parse_item
 from dataflows.runtime import RunSummary, start_demo_simulator
-from dataflows.times import iso
+from dataflows.times import iso, micros
+from dataflows.windows import STREAM_TIMES
 
 __all__ = ["late_letter", "read_stream", "read_stream_by_key", "sse_source"]
 
 T = TypeVar("T")
+
+_STAMP = itemgetter(0)
 
 
 def sse_source(job: JobConfig, summary: RunSummary) -> SSESource:
@@ -58,6 +62,12 @@ def _parse_batch(
         out.extend(parse_item(item, parser))
     dead = [x.reason for x in out if isinstance(x, DeadLetter)]
     summary.count(len(out) - len(dead), dead)
+    newest: dict[str, datetime] = {}
+    for x in out:
+        if isinstance(x, Reading) and (x.stream not in newest or x.ts > newest[x.stream]):
+            newest[x.stream] = x.ts
+    for stream, ts in newest.items():
+        STREAM_TIMES.advance(stream, micros(ts))
     return out
 
 
@@ -92,6 +102,14 @@ def _parse_batch_by_key(
 ) -> list[tuple[str, list[ReadingRow]] | DeadLetter]:
     groups, dead = parse_by_key(items, parser)
     summary.count(sum(map(len, groups.values())), [x.reason for x in dead])
+    newest: dict[str, int] = {}
+    for rows in groups.values():
+        # A key's rows come from one stream (a key in several streams counts for the last).
+        stream, stamp = rows[-1][3], max(map(_STAMP, rows))
+        if stamp > newest.get(stream, stamp - 1):
+            newest[stream] = stamp
+    for stream, stamp in newest.items():
+        STREAM_TIMES.advance(stream, stamp)
     return [*groups.items(), *dead]
 
 

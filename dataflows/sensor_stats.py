@@ -29,14 +29,15 @@ from dataflows.aggregates import (
     merge_stats,
     new_stats,
     newest_of,
+    partial_stream,
 )
 from dataflows.config import JobConfig
 from dataflows.outputs import write_dead_letters, write_records
 from dataflows.pipeline import late_letter, read_stream_by_key
-from dataflows.readings import DeadLetter, split_key
+from dataflows.readings import split_key
 from dataflows.runtime import RunSummary, job_config, job_flow, start_job
 from dataflows.times import iso
-from dataflows.windows import event_time_clock, tumbling, window_start
+from dataflows.windows import IdleCloseClock, tumbling, window_start
 
 __all__ = ["build_flow"]
 
@@ -63,17 +64,11 @@ def _is_partial(item: tuple[str, Partial | LateRow]) -> bool:
     return isinstance(item[1], Partial)
 
 
-def _late_partial(item: tuple[str, tuple[int, Partial]], summary: RunSummary) -> str:
-    # PreAggregate's ordering rules this out; if it ever happens, it is on record.
-    key, (_, late) = item
-    sensor_id, metric = split_key(key)
-    summary.count(0, ["late"])
-    detail = (
-        f"a partial of {late.stats.count} readings of {sensor_id}/{metric} "
-        "came after its window closed"
-    )
-    log.error("%s", detail)
-    return DeadLetter("late", detail, "", "", "").to_json()
+def _late_partial_rows(item: tuple[str, tuple[int, Partial]]) -> list[tuple[str, LateRow]]:
+    # The stream's event time moved between PreAggregate and the window operator (a
+    # reading older than the stream by about IDLE_CLOSE): each reading is a late letter.
+    key, (window_id, late) = item
+    return [(key, (window_id, row)) for row in late.rows]
 
 
 def build_flow(
@@ -86,28 +81,30 @@ def build_flow(
     groups, dead = read_stream_by_key(flow, job, summary, source)
     # Batch-level: each batch's readings of a key become one partial per window, with
     # per-reading lateness kept exact (see aggregates.PreAggregate).
-    pre = op.stateful_batch("pre_aggregate", groups, partial(PreAggregate, length, lateness))
+    idle_close = job.window.idle_close
+    pre = op.stateful_batch(
+        "pre_aggregate", groups, partial(PreAggregate, length, lateness, idle_close)
+    )
     split = op.branch("is_partial", pre, _is_partial)
     partials: KeyedStream[Partial] = split.trues  # type: ignore[assignment]
     late_rows: KeyedStream[LateRow] = split.falses  # type: ignore[assignment]
     windows = fold_window(
         "window",
         partials,
-        event_time_clock(lateness, newest_of),
+        IdleCloseClock(newest_of, partial_stream, lateness, idle_close),
         tumbling(length),
         new_stats,
         add_partial,
         merge_stats,
     )
     records = op.map("record", windows.down, partial(window_record, length=length))
-    late = op.merge(
-        "late",
-        op.map(
-            "late_letter",
-            op.map("late_reading", late_rows, late_reading),
-            partial(late_letter, lateness=lateness, summary=summary),
-        ),
-        op.map("late_partial", windows.late, partial(_late_partial, summary=summary)),
+    all_late = op.merge(
+        "late_rows", late_rows, op.flat_map("late_partial", windows.late, _late_partial_rows)
+    )
+    late = op.map(
+        "late_letter",
+        op.map("late_reading", all_late, late_reading),
+        partial(late_letter, lateness=lateness, summary=summary),
     )
     write_records("aggregates_out", records, "aggregates", job.output)
     write_dead_letters(dead, job.output, late=late)

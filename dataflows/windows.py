@@ -1,24 +1,44 @@
-"""Event-time windows: the clock, tumbling windows aligned to the UTC epoch, window bounds.
+"""Event-time windows: the clocks, tumbling windows aligned to the UTC epoch, window bounds.
 
 The watermark of a key is the newest timestamp seen for that key minus the lateness, and
 it moves only with event time. So whether a reading is late depends on the readings
-before it alone, not on how fast the dataflow runs, how a replay is batched or how long
-a reconnect took; and an idle stream never wakes the worker. A key's windows close when
-its readings move past ``window_end + lateness``, or when the input ends.
+before it, not on how fast the dataflow runs, how a replay is batched or how long a
+reconnect took. A key's windows close when its readings move past
+``window_end + lateness``, when the input ends, or (``IdleCloseClock``) when its
+stream's event time has moved ``idle_close`` past that: a sensor that goes quiet still
+gets its last windows written.
+
+A stream's event time is the newest reading time the jobs have seen from it in this
+process (``STREAM_TIMES``), never ahead of the wall clock, so one sensor with its clock
+set a day ahead cannot close everyone's windows. Event time rather than wall time: a
+replay after a reconnect brings old readings in order, and a wall-clock rule would
+close windows that those readings still belong to.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import TypeVar
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
 
-from bytewax.operators.windowing import EventClock, TumblingWindower
+from bytewax.operators.windowing import (
+    UTC_MAX,
+    UTC_MIN,
+    Clock,
+    ClockLogic,
+    EventClock,
+    TumblingWindower,
+)
 
 from dataflows.readings import Reading
-from dataflows.times import EPOCH
+from dataflows.times import EPOCH, from_micros, micros
 
 __all__ = [
+    "STREAM_TIMES",
+    "IdleCloseClock",
+    "StreamTimes",
     "event_time_clock",
     "reading_ts",
     "tumbling",
@@ -31,6 +51,36 @@ V = TypeVar("V")
 
 def reading_ts(reading: Reading) -> datetime:
     return reading.ts
+
+
+def reading_stream(reading: Reading) -> str:
+    return reading.stream
+
+
+class StreamTimes:
+    """Each stream's event time (microseconds): the newest reading time seen, capped at
+    the wall clock. Shared by every worker of the process; it only moves forward."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._times: dict[str, int] = {}
+
+    def advance(self, stream: str, stamp: int) -> None:
+        stamp = min(stamp, micros(datetime.now(UTC)))
+        times = self._times
+        if stamp > times.get(stream, stamp - 1):
+            with self._lock:
+                if stamp > times.get(stream, stamp - 1):
+                    times[stream] = stamp
+
+    def get(self, stream: str) -> int | None:
+        return self._times.get(stream)
+
+
+STREAM_TIMES = StreamTimes()
+
+# A quiet key is woken at most this often while a window of it waits for its stream.
+_MIN_WAKE_SECONDS = 1.0
 
 
 def _frozen_now() -> datetime:
@@ -65,3 +115,77 @@ def window_start(window_id: int, step: timedelta) -> datetime:
 def window_id_of(ts: datetime, step: timedelta) -> int:
     """The newest window holding ``ts``, of windows starting every ``step`` from the epoch."""
     return (ts - EPOCH) // step
+
+
+@dataclass
+class _IdleClockLogic(ClockLogic[V, tuple[datetime, str | None]]):
+    clock: IdleCloseClock[V]
+    watermark: datetime
+    stream: str | None
+
+    def before_batch(self) -> None:
+        pass
+
+    def on_item(self, value: V) -> tuple[datetime, datetime]:
+        clock = self.clock
+        ts = clock.ts_getter(value)
+        self.stream = clock.stream_getter(value)
+        own = ts - clock.lateness if ts - UTC_MIN > clock.lateness else UTC_MIN
+        self.watermark = max(self.watermark, own, self._idle_watermark())
+        return ts, self.watermark
+
+    def on_notify(self) -> datetime:
+        self.watermark = max(self.watermark, self._idle_watermark())
+        return self.watermark
+
+    def on_eof(self) -> datetime:
+        return UTC_MAX
+
+    def to_system_utc(self, timestamp: datetime) -> datetime | None:
+        clock = self.clock
+        if clock.idle_close is None:
+            return None  # only readings (or the end) close windows: no wake-ups
+        now = datetime.now(UTC)
+        stamp = None if self.stream is None else clock.times.get(self.stream)
+        if stamp is None:
+            return now + clock.idle_close
+        # When the stream will have moved far enough, if it keeps pace with the clock.
+        due = timestamp + clock.lateness + clock.idle_close - from_micros(stamp)
+        return now + max(due, min(clock.idle_close / 4, timedelta(seconds=_MIN_WAKE_SECONDS)))
+
+    def snapshot(self) -> tuple[datetime, str | None]:
+        return self.watermark, self.stream
+
+    def _idle_watermark(self) -> datetime:
+        clock = self.clock
+        stamp = None if self.stream is None else clock.times.get(self.stream)
+        if clock.idle_close is None or stamp is None:
+            return UTC_MIN
+        back = clock.lateness + clock.idle_close
+        moment = from_micros(stamp)
+        return moment - back if moment - UTC_MIN > back else UTC_MIN
+
+
+@dataclass(frozen=True)
+class IdleCloseClock(Clock[V, tuple[datetime, str | None]], Generic[V]):
+    """Event time per key, with the stream's event time closing a quiet key's windows.
+
+    The watermark of a key is the larger of its newest reading less ``lateness`` and its
+    stream's event time less ``lateness`` and ``idle_close`` (None: only the key's own
+    readings count, as ``event_time_clock``). A window closes when the watermark passes
+    its end; a reading older than the watermark is late.
+    """
+
+    ts_getter: Callable[[V], datetime]
+    stream_getter: Callable[[V], str]
+    lateness: timedelta
+    idle_close: timedelta | None
+    times: StreamTimes = STREAM_TIMES
+
+    def build(self, resume_state: Any) -> _IdleClockLogic[V]:
+        if isinstance(resume_state, tuple):
+            watermark, stream = resume_state
+            return _IdleClockLogic(self, watermark, stream)
+        # A snapshot of the event_time_clock this replaced, or none.
+        base = getattr(resume_state, "watermark_base", UTC_MIN)
+        return _IdleClockLogic(self, base, None)

@@ -54,7 +54,9 @@ class SequenceSpec:
     """What the simulated sensors send: how many, how often (in event time), what shape.
 
     ``disorder_ms`` moves each event's timestamp back by up to that many ms, so streams
-    can be out of order in event time the way real gateways are.
+    can be out of order in event time the way real gateways are. ``quiet_sensor`` (an
+    index) stops reporting ``quiet_after_ms`` into the stream, as a sensor with a dead
+    battery does; the sensor after it reports in its turns from then on.
     """
 
     sensors: int = 20
@@ -65,6 +67,8 @@ class SequenceSpec:
     disorder_ms: int = 0
     project: str = "sensorwax-demo"
     sensor_offset: int = 0  # sensor-<offset> is the first: streams with distinct sensors
+    quiet_sensor: int | None = None
+    quiet_after_ms: int = 0
 
     def __post_init__(self) -> None:
         if self.sensors < 1:
@@ -77,6 +81,8 @@ class SequenceSpec:
             )
         if self.disorder_ms < 0:
             raise ValueError(f"disorder_ms must be >= 0, got {self.disorder_ms}")
+        if self.quiet_sensor is not None and not 0 <= self.quiet_sensor < self.sensors > 1:
+            raise ValueError("quiet_sensor must be the index of one of at least two sensors")
 
 
 def _unit(seed: int, n: int, salt: int) -> float:
@@ -89,6 +95,14 @@ def _unit(seed: int, n: int, salt: int) -> float:
 
 def sensor_id(spec: SequenceSpec, index: int) -> str:
     return f"sensor-{index + spec.sensor_offset:03d}"
+
+
+def _sensor_index(spec: SequenceSpec, n: int) -> int:
+    """Which sensor event ``n`` comes from: in turn, but for a sensor gone quiet."""
+    index = n % spec.sensors
+    if index == spec.quiet_sensor and n * 1000 / spec.rate >= spec.quiet_after_ms:
+        return (index + 1) % spec.sensors
+    return index
 
 
 def _kind(index: int) -> tuple[str, tuple[str, ...]]:
@@ -112,7 +126,7 @@ def _value(spec: SequenceSpec, n: int, index: int, metric: str, ts_ms: int) -> f
 
 def expected_readings(spec: SequenceSpec, n: int) -> list[ExpectedReading]:
     """The readings event ``n`` carries."""
-    index = n % spec.sensors
+    index = _sensor_index(spec, n)
     ts_ms = _timestamp_ms(spec, n)
     sid = sensor_id(spec, index)
     _, metrics = _kind(index)
@@ -151,7 +165,7 @@ def payload(spec: SequenceSpec, n: int) -> str:
 
 
 def _dt_envelope(spec: SequenceSpec, n: int, readings: list[ExpectedReading]) -> object:
-    index = n % spec.sensors
+    index = _sensor_index(spec, n)
     event_type, _ = _kind(index)
     stamp = _rfc3339(readings[0].ts_ms)
     values = {r.metric: r.value for r in readings}

@@ -23,6 +23,7 @@ from dataflows.aggregates import (
 )
 from dataflows.readings import Reading, key_of
 from dataflows.times import from_micros, micros
+from dataflows.windows import StreamTimes
 
 values = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=60)
 
@@ -107,13 +108,13 @@ def test_pre_aggregation_gives_what_reading_by_reading_windowing_gives(
         batch = all_rows[i : i + size]
         batches.append([batch[: len(batch) // 2], batch[len(batch) // 2 :]])
         i += size
-    logic, got_windows, got_late, seen = PreAggregate(length, lateness, None), {}, [], 0
+    logic, got_windows, got_late, seen = PreAggregate(length, lateness, None, None), {}, [], 0
     for batch in batches:
         if seen >= resume_at:
             state = logic.snapshot()
             if old_snapshot and state is not None:
                 state = from_micros(state)  # as saved before rows held microseconds
-            logic, resume_at = PreAggregate(length, lateness, state), len(all_rows) + 1
+            logic, resume_at = PreAggregate(length, lateness, None, state), len(all_rows) + 1
         out, _ = logic.on_batch(pickle.loads(pickle.dumps(batch)))
         seen += sum(map(len, batch))
         partials = [x for x in out if isinstance(x, Partial)]
@@ -137,3 +138,22 @@ def test_a_late_row_becomes_a_reading_of_its_key() -> None:
     assert reading == Reading(
         "s-1", "temp", datetime(2026, 1, 1, 0, 0, 1, 250_000, tzinfo=UTC), 2.5, "9", "a"
     )
+
+
+def test_a_reading_older_than_its_stream_by_lateness_and_idle_close_is_late() -> None:
+    times = StreamTimes()
+    second = 1_000_000
+    logic = PreAggregate(
+        timedelta(seconds=10), timedelta(seconds=2), timedelta(seconds=30), None, times
+    )
+    times.advance("s", 100 * second)
+    # The key's first readings: 69 s is past 100 - 2 - 30 = 68 s; 67.5 s is not (by its
+    # own rule, 69 - 2 = 67 s, it would be on time).
+    out, _ = logic.on_batch([[(69 * second, 1.0, "1", "s"), (67_500_000, 2.0, "2", "s")]])
+    partials = [x for x in out if isinstance(x, Partial)]
+    assert [(p.window_id, p.stats.count, p.stream) for p in partials] == [(6, 1, "s")]
+    assert [x for x in out if not isinstance(x, Partial)] == [(6, (67_500_000, 2.0, "2", "s"))]
+    # Without idle close, only the key's own readings count.
+    own = PreAggregate(timedelta(seconds=10), timedelta(seconds=2), None, None, times)
+    out, _ = own.on_batch([[(69 * second, 1.0, "1", "s"), (67_500_000, 2.0, "2", "s")]])
+    assert all(isinstance(x, Partial) for x in out)

@@ -209,3 +209,11 @@ def test_oauth2_settings_that_do_not_fit_are_named(environ: dict[str, str], prob
     with pytest.raises(ConfigError) as raised:
         load_config({"SSE_URL": "https://api.example.invalid/s", **environ})
     assert problem in str(raised.value)
+
+
+def test_idle_close_defaults_to_30s_and_0_turns_it_off() -> None:
+    assert load_config({}).window.idle_close == timedelta(seconds=30)
+    assert load_config({"IDLE_CLOSE": "5m"}).window.idle_close == timedelta(minutes=5)
+    assert load_config({"IDLE_CLOSE": "0"}).window.idle_close is None
+    with pytest.raises(ConfigError, match="IDLE_CLOSE: 'soon' is not a duration"):
+        load_config({"IDLE_CLOSE": "soon"})

@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,3 +118,25 @@ def run_job(module: str, *args: str, timeout: float = 120, **settings: str) -> J
 
 def read_lines(path: Path) -> list[str]:
     return [line for line in path.read_text().splitlines() if line]
+
+
+def run_job_watching(
+    module: str, sim: SensorSimulator, *args: str, timeout: float = 120, **settings: str
+) -> tuple[JobRun, list[tuple[str, int]]]:
+    """Run a job with records on stdout; note, for each record, how many events the
+    simulator had sent when the record arrived (what the job could have seen by then)."""
+    with tempfile.TemporaryFile(mode="w+") as stderr:
+        proc = subprocess.Popen(
+            bytewax_run_cmd(module, *args),
+            env=job_env(OUTPUT="-", **settings),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            cwd=ROOT,
+        )
+        assert proc.stdout is not None
+        seen = [(line, len(sim.sent_ids)) for line in proc.stdout]
+        proc.wait(timeout=timeout)
+        stderr.seek(0)
+        run = JobRun(proc.returncode, "".join(line for line, _ in seen), stderr.read())
+    return run, seen

@@ -1,0 +1,104 @@
+"""The clocks: a key's own event time, and its stream's event time closing a quiet key."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+from bytewax.operators.windowing import UTC_MAX, UTC_MIN
+
+from dataflows.times import micros
+from dataflows.windows import IdleCloseClock, StreamTimes
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+LATENESS = timedelta(seconds=2)
+IDLE = timedelta(seconds=30)
+
+
+class Item(NamedTuple):
+    ts: datetime
+    stream: str
+
+
+def clock(times: StreamTimes, idle: timedelta | None = IDLE) -> IdleCloseClock[Item]:
+    return IdleCloseClock(lambda i: i.ts, lambda i: i.stream, LATENESS, idle, times)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_the_watermark_follows_the_keys_newest_reading_less_the_lateness() -> None:
+    logic = clock(StreamTimes()).build(None)
+    assert logic.on_item(Item(at(10), "s")) == (at(10), at(8))
+    assert logic.on_item(Item(at(5), "s")) == (at(5), at(8))  # older: the watermark holds
+    assert logic.on_notify() == at(8)
+    assert logic.on_eof() == UTC_MAX
+
+
+def test_the_streams_time_moves_a_quiet_keys_watermark() -> None:
+    times = StreamTimes()
+    logic = clock(times).build(None)
+    times.advance("s", micros(at(10)))
+    logic.on_item(Item(at(10), "s"))
+    # The key says nothing more; its stream moves on.
+    times.advance("s", micros(at(41)))
+    assert logic.on_notify() == at(9)  # its own 10 - 2 is more
+    times.advance("s", micros(at(50)))
+    assert logic.on_notify() == at(18)  # 50 - 2 - 30
+    times.advance("t", micros(at(500)))  # another stream moves nothing here
+    assert logic.on_notify() == at(18)
+
+
+def test_a_quiet_key_is_woken_when_its_stream_should_have_moved_far_enough() -> None:
+    times = StreamTimes()
+    logic = clock(times).build(None)
+    logic.on_item(Item(at(10), "s"))
+    times.advance("s", micros(at(12)))
+    before = datetime.now(UTC)
+    wake = logic.to_system_utc(at(20))  # a window closing at 20 s
+    assert wake is not None
+    # 20 + 2 + 30 - 12 = 40 s of stream time to go, at the wall clock's pace.
+    assert before + timedelta(seconds=40) <= wake <= datetime.now(UTC) + timedelta(seconds=40)
+    times.advance("s", micros(at(51.9)))
+    soon = logic.to_system_utc(at(20))
+    assert soon is not None and soon - datetime.now(UTC) <= timedelta(seconds=1)
+
+
+def test_without_idle_close_there_are_no_wake_ups_and_the_stream_does_not_count() -> None:
+    times = StreamTimes()
+    logic = clock(times, idle=None).build(None)
+    logic.on_item(Item(at(10), "s"))
+    times.advance("s", micros(at(1000)))
+    assert logic.on_notify() == at(8)
+    assert logic.to_system_utc(at(20)) is None
+
+
+def test_the_stream_time_never_runs_ahead_of_the_wall_clock() -> None:
+    times = StreamTimes()
+    times.advance("s", micros(datetime.now(UTC) + timedelta(days=1)))
+    stamp = times.get("s")
+    assert stamp is not None and stamp <= micros(datetime.now(UTC))
+    times.advance("s", micros(at(0)))  # and never back
+    assert times.get("s") == stamp
+
+
+def test_resumes_from_its_snapshot_and_from_the_clock_it_replaced() -> None:
+    times = StreamTimes()
+    logic = clock(times).build(None)
+    logic.on_item(Item(at(10), "s"))
+    again = clock(times).build(logic.snapshot())
+    assert again.on_notify() == at(8)
+    times.advance("s", micros(at(100)))
+    assert again.on_notify() == at(68)  # it remembers its stream
+
+    class OldState:  # Bytewax's EventClock state, as snapshots from before hold it
+        watermark_base = at(8)
+
+    assert clock(times).build(OldState()).on_notify() == at(8)
+    assert clock(times).build(None).on_notify() == UTC_MIN
+
+
+def test_timestamps_at_the_start_of_time_do_not_overflow() -> None:
+    logic = clock(StreamTimes()).build(None)
+    assert logic.on_item(Item(UTC_MIN, "s")) == (UTC_MIN, UTC_MIN)
