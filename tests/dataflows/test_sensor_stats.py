@@ -133,32 +133,33 @@ def test_a_stream_cut_every_137_events_reconnects_without_growing_delays(
 def test_a_sensor_that_goes_quiet_gets_its_last_window_while_the_stream_goes_on(
     simulator: StartSim, module: str
 ) -> None:
-    # 4 sensors, 40 events/s for 12 s; sensor-001 stops 3 s in. Its last window ends at
-    # 3 s (sliding: 4 s), so it closes once the stream reaches that + LATENESS + IDLE_CLOSE.
+    # 4 sensors, 40 events/s for 6 s; sensor-001 stops 1.5 s in. Its last window ends at
+    # 1.5 s (sliding: 2 s), so it closes once the stream reaches that + LATENESS +
+    # IDLE_CLOSE, 1.1 s later.
     spec = SequenceSpec(
-        sensors=4, rate=40, start_ms=int(time.time()) * 1000, quiet_sensor=1, quiet_after_ms=3000
+        sensors=4, rate=40, start_ms=int(time.time()) * 1000, quiet_sensor=1, quiet_after_ms=1500
     )
-    sim = simulator(SimulatorConfig(sequence=spec, faults=Faults(end_after=480)))
+    sim = simulator(SimulatorConfig(sequence=spec, faults=Faults(end_after=240)))
     run, seen = run_job_watching(
         module,
         sim,
         SSE_URL=sim.url,
-        WINDOW="1s",
-        LATENESS="200ms",
-        IDLE_CLOSE="2s",
-        FEATURE_WINDOW="2s",
-        FEATURE_STEP="1s",
+        WINDOW="500ms",
+        LATENESS="100ms",
+        IDLE_CLOSE="1s",
+        FEATURE_WINDOW="1s",
+        FEATURE_STEP="500ms",
     )
     assert run.returncode == 0, run.stderr
     quiet = [(json.loads(line), sent) for line, sent in seen if '"sensor-001"' in line]
     last, sent_then = max(quiet, key=lambda item: item[0]["window_end"])
-    end_s = 3 if module == "dataflows.sensor_stats" else 4
-    assert last["window_end"] == iso(from_micros((spec.start_ms + end_s * 1000) * 1000))
-    # Written after the stream passed end + 0.2 s + 2 s (it cannot be earlier), and while
-    # the stream still had more than a third of its events to send.
-    assert (end_s + 2.2) * 40 <= sent_then < 320, sent_then
+    end_ms = 1500 if module == "dataflows.sensor_stats" else 2000
+    assert last["window_end"] == iso(from_micros((spec.start_ms + end_ms) * 1000))
+    # Written after the stream passed end + 0.1 s + 1 s (it cannot be earlier), and while
+    # the stream still had a third of its events to send.
+    assert (end_ms + 1100) * 40 // 1000 <= sent_then < 160, sent_then
     if module == "dataflows.sensor_stats":
-        expected, late = expected_aggregates([sent_readings(sim, 480)], 1000, 200)
+        expected, late = expected_aggregates([sent_readings(sim, 240)], 500, 100)
         assert late.empty
         assert_same_aggregates(load_aggregates(run.stdout.splitlines()), expected)
 
