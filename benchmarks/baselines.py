@@ -38,6 +38,7 @@ from dataflows.config import JobConfig, load_config
 from dataflows.formats import parse_flat
 from dataflows.outputs import write_records
 from dataflows.readings import Reading, reading_key
+from dataflows.run_stats import RunStats
 from dataflows.sensor_stats import window_record
 from dataflows.windows import event_time_clock, reading_ts, tumbling
 
@@ -119,7 +120,7 @@ def _windows(job: JobConfig, bodies: Stream[Any]) -> None:
         merge_stats,
     )
     records = op.map("record", windows.down, partial(window_record, length=length))
-    write_records("aggregates_out", records, "aggregates", job.output)
+    write_records("aggregates_out", records, "aggregates", job.output, RunStats("baseline"))
 
 
 def classic() -> Dataflow:

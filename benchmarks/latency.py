@@ -23,7 +23,7 @@ from connectors.source import StreamItem
 from connectors.sse import SSEEvent
 from dataflows.config import load_config
 from dataflows.pipeline import sse_source
-from dataflows.runtime import RunSummary
+from dataflows.run_stats import RunStats
 from dataflows.sensor_stats import build_flow
 
 
@@ -69,6 +69,6 @@ class _TimedSource(FixedPartitionedSource[StreamItem, Any]):
 
 def flow() -> Dataflow:
     job = load_config()
-    summary = RunSummary("latency")
-    source = _TimedSource(sse_source(job, summary), os.environ["BENCH_LATENCY_FILE"])
-    return build_flow(job, summary, source)
+    stats = RunStats("latency")
+    source = _TimedSource(sse_source(job, stats), os.environ["BENCH_LATENCY_FILE"])
+    return build_flow(job, stats, source)

@@ -32,7 +32,7 @@ import sseclient
 from benchmarks.stream_server import StreamServer, body, spec
 from connectors.simulator.sequence import payload
 from connectors.sse import RetryPolicy, iter_events, subscribe
-from dataflows.runtime import peak_rss_bytes
+from dataflows.run_stats import peak_rss_bytes
 from dataflows.times import EPOCH
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,11 +20,12 @@ from bytewax.operators import StatefulBatchLogic
 
 from dataflows.alert_engine import Alert, AlertEngine, EngineState
 from dataflows.alert_rules import MetricRules, load_rules
-from dataflows.config import JobConfig, load_alert_config
+from dataflows.config import JobConfig, load_alert_config, load_config
 from dataflows.outputs import write_dead_letters, write_records
 from dataflows.pipeline import read_stream
 from dataflows.readings import Reading
-from dataflows.runtime import RunSummary, job_config, job_flow, settings, start_job
+from dataflows.run_stats import RunStats
+from dataflows.runtime import job_flow, start_job
 
 __all__ = ["build_flow"]
 
@@ -60,22 +61,25 @@ def _record(item: tuple[str, Alert]) -> dict[str, Any]:
 
 
 def build_flow(
-    job: JobConfig, rules: dict[str, MetricRules], summary: RunSummary | None = None
+    job: JobConfig, rules: dict[str, MetricRules], stats: RunStats | None = None
 ) -> Dataflow:
-    summary = summary or RunSummary("alerts")
+    stats = stats or RunStats("alerts")
     flow = Dataflow("alerts")
-    readings, dead = read_stream(flow, job, summary)
+    readings, dead = read_stream(flow, job, stats)
     together = op.key_on("together", readings, _one_key)
     alerts = op.stateful_batch("alerts", together, partial(_AlertLogic, rules))
-    write_records("alerts_out", op.map("record", alerts, _record), "alerts", job.output)
-    write_dead_letters(dead, job.output)
+    write_records("alerts_out", op.map("record", alerts, _record), "alerts", job.output, stats)
+    write_dead_letters(dead, job.output, stats)
     return flow
 
 
 def _main_flow() -> Dataflow:
-    summary = start_job("alerts")
-    rules = settings(lambda: load_rules(load_alert_config().rules))
-    return build_flow(job_config(), rules, summary)
+    stats, (job, rules) = start_job("alerts", _settings)
+    return build_flow(job, rules, stats)
+
+
+def _settings() -> tuple[JobConfig, dict[str, MetricRules]]:
+    return load_config(), load_rules(load_alert_config().rules)
 
 
 __getattr__ = job_flow(__name__, _main_flow)

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import ssl
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from connectors.sse import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -28,6 +32,8 @@ from dataflows.formats import FORMATS, VENDOR_FORMATS, Format, VendorFormat
 
 __all__ = [
     "DEFAULT_RULES",
+    "JOB_SETTINGS",
+    "MEANINGS",
     "AlertConfig",
     "ConfigError",
     "DemoConfig",
@@ -42,7 +48,11 @@ __all__ = [
     "load_feature_config",
     "load_runtime_config",
     "parse_duration",
+    "settings_of",
 ]
+
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -101,11 +111,12 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    """The process: ``LOG_LEVEL``, and ``SENSORWAX_TRACEBACK`` (a full traceback instead
-    of one line when a stream cannot go on)."""
+    """The process: ``LOG_LEVEL``, ``SENSORWAX_TRACEBACK`` (a full traceback instead of
+    one line when a stream cannot go on), and ``STATUS_EVERY`` (None: no status line)."""
 
     log_level: str = "INFO"
     traceback: bool = False
+    status_every: timedelta | None = timedelta(seconds=30)
 
 
 # The rules the alerts job ships with.
@@ -157,25 +168,33 @@ def parse_duration(text: str) -> timedelta:
 
 
 class _Env:
-    """Reads variables, collecting every problem so the user fixes them all at once."""
+    """Reads variables, collecting every problem so the user fixes them all at once, and
+    noting each variable it was asked for with its default (``python -m dataflows``
+    lists them from that, so the list cannot drift from the code)."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
         self.problems: list[str] = []
+        self.read: dict[str, str] = {}
+
+    def _raw(self, name: str, default: str) -> str | None:
+        self.read.setdefault(name, default)
+        value = self._env.get(name, "").strip()
+        return value if value else None
 
     def text(self, name: str, default: str | None = None) -> str | None:
-        value = self._env.get(name, "").strip()
+        value = self._raw(name, "unset" if default is None else default)
         return value if value else default
 
     def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
-        value = (self.text(name) or default).lower()
+        value = (self._raw(name, default) or default).lower()
         if value not in allowed:
             self.problems.append(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
             return default
         return value
 
     def duration(self, name: str, default: str, *, minimum: timedelta = timedelta(0)) -> timedelta:
-        raw = self.text(name, default) or default
+        raw = self._raw(name, default) or default
         try:
             value = parse_duration(raw)
         except ValueError as exc:
@@ -191,7 +210,7 @@ class _Env:
     def number(
         self, name: str, default: float, *, minimum: float = 0.0, integer: bool = False
     ) -> float:
-        raw = self.text(name)
+        raw = self._raw(name, str(int(default)) if integer else f"{default:g}")
         if raw is None:
             return default
         try:
@@ -206,7 +225,7 @@ class _Env:
         return value
 
     def flag(self, name: str, default: bool) -> bool:
-        raw = self.text(name)
+        raw = self._raw(name, "true" if default else "false")
         if raw is None:
             return default
         if raw.lower() in ("1", "true", "yes", "on"):
@@ -243,6 +262,13 @@ def _connect_options(env: _Env) -> ConnectOptions:
     ca_certs = env.text("SSE_CA_BUNDLE")
     if ca_certs is not None and not Path(ca_certs).is_file():
         env.problems.append(f"SSE_CA_BUNDLE: no file at {ca_certs!r}")
+    elif ca_certs is not None:
+        try:
+            ssl.create_default_context(cafile=ca_certs)
+        except (OSError, ssl.SSLError) as exc:
+            ssl_error = isinstance(exc, ssl.SSLError)
+            reason = "not a PEM file of certificates" if ssl_error else exc.strerror
+            env.problems.append(f"SSE_CA_BUNDLE: cannot use {ca_certs!r} ({reason})")
     return ConnectOptions(
         connect_timeout=env.duration(
             "SSE_CONNECT_TIMEOUT", "10s", minimum=timedelta(milliseconds=1)
@@ -367,12 +393,26 @@ def _demo(env: _Env) -> DemoConfig:
     )
 
 
+def _load(read: Callable[[_Env], T], environ: Mapping[str, str] | None) -> T:
+    """``read`` over the environment; raises ConfigError naming every problem."""
+    env = _Env(os.environ if environ is None else environ)
+    value = read(env)
+    if len(env.problems) == 1:
+        raise ConfigError(f"invalid configuration: {env.problems[0]}")
+    if env.problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(env.problems))
+    return value
+
+
 def load_config(
     environ: Mapping[str, str] | None = None, argv: Sequence[str] | None = None
 ) -> JobConfig:
     """Read and validate every setting a job shares (``argv``: ``bytewax.run``'s, for
     its recovery flag); raises ConfigError listing all problems."""
-    env = _Env(os.environ if environ is None else environ)
+    return _load(partial(_job, argv=sys.argv if argv is None else argv), environ)
+
+
+def _job(env: _Env, argv: Sequence[str]) -> JobConfig:
     stream = _stream(env)
     idle_close = env.duration("IDLE_CLOSE", "30s")
     window = WindowConfig(
@@ -380,20 +420,32 @@ def load_config(
         lateness=env.duration("LATENESS", "2s"),
         idle_close=idle_close if idle_close > timedelta(0) else None,
     )
-    out = env.text("OUTPUT", "-")
-    output = OutputConfig(
-        directory=None if out == "-" else Path(out or "-"),
-        resume=_recovery_configured(env, sys.argv if argv is None else argv),
-    )
+    output = OutputConfig(directory=_output_directory(env), resume=_recovery_configured(env, argv))
     demo = _demo(env) if not stream.urls else None
-    if env.problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(env.problems))
     return JobConfig(stream=stream, window=window, output=output, demo=demo)
+
+
+def _output_directory(env: _Env) -> Path | None:
+    out = env.text("OUTPUT", "-")
+    if out is None or out == "-":
+        return None
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        env.problems.append(f"OUTPUT: cannot create the directory {out!r} ({exc.strerror})")
+        return path
+    if not os.access(path, os.W_OK | os.X_OK):
+        env.problems.append(f"OUTPUT: cannot write in the directory {out!r}")
+    return path
 
 
 def load_feature_config(environ: Mapping[str, str] | None = None) -> FeatureConfig:
     """FEATURE_WINDOW, FEATURE_STEP and FEATURE_EWMA_SPAN; raises ConfigError."""
-    env = _Env(os.environ if environ is None else environ)
+    return _load(_features, environ)
+
+
+def _features(env: _Env) -> FeatureConfig:
     length = env.duration("FEATURE_WINDOW", "60s", minimum=timedelta(milliseconds=1))
     step = env.duration("FEATURE_STEP", "10s", minimum=timedelta(milliseconds=1))
     span = env.number("FEATURE_EWMA_SPAN", 10.0, minimum=1.0)
@@ -402,8 +454,6 @@ def load_feature_config(environ: Mapping[str, str] | None = None) -> FeatureConf
             f"FEATURE_STEP ({step.total_seconds():g}s) must not be longer than "
             f"FEATURE_WINDOW ({length.total_seconds():g}s): readings would fall between windows"
         )
-    if env.problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(env.problems))
     return FeatureConfig(length=length, step=step, ewma_span=span)
 
 
@@ -411,20 +461,44 @@ _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def load_runtime_config(environ: Mapping[str, str] | None = None) -> RuntimeConfig:
-    """LOG_LEVEL and SENSORWAX_TRACEBACK; raises ConfigError."""
-    env = _Env(os.environ if environ is None else environ)
+    """LOG_LEVEL, SENSORWAX_TRACEBACK, STATUS_EVERY and the metrics port; raises ConfigError."""
+    return _load(_runtime, environ)
+
+
+def _runtime(env: _Env) -> RuntimeConfig:
+    status = env.duration("STATUS_EVERY", "30s")
     config = RuntimeConfig(
         log_level=env.choice("LOG_LEVEL", _LOG_LEVELS, "info").upper(),
         traceback=env.flag("SENSORWAX_TRACEBACK", False),
+        status_every=status if status > timedelta(0) else None,
     )
-    if env.problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(env.problems))
+    # Bytewax serves metrics when the variable is set at all, whatever its value.
+    metrics = env.text("BYTEWAX_DATAFLOW_API_ENABLED") is not None
+    port = int(env.number("BYTEWAX_DATAFLOW_API_PORT", 3030, minimum=1, integer=True))
+    if metrics and not _port_free(port):
+        env.problems.append(
+            f"BYTEWAX_DATAFLOW_API_PORT: port {port} is in use (another job?); "
+            "set BYTEWAX_DATAFLOW_API_PORT to a free port"
+        )
     return config
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
 
 
 def load_alert_config(environ: Mapping[str, str] | None = None) -> AlertConfig:
     """ALERT_RULES (default: the rules shipped with the alerts job)."""
-    env = _Env(os.environ if environ is None else environ)
+    return _load(_alerts, environ)
+
+
+def _alerts(env: _Env) -> AlertConfig:
     return AlertConfig(rules=Path(env.text("ALERT_RULES") or DEFAULT_RULES))
 
 
@@ -436,3 +510,67 @@ def _recovery_configured(env: _Env, argv: Sequence[str]) -> bool:
         arg in ("-r", "--recovery-directory") or arg.startswith("--recovery-directory=")
         for arg in argv
     )
+
+
+# What each variable means, for ``python -m dataflows --help``; a test checks that every
+# variable the loaders read is here and nothing else is.
+MEANINGS: dict[str, str] = {
+    "SSE_URL": "stream URLs, comma-separated, one partition each; unset: serve the simulator",
+    "SSE_FORMAT": "auto, flat, dt (Disruptive Technologies) or obelisk",
+    "SSE_BEARER_TOKEN": "a bearer token (never logged)",
+    "SSE_BASIC_AUTH": "user:password for basic auth (never logged)",
+    "SSE_QUERY_TOKEN": "a token sent as a query parameter (never logged)",
+    "SSE_QUERY_TOKEN_PARAM": "the query parameter's name",
+    "SSE_OAUTH2_TOKEN_URL": "an OAuth2 token endpoint: the job fetches and renews tokens",
+    "SSE_OAUTH2_CLIENT_ID": "client credentials grant: the client id",
+    "SSE_OAUTH2_CLIENT_SECRET": "client credentials grant: the client secret",
+    "SSE_OAUTH2_SCOPE": "client credentials grant: the scope to ask for",
+    "SSE_OAUTH2_JWT_KEY_ID": "JWT bearer grant (Disruptive Technologies): the key id",
+    "SSE_OAUTH2_JWT_SECRET": "JWT bearer grant: the key's secret",
+    "SSE_OAUTH2_JWT_ISSUER": "JWT bearer grant: the service account's email",
+    "SSE_HEARTBEAT_TIMEOUT": "reconnect after this long without a byte (pings count)",
+    "SSE_CONNECT_TIMEOUT": "how long a connect may take",
+    "SSE_CA_BUNDLE": "a PEM file of CAs to trust",
+    "SSE_VERIFY_TLS": "verify the server's certificate",
+    "SSE_MAX_EVENT_BYTES": "larger events become oversized dead letters",
+    "SSE_RETRY_INITIAL": "the reconnect delay after a connection that worked",
+    "SSE_RETRY_MAX": "the longest reconnect delay",
+    "SSE_RETRY_MAX_ATTEMPTS": "stop after this many reconnects in a row without an event",
+    "SSE_RETRY_MAX_ELAPSED": "stop after this long without an event",
+    "WINDOW": "window length (ms, s, m or h)",
+    "LATENESS": "a reading this much older than its sensor's newest is late",
+    "IDLE_CLOSE": "close a quiet sensor's window once its stream is this far past it; 0: off",
+    "OUTPUT": "-: stdout and stderr; a directory: one file per kind of record",
+    "BYTEWAX_RECOVERY_DIRECTORY": "Bytewax's recovery directory (or bytewax.run -r)",
+    "SIM_SENSORS": "simulator: sensors",
+    "SIM_RATE": "simulator: events per second",
+    "SIM_EVENTS": "simulator: events, then the stream ends",
+    "SIM_FORMAT": "simulator: flat, dt or obelisk",
+    "SIM_DROP_EVERY": "simulator: drop the connection after this many events (0: never)",
+    "SIM_MALFORMED_EVERY": "simulator: every n-th event is malformed JSON (0: none)",
+    "SIM_SEED": "simulator: the random seed",
+    "LOG_LEVEL": "debug, info, warning or error",
+    "SENSORWAX_TRACEBACK": "a full traceback instead of one line when a stream cannot go on",
+    "STATUS_EVERY": "a status line on stderr this often; 0: none",
+    "BYTEWAX_DATAFLOW_API_ENABLED": "set: serve metrics at :PORT/metrics (Bytewax's endpoint)",
+    "BYTEWAX_DATAFLOW_API_PORT": "the metrics port",
+    "FEATURE_WINDOW": "features: sliding window length",
+    "FEATURE_STEP": "features: a window starts this often",
+    "FEATURE_EWMA_SPAN": "features: the span of the exponentially weighted mean",
+    "ALERT_RULES": "alerts: the TOML rules file (unset: dataflows/alert_rules.toml)",
+}
+
+# The settings each job reads, in the order they are listed.
+JOB_SETTINGS: dict[str, tuple[Callable[[_Env], object], ...]] = {
+    "sensor_stats": (partial(_job, argv=()), _runtime),
+    "features": (partial(_job, argv=()), _runtime, _features),
+    "alerts": (partial(_job, argv=()), _runtime, _alerts),
+}
+
+
+def settings_of(job: str) -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) for every setting ``job`` reads."""
+    env = _Env({})
+    for read in JOB_SETTINGS[job]:
+        read(env)
+    return [(name, default, MEANINGS.get(name, "")) for name, default in env.read.items()]

@@ -16,7 +16,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.operators.windowing import SlidingWindower, fold_window
 
-from dataflows.config import FeatureConfig, JobConfig, load_feature_config
+from dataflows.config import FeatureConfig, JobConfig, load_config, load_feature_config
 from dataflows.feature_math import (
     FEATURE_COLUMNS,
     FeatureState,
@@ -27,7 +27,8 @@ from dataflows.feature_math import (
 from dataflows.outputs import write_dead_letters, write_records
 from dataflows.pipeline import late_letter, read_stream
 from dataflows.readings import Reading, reading_key, split_key
-from dataflows.runtime import RunSummary, job_config, job_flow, settings, start_job
+from dataflows.run_stats import RunStats, counted
+from dataflows.runtime import job_flow, start_job
 from dataflows.times import EPOCH, iso
 from dataflows.windows import (
     IdleCloseClock,
@@ -67,35 +68,37 @@ def _never_merged(a: FeatureState, b: FeatureState) -> FeatureState:
     raise RuntimeError("sliding windows never merge")
 
 
-def build_flow(
-    job: JobConfig, features: FeatureConfig, summary: RunSummary | None = None
-) -> Dataflow:
-    summary = summary or RunSummary("features")
+def build_flow(job: JobConfig, features: FeatureConfig, stats: RunStats | None = None) -> Dataflow:
+    stats = stats or RunStats("features")
     flow = Dataflow("features")
-    readings, dead = read_stream(flow, job, summary)
+    readings, dead = read_stream(flow, job, stats)
     keyed = op.key_on("key", readings, reading_key)
     windows = fold_window(
         "window",
         keyed,
         IdleCloseClock(reading_ts, reading_stream, job.window.lateness, job.window.idle_close),
         SlidingWindower(length=features.length, offset=features.step, align_to=EPOCH),
-        partial(new_features, features.ewma_span),
+        partial(counted, partial(new_features, features.ewma_span), stats),
         add_to_features,
         _never_merged,
     )
     rows = op.map("row", windows.down, partial(feature_row, features=features))
     late_once = op.filter("late_once", windows.late, partial(_last_window_of, step=features.step))
     late = op.map(
-        "late", late_once, partial(late_letter, lateness=job.window.lateness, summary=summary)
+        "late", late_once, partial(late_letter, lateness=job.window.lateness, stats=stats)
     )
-    write_records("features_out", rows, "features", job.output, csv_columns=COLUMNS)
-    write_dead_letters(dead, job.output, late=late)
+    write_records("features_out", rows, "features", job.output, stats, csv_columns=COLUMNS)
+    write_dead_letters(dead, job.output, stats, late=late)
     return flow
 
 
 def _main_flow() -> Dataflow:
-    summary = start_job("features")
-    return build_flow(job_config(), settings(load_feature_config), summary)
+    stats, (job, features) = start_job("features", _settings)
+    return build_flow(job, features, stats)
+
+
+def _settings() -> tuple[JobConfig, FeatureConfig]:
+    return load_config(), load_feature_config()
 
 
 __getattr__ = job_flow(__name__, _main_flow)

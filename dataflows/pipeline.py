@@ -8,9 +8,13 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import time
+from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from functools import partial
+from dataclasses import dataclass
+from datetime import timedelta
 from operator import itemgetter
 from typing import TypeVar
 
@@ -24,71 +28,164 @@ from connectors.sse import Subscription, subscribe
 from dataflows.config import JobConfig
 from dataflows.formats import PARSERS, FormatParser
 from dataflows.readings import DeadLetter, Reading, ReadingRow, parse_by_key, parse_item
-from dataflows.runtime import RunSummary, start_demo_simulator
+from dataflows.run_stats import RunStats
+from dataflows.runtime import start_demo_simulator
 from dataflows.times import iso, micros
 from dataflows.windows import STREAM_TIMES
 
-__all__ = ["late_letter", "read_stream", "read_stream_by_key", "sse_source"]
+__all__ = ["FormatWatch", "late_letter", "read_stream", "read_stream_by_key", "sse_source"]
+
+log = logging.getLogger("dataflows")
 
 T = TypeVar("T")
 
 _STAMP = itemgetter(0)
+KeyedRows = tuple[str, list[ReadingRow]]
 
 
-def sse_source(job: JobConfig, summary: RunSummary) -> SSESource:
+def sse_source(job: JobConfig, stats: RunStats) -> SSESource:
     """The configured streams (or the demo simulator) as one SSE source, a partition each."""
     stream = job.stream
     streams = stream.stream_names()
     if job.demo is not None:
         streams = {"simulator": start_demo_simulator(job.demo)}
 
+    names = {url: name for name, url in streams.items()}
+
     def open_stream(url: str, last_event_id: str | None) -> Subscription:
-        return subscribe(
+        subscription = subscribe(
             url,
             last_event_id=last_event_id,
             retry=stream.retry,
             options=stream.options,
             auth=stream.auth,
         )
+        stats.stream_opened(names[url], subscription)
+        return subscription
 
-    return SSESource(streams, open_stream, on_close=summary.stream_closed)
+    return SSESource(streams, open_stream)
 
 
-def _parse_batch(
-    items: list[StreamItem], parser: FormatParser, summary: RunSummary
-) -> list[Reading | DeadLetter]:
-    out: list[Reading | DeadLetter] = []
-    for item in items:
-        out.extend(parse_item(item, parser))
-    dead = [x.reason for x in out if isinstance(x, DeadLetter)]
-    summary.count(len(out) - len(dead), dead)
-    newest: dict[str, datetime] = {}
-    for x in out:
-        if isinstance(x, Reading) and (x.stream not in newest or x.ts > newest[x.stream]):
-            newest[x.stream] = x.ts
-    for stream, ts in newest.items():
-        STREAM_TIMES.advance(stream, micros(ts))
-    return out
+class FormatWatch:
+    """Warns once per stream when its first events were all dead letters of one reason:
+    almost always ``SSE_FORMAT`` naming another format than the stream sends."""
+
+    FIRST_EVENTS = 100
+    FIRST_SECONDS = 60.0
+
+    def __init__(self, format_name: str) -> None:
+        self._format = format_name
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[int, Counter[str], float]] = {}
+        self._done: set[str] = set()
+
+    def observe(self, items: list[StreamItem], dead: list[DeadLetter]) -> None:
+        events = Counter(name for name, _ in items)
+        if self._done.issuperset(events):
+            return
+        with self._lock:
+            for stream, count in events.items():
+                if stream in self._done:
+                    continue
+                seen, reasons, since = self._seen.get(stream, (0, Counter(), time.monotonic()))
+                reasons.update(letter.reason for letter in dead if letter.stream == stream)
+                seen += count
+                self._seen[stream] = (seen, reasons, since)
+                if seen >= self.FIRST_EVENTS or time.monotonic() - since >= self.FIRST_SECONDS:
+                    self._done.add(stream)
+                    self._judge(stream, seen, reasons)
+
+    def _judge(self, stream: str, seen: int, reasons: Counter[str]) -> None:
+        if len(reasons) == 1 and sum(reasons.values()) >= seen:
+            (reason,) = reasons
+            log.warning(
+                "%s: the first %d events were all dead letters (%s): is SSE_FORMAT=%s right "
+                "for this stream? It takes auto, flat, dt or obelisk",
+                stream,
+                seen,
+                reason,
+                self._format,
+            )
+
+
+@dataclass
+class _Intake:
+    """The parse step: events to readings (or rows by key) and dead letters, counted, with
+    each stream's event time moved on and the format watched."""
+
+    parser: FormatParser
+    stats: RunStats
+    watch: FormatWatch
+
+    def readings(self, items: list[StreamItem]) -> list[Reading | DeadLetter]:
+        out: list[Reading | DeadLetter] = []
+        for item in items:
+            out.extend(parse_item(item, self.parser))
+        dead = [x for x in out if isinstance(x, DeadLetter)]
+        newest: dict[str, int] = {}
+        for x in out:
+            if isinstance(x, Reading):
+                stamp = micros(x.ts)
+                if stamp > newest.get(x.stream, stamp - 1):
+                    newest[x.stream] = stamp
+        self._account(items, len(out) - len(dead), dead, newest)
+        return out
+
+    def rows_by_key(
+        self, items: list[StreamItem]
+    ) -> list[tuple[str, list[ReadingRow]] | DeadLetter]:
+        groups, dead = parse_by_key(items, self.parser)
+        newest: dict[str, int] = {}
+        for rows in groups.values():
+            # A key's rows come from one stream (a key in several counts for the last).
+            stream, stamp = rows[-1][3], max(map(_STAMP, rows))
+            if stamp > newest.get(stream, stamp - 1):
+                newest[stream] = stamp
+        self._account(items, sum(map(len, groups.values())), dead, newest)
+        return [*groups.items(), *dead]
+
+    def _account(
+        self, items: list[StreamItem], readings: int, dead: list[DeadLetter], newest: dict[str, int]
+    ) -> None:
+        self.stats.count(readings, [letter.reason for letter in dead])
+        for stream, stamp in newest.items():
+            STREAM_TIMES.advance(stream, stamp)
+        self.watch.observe(items, dead)
 
 
 def read_stream(
-    flow: Dataflow, job: JobConfig, summary: RunSummary, source: Source[StreamItem] | None = None
+    flow: Dataflow, job: JobConfig, stats: RunStats, source: Source[StreamItem] | None = None
 ) -> tuple[Stream[Reading], Stream[DeadLetter]]:
     """The configured streams (or ``source``) as readings, and dead letters for the rest."""
-    return _read_parsed(flow, job, summary, source, _parse_batch)
+    intake = _intake(job, stats)
+    return _read_parsed(flow, job, stats, source, intake.readings)
+
+
+def read_stream_by_key(
+    flow: Dataflow, job: JobConfig, stats: RunStats, source: Source[StreamItem] | None = None
+) -> tuple[KeyedStream[list[ReadingRow]], Stream[DeadLetter]]:
+    """Like ``read_stream``, with each batch's readings grouped by ``key_of``: one item
+    per key and batch (``ReadingRow`` s in arrival order) rather than one per reading, so
+    the steps after it pay the runtime's cost per item a few times a batch, and readings
+    that go to another process are cheap to pickle."""
+    intake = _intake(job, stats)
+    return _read_parsed(flow, job, stats, source, intake.rows_by_key)
+
+
+def _intake(job: JobConfig, stats: RunStats) -> _Intake:
+    return _Intake(PARSERS[job.stream.format], stats, FormatWatch(job.stream.format))
 
 
 def _read_parsed(
     flow: Dataflow,
     job: JobConfig,
-    summary: RunSummary,
+    stats: RunStats,
     source: Source[StreamItem] | None,
-    parse_batch: Callable[..., list[T | DeadLetter]],
+    parse_batch: Callable[[list[StreamItem]], list[T | DeadLetter]],
 ) -> tuple[Stream[T], Stream[DeadLetter]]:
     """The source's batches through ``parse_batch``, split into what it made and dead letters."""
-    items = op.input("sse", flow, source if source is not None else sse_source(job, summary))
-    parser = PARSERS[job.stream.format]
-    parsed = op.flat_map_batch("parse", items, partial(parse_batch, parser=parser, summary=summary))
+    items = op.input("sse", flow, source if source is not None else sse_source(job, stats))
+    parsed = op.flat_map_batch("parse", items, parse_batch)
     split = op.branch("is_parsed", parsed, _is_parsed)
     return split.trues, split.falses  # type: ignore[return-value]
 
@@ -97,38 +194,10 @@ def _is_parsed(item: object) -> bool:
     return not isinstance(item, DeadLetter)
 
 
-def _parse_batch_by_key(
-    items: list[StreamItem], parser: FormatParser, summary: RunSummary
-) -> list[tuple[str, list[ReadingRow]] | DeadLetter]:
-    groups, dead = parse_by_key(items, parser)
-    summary.count(sum(map(len, groups.values())), [x.reason for x in dead])
-    newest: dict[str, int] = {}
-    for rows in groups.values():
-        # A key's rows come from one stream (a key in several streams counts for the last).
-        stream, stamp = rows[-1][3], max(map(_STAMP, rows))
-        if stamp > newest.get(stream, stamp - 1):
-            newest[stream] = stamp
-    for stream, stamp in newest.items():
-        STREAM_TIMES.advance(stream, stamp)
-    return [*groups.items(), *dead]
-
-
-def read_stream_by_key(
-    flow: Dataflow, job: JobConfig, summary: RunSummary, source: Source[StreamItem] | None = None
-) -> tuple[KeyedStream[list[ReadingRow]], Stream[DeadLetter]]:
-    """Like ``read_stream``, with each batch's readings grouped by ``key_of``: one item
-    per key and batch (``ReadingRow`` s in arrival order) rather than one per reading, so
-    the steps after it pay the runtime's cost per item a few times a batch, and readings
-    that go to another process are cheap to pickle."""
-    return _read_parsed(flow, job, summary, source, _parse_batch_by_key)
-
-
-def late_letter(
-    item: tuple[str, tuple[int, Reading]], lateness: timedelta, summary: RunSummary
-) -> str:
+def late_letter(item: tuple[str, tuple[int, Reading]], lateness: timedelta, stats: RunStats) -> str:
     """A reading the window dropped as late, as a dead letter line."""
     _, (_, reading) = item
-    summary.count(0, ["late"])
+    stats.count(0, ["late"])
     data = json.dumps(
         {
             "sensor_id": reading.sensor_id,

@@ -15,8 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import cache
 from types import CodeType, FrameType, TracebackType
 from typing import TypeVar
@@ -25,85 +24,24 @@ from bytewax.dataflow import Dataflow
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
 from connectors.sse import SSEError
-from connectors.sse.client import SubscriptionStats
 from connectors.sse.redact import redact_logs
-from dataflows.config import (
-    ConfigError,
-    DemoConfig,
-    JobConfig,
-    RuntimeConfig,
-    load_config,
-    load_runtime_config,
-)
+from dataflows import metrics
+from dataflows.config import ConfigError, DemoConfig, RuntimeConfig, load_runtime_config
+from dataflows.run_stats import RunStats, StatsNow
 
 __all__ = [
     "GC_THRESHOLD",
-    "RunSummary",
-    "job_config",
     "job_flow",
-    "peak_rss_bytes",
     "settings",
     "setup_process",
     "start_demo_simulator",
     "start_job",
+    "status_line",
 ]
 
 T = TypeVar("T")
 
 log = logging.getLogger("dataflows")
-
-
-class RunSummary:
-    """Counters across the workers of this process, logged once when the process exits."""
-
-    def __init__(self, job: str) -> None:
-        self._job = job
-        self._lock = threading.Lock()
-        self.events = 0
-        self.reconnects = 0
-        self.readings = 0
-        self.dead_letters: Counter[str] = Counter()
-        self._started = time.monotonic()
-
-    def stream_closed(self, name: str, stats: SubscriptionStats) -> None:
-        with self._lock:
-            self.events += stats.events + stats.oversized
-            self.reconnects += stats.reconnects
-
-    def count(self, readings: int, dead: Iterable[str]) -> None:
-        with self._lock:
-            self.readings += readings
-            self.dead_letters.update(dead)
-
-    def line(self) -> str:
-        with self._lock:
-            dead = ", ".join(f"{reason} {n}" for reason, n in sorted(self.dead_letters.items()))
-            return (
-                f"{self._job} summary: {self.events} events, {self.readings} readings, "
-                f"{sum(self.dead_letters.values())} dead letters ({dead or 'none'}), "
-                f"{self.reconnects} reconnects, {time.monotonic() - self._started:.1f} s"
-                + (f", peak RSS {peak / 2**20:.0f} MiB" if (peak := peak_rss_bytes()) else "")
-            )
-
-    def log(self) -> None:
-        log.info("%s", self.line())
-
-
-def peak_rss_bytes(pid: int | None = None) -> int | None:
-    """A process's peak resident set size (this one's by default), from /proc (Linux);
-    None where there is no VmHWM or the process has gone.
-
-    Not ``ru_maxrss``: that also counts the parent's pages between fork and exec, so a job
-    started from a large process would report the parent's size.
-    """
-    try:
-        with open(f"/proc/{pid or 'self'}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 # The cyclic garbage collector's first-generation threshold. A job makes a few tuples per
@@ -207,12 +145,49 @@ def _report_stream_failure(
     log.error("stopped: %s (SENSORWAX_TRACEBACK=1 prints the traceback)", cause)
 
 
-def start_job(name: str) -> RunSummary:
-    """Set up the process for a job and return its summary, logged when the process exits."""
-    setup_process(settings(load_runtime_config))
-    summary = RunSummary(name)
-    atexit.register(summary.log)
-    return summary
+def start_job(name: str, load: Callable[[], T]) -> tuple[RunStats, T]:
+    """Set up the process for a job and load its settings (a mistake ends the process
+    with exit status 2 and nothing else); then its summary is logged at exit, its metrics
+    registered, and its status line started."""
+    runtime = settings(load_runtime_config)
+    setup_process(runtime)
+    loaded = settings(load)
+    stats = RunStats(name)
+    atexit.register(lambda: log.info("%s", stats.summary_line()))
+    metrics.register(stats)
+    if runtime.status_every is not None:
+        _StatusLine(stats, runtime.status_every.total_seconds()).start()
+    return stats, loaded
+
+
+class _StatusLine(threading.Thread):
+    """Every ``every`` seconds, one line of how the job is doing, on stderr."""
+
+    def __init__(self, stats: RunStats, every: float) -> None:
+        super().__init__(name="status line", daemon=True)
+        self._stats = stats
+        self._every = every
+
+    def run(self) -> None:
+        before = self._stats.now()
+        while True:
+            time.sleep(self._every)
+            now = self._stats.now()
+            log.info("%s", status_line(before, now))
+            before = now
+
+
+def status_line(before: StatsNow, now: StatsNow) -> str:
+    """What changed since ``before``, and where the job stands."""
+    elapsed = max(now.seconds - before.seconds, 1e-9)
+    dead = ", ".join(f"{reason} {n}" for reason, n in sorted(now.dead_letters.items()))
+    lags = [s.lag for s in now.streams if s.lag is not None]
+    return (
+        f"status: {(now.events - before.events) / elapsed:.0f} events/s, "
+        f"{now.readings} readings, {sum(now.dead_letters.values())} dead letters"
+        f"{f' ({dead})' if dead else ''}, {now.reconnects} reconnects, "
+        f"lag {f'{max(lags):.1f} s' if lags else 'unknown'}, {now.open_windows} open windows"
+    )
 
 
 def job_flow(module: str, build: Callable[[], Dataflow]) -> Callable[[str], Dataflow]:
@@ -236,11 +211,6 @@ def settings(load: Callable[[], T]) -> T:
     except ConfigError as exc:
         print(f"sensorwax: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-def job_config() -> JobConfig:
-    """The shared settings from the environment (streams, windows, output, simulator)."""
-    return settings(load_config)
 
 
 def start_demo_simulator(demo: DemoConfig) -> str:

@@ -31,11 +31,12 @@ from dataflows.aggregates import (
     newest_of,
     partial_stream,
 )
-from dataflows.config import JobConfig
+from dataflows.config import JobConfig, load_config
 from dataflows.outputs import write_dead_letters, write_records
 from dataflows.pipeline import late_letter, read_stream_by_key
 from dataflows.readings import split_key
-from dataflows.runtime import RunSummary, job_config, job_flow, start_job
+from dataflows.run_stats import RunStats, counted
+from dataflows.runtime import job_flow, start_job
 from dataflows.times import iso
 from dataflows.windows import IdleCloseClock, tumbling, window_start
 
@@ -72,13 +73,13 @@ def _late_partial_rows(item: tuple[str, tuple[int, Partial]]) -> list[tuple[str,
 
 
 def build_flow(
-    job: JobConfig, summary: RunSummary | None = None, source: Source[StreamItem] | None = None
+    job: JobConfig, stats: RunStats | None = None, source: Source[StreamItem] | None = None
 ) -> Dataflow:
     """The job's dataflow; ``source`` replaces the SSE source (the benchmarks' baselines)."""
-    summary = summary or RunSummary("sensor_stats")
+    stats = stats or RunStats("sensor_stats")
     length, lateness = job.window.length, job.window.lateness
     flow = Dataflow("sensor_stats")
-    groups, dead = read_stream_by_key(flow, job, summary, source)
+    groups, dead = read_stream_by_key(flow, job, stats, source)
     # Batch-level: each batch's readings of a key become one partial per window, with
     # per-reading lateness kept exact (see aggregates.PreAggregate).
     idle_close = job.window.idle_close
@@ -93,7 +94,7 @@ def build_flow(
         partials,
         IdleCloseClock(newest_of, partial_stream, lateness, idle_close),
         tumbling(length),
-        new_stats,
+        partial(counted, new_stats, stats),
         add_partial,
         merge_stats,
     )
@@ -104,16 +105,16 @@ def build_flow(
     late = op.map(
         "late_letter",
         op.map("late_reading", all_late, late_reading),
-        partial(late_letter, lateness=lateness, summary=summary),
+        partial(late_letter, lateness=lateness, stats=stats),
     )
-    write_records("aggregates_out", records, "aggregates", job.output)
-    write_dead_letters(dead, job.output, late=late)
+    write_records("aggregates_out", records, "aggregates", job.output, stats)
+    write_dead_letters(dead, job.output, stats, late=late)
     return flow
 
 
 def _main_flow() -> Dataflow:
-    summary = start_job("sensor_stats")
-    return build_flow(job_config(), summary)
+    stats, job = start_job("sensor_stats", load_config)
+    return build_flow(job, stats)
 
 
 __getattr__ = job_flow(__name__, _main_flow)

@@ -53,6 +53,8 @@ class Faults:
     - ``trickle_seconds``: write the body one byte at a time, pausing this long between.
     - ``end_after``: the stream has that many events; then it closes, and a request
       resuming at its end gets 204.
+    - ``hold_after``: after that many events the connection stays open, sending only
+      pings, until the server stops (a stream with nothing new to say).
     """
 
     drop_every: int = 0
@@ -67,6 +69,7 @@ class Faults:
     oversized_bytes: int = 4096
     trickle_seconds: float = 0.0
     end_after: int | None = None
+    hold_after: int | None = None
 
     def malformed(self, n: int) -> bool:
         return _every(self.malformed_every, n)
@@ -392,6 +395,10 @@ class _Handler(BaseHTTPRequestHandler):
                 # As the vendors do: the stream ends when the token it was opened with does.
                 self._finish()
                 return
+            if faults.hold_after is not None and n >= faults.hold_after:
+                while not sim._stop.wait(ping_interval):
+                    self._write(self._ping(spec, sse))
+                return
             if faults.drop_every and sent_here >= faults.drop_every:
                 if faults.drop_mid_event:
                     whole = self._frame(sim, n, sse)
@@ -411,6 +418,8 @@ class _Handler(BaseHTTPRequestHandler):
                 count = min(count, end - n)
             if faults.drop_every:
                 count = min(count, faults.drop_every - sent_here)
+            if faults.hold_after is not None:
+                count = min(count, faults.hold_after - n)
             if stream_no == 0 and faults.stall_after is not None and sent_here < faults.stall_after:
                 count = min(count, faults.stall_after - sent_here)
             if config.pace:

@@ -269,6 +269,11 @@ class Subscription(Iterator[SSEEvent]):
     def closed(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def connected(self) -> bool:
+        """Whether a response is being read now."""
+        return self._response is not None
+
     def batches(self) -> Iterator[list[Item]]:
         """The events, a list per network read, across reconnects, until 204 or close()."""
         backoff = self._policy.start(self._rng)

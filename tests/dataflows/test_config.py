@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import trustme
 
 from connectors.sse import ClientCredentials, JWTBearer
 from dataflows.config import (
@@ -37,9 +38,9 @@ def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-def test_a_full_configuration(tmp_path: Path) -> None:
+def test_a_full_configuration(tmp_path: Path, ca: trustme.CA) -> None:
     bundle = tmp_path / "ca.pem"
-    bundle.write_text("x")
+    ca.cert_pem.write_to_path(str(bundle))
     config = load_config(
         {
             "SSE_URL": "http://127.0.0.1:1/a, https://example.invalid/b?token=abc",
@@ -137,9 +138,9 @@ def test_process_settings_are_read_and_checked_here() -> None:
     ],
 )
 def test_output_files_are_kept_for_recovery_only_when_it_is_configured(
-    environ: dict[str, str], argv: list[str], resume: bool
+    environ: dict[str, str], argv: list[str], resume: bool, tmp_path: Path
 ) -> None:
-    assert load_config({"OUTPUT": "out", **environ}, argv).output.resume is resume
+    assert load_config({"OUTPUT": str(tmp_path), **environ}, argv).output.resume is resume
 
 
 def test_the_alert_rules_file_defaults_to_the_shipped_one(tmp_path: Path) -> None:

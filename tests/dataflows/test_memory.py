@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from connectors.simulator import Faults, SequenceSpec, SimulatorConfig, payload
-from dataflows.runtime import peak_rss_bytes
+from dataflows.run_stats import peak_rss_bytes
 from tests.helpers.oracle import ROOT, bytewax_run_cmd, job_env, read_lines, run_job
 from tests.helpers.servers import (
     StartScripted,

@@ -1,0 +1,52 @@
+"""``python -m dataflows``: the jobs and every setting they read, from the configuration code."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from dataflows.config import JOB_SETTINGS, settings_of
+
+_USAGE = "python -m bytewax.run dataflows.JOB [Bytewax's flags: -w, -i, -a, -r, -s, -b]"
+
+
+def describe() -> str:
+    """The help text: each job, then each job's settings with default and meaning."""
+    lines = [f"usage: {_USAGE}", "", "jobs:"]
+    for job in JOB_SETTINGS:
+        doc = (importlib.import_module(f"dataflows.{job}").__doc__ or "").strip()
+        lines.append(f"  {job:<14} {doc.splitlines()[0] if doc else ''}")
+    shared = None
+    for job in JOB_SETTINGS:
+        rows = settings_of(job)
+        if shared is None:
+            shared = {name for name, _, _ in rows}
+            lines += ["", "settings of every job (environment variables):"]
+        else:
+            rows = [row for row in rows if row[0] not in shared]
+            if not rows:
+                continue
+            lines += ["", f"settings of {job} only:"]
+        width = max(len(name) for name, _, _ in rows)
+        lines += [
+            f"  {name:<{width}}  {meaning} (default: {default})" for name, default, meaning in rows
+        ]
+    lines += ["", "The README has the details; a wrong value stops a job at start (exit 2)."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m dataflows",
+        description="List sensorwax's jobs and every setting they read.",
+        add_help=False,
+    )
+    parser.add_argument("-h", "--help", action="store_true", help="show the jobs and settings")
+    parser.parse_args(argv)
+    print(describe())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""What a job has done so far, for its summary, its status line and its metrics.
+
+Counters move per batch (readings, dead letters, records) or are read from the live
+subscriptions (events, bytes, reconnects): nothing here runs per event.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from connectors.sse import Subscription
+from dataflows.times import micros
+from dataflows.windows import STREAM_TIMES, StreamTimes
+
+__all__ = ["RunStats", "StatsNow", "StreamNow", "counted", "peak_rss_bytes"]
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class StreamNow:
+    """One stream as it stands: ``url`` is redacted; ``lag`` in seconds, None before a
+    reading."""
+
+    url: str
+    events: int
+    bytes: int
+    reconnects: int
+    token_fetches: int
+    connected: bool
+    lag: float | None
+
+
+@dataclass(frozen=True)
+class StatsNow:
+    streams: list[StreamNow]
+    readings: int
+    dead_letters: dict[str, int]
+    records: dict[str, int]
+    open_windows: int
+    seconds: float
+
+    @property
+    def events(self) -> int:
+        return sum(s.events for s in self.streams)
+
+    @property
+    def reconnects(self) -> int:
+        return sum(s.reconnects for s in self.streams)
+
+
+@dataclass
+class RunStats:
+    """Counters across the workers of this process."""
+
+    job: str
+    times: StreamTimes = STREAM_TIMES
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _streams: dict[str, Subscription] = field(default_factory=dict, repr=False)
+    _readings: int = 0
+    _dead_letters: Counter[str] = field(default_factory=Counter)
+    _records: Counter[str] = field(default_factory=Counter)
+    _written_to: dict[str, str] = field(default_factory=dict)
+    _windows_opened: int = 0
+    _started: float = field(default_factory=time.monotonic)
+
+    def stream_opened(self, name: str, subscription: Subscription) -> None:
+        """``name`` is the partition (readings carry it as their stream)."""
+        with self._lock:
+            self._streams[name] = subscription
+
+    def count(self, readings: int, dead: Iterable[str]) -> None:
+        with self._lock:
+            self._readings += readings
+            self._dead_letters.update(dead)
+
+    def output(self, kind: str, where: str) -> None:
+        """Records of ``kind`` go to ``where`` (a path, stdout or stderr)."""
+        with self._lock:
+            self._written_to[kind] = where
+
+    def count_records(self, kind: str, records: int) -> None:
+        with self._lock:
+            self._records[kind] += records
+
+    def window_opened(self) -> None:
+        with self._lock:
+            self._windows_opened += 1
+
+    def now(self) -> StatsNow:
+        wall = micros(datetime.now(UTC))
+        with self._lock:
+            streams = list(self._streams.items())
+            readings = self._readings
+            dead = dict(self._dead_letters)
+            records = dict(self._records)
+            opened = self._windows_opened
+        closed = records.get("aggregates", 0) + records.get("features", 0)
+        return StatsNow(
+            streams=[self._stream_now(name, sub, wall) for name, sub in streams],
+            readings=readings,
+            dead_letters=dead,
+            records=records,
+            # Windows this process opened and has not written yet (windows restored from
+            # a snapshot are not counted as opened).
+            open_windows=max(opened - closed, 0),
+            seconds=time.monotonic() - self._started,
+        )
+
+    def _stream_now(self, name: str, sub: Subscription, wall: int) -> StreamNow:
+        stats = sub.stats
+        newest = self.times.get(name)
+        return StreamNow(
+            url=sub.url,
+            events=stats.events + stats.oversized,
+            bytes=stats.bytes_received,
+            reconnects=stats.reconnects,
+            token_fetches=stats.token_fetches,
+            connected=sub.connected,
+            lag=None if newest is None else max(wall - newest, 0) / 1e6,
+        )
+
+    def summary_line(self) -> str:
+        now = self.now()
+        dead = ", ".join(f"{reason} {n}" for reason, n in sorted(now.dead_letters.items()))
+        with self._lock:
+            written = [
+                f"{now.records.get(kind, 0)} {kind.replace('_', ' ')} to {where}"
+                for kind, where in self._written_to.items()
+            ]
+        peak = peak_rss_bytes()
+        return (
+            f"{self.job} summary: {now.events} events, {now.readings} readings, "
+            f"{sum(now.dead_letters.values())} dead letters ({dead or 'none'}), "
+            f"{now.reconnects} reconnects, {now.seconds:.1f} s"
+            + (f", peak RSS {peak / 2**20:.0f} MiB" if peak else "")
+            + (f"; wrote {', '.join(written)}" if written else "")
+        )
+
+
+def counted(builder: Callable[[], S], stats: RunStats) -> S:
+    """A window's first state from ``builder``, counting the window as opened."""
+    stats.window_opened()
+    return builder()
+
+
+def peak_rss_bytes(pid: int | None = None) -> int | None:
+    """A process's peak resident set size (this one's by default), from /proc (Linux);
+    None where there is no VmHWM or the process has gone.
+
+    Not ``ru_maxrss``: that also counts the parent's pages between fork and exec, so a job
+    started from a large process would report the parent's size.
+    """
+    try:
+        with open(f"/proc/{pid or 'self'}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None

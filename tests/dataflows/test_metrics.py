@@ -1,0 +1,112 @@
+"""The job's metrics on Bytewax's own endpoint, scraped while it runs, against what the
+simulator sent."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
+from tests.helpers.oracle import KEY, ROOT, bytewax_run_cmd, job_env, sent_readings
+from tests.helpers.servers import StartSim, free_port
+from tests.helpers.waiting import wait_for
+
+pytestmark = pytest.mark.slow
+
+EVENTS = 450
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the endpoint, by name and labels."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def closed_windows(sent: pd.DataFrame, window_ms: int, lateness_ms: int) -> int:
+    """Windows whose end its key's newest reading has passed by the lateness."""
+    sent = sent.assign(window=sent["ts_ms"] // window_ms)
+    newest = sent.groupby(KEY)["ts_ms"].transform("max")
+    closed = (sent["window"] + 1) * window_ms <= newest - lateness_ms
+    return int(sent[closed].groupby([*KEY, "window"]).ngroups)
+
+
+def test_metrics_match_what_the_simulator_sent(simulator: StartSim, tmp_path: Path) -> None:
+    # Drops mid-event every 100 events and a malformed event every 50; after 450 events
+    # (18 s of event time from a window's start a minute ago: each sensor's first window
+    # closes, its second stays open) the stream stays open with pings only, so the
+    # counters can be read at rest.
+    start_ms = (int(time.time() * 1000) - 60_000) // 10_000 * 10_000
+    sim = simulator(
+        SimulatorConfig(
+            sequence=SequenceSpec(sensors=4, rate=25, start_ms=start_ms),
+            faults=Faults(drop_every=100, drop_mid_event=True, malformed_every=50, hold_after=450),
+            pace=False,
+            ping_interval=0.2,
+        )
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        bytewax_run_cmd("dataflows.sensor_stats"),
+        env=job_env(
+            SSE_URL=sim.url,
+            OUTPUT=str(tmp_path),
+            SSE_RETRY_INITIAL="10ms",
+            BYTEWAX_DATAFLOW_API_ENABLED="true",
+            BYTEWAX_DATAFLOW_API_PORT=str(port),
+        ),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sent = sent_readings(sim, EVENTS)
+    malformed = [n for n in range(EVENTS) if sim.config.faults.malformed(n)]
+    sent = sent[~sent["event_id"].isin(malformed)]
+    windows = closed_windows(sent, 10_000, 2_000)
+    stream = (("stream", sim.url),)
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+
+    def settled() -> bool:
+        nonlocal samples
+        try:
+            samples = scrape(port)
+        except OSError:
+            return False  # not serving yet
+        return (
+            samples.get(("sensorwax_sse_events_total", stream)) == EVENTS
+            and samples.get(("sensorwax_records_total", (("output", "aggregates"),)), 0) == windows
+        )
+
+    try:
+        wait_for(settled, "the job to read all 450 events and close their windows", poll=0.2)
+        scraped_at = time.time()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert len(sim.sent_ids) == EVENTS
+    assert samples[("sensorwax_sse_reconnects_total", stream)] == len(sim.requests) - 1 == 4
+    assert samples[("sensorwax_sse_connected", stream)] == 1
+    assert samples[("sensorwax_sse_token_refreshes_total", stream)] == 0
+    payload = sum(len(sim.event_bytes(n)) for n in range(EVENTS))
+    assert samples[("sensorwax_sse_bytes_total", stream)] > payload
+    assert samples[("sensorwax_readings_total", ())] == len(sent) == EVENTS - len(malformed)
+    invalid = samples[("sensorwax_dead_letters_total", (("reason", "invalid_json"),))]
+    assert invalid == len(malformed) == 9
+    assert samples[("sensorwax_records_total", (("output", "dead_letters"),))] == 9
+    assert windows == 4 == samples[("sensorwax_open_windows", ())]
+    lag = samples[("sensorwax_event_lag_seconds", stream)]
+    newest = sent["ts_ms"].max() / 1000
+    assert math.isclose(lag, scraped_at - newest, abs_tol=5.0), (lag, scraped_at - newest)
+    # Bytewax's own step metrics are served beside them.
+    assert any(name.startswith("bytewax_") for name, _ in samples)
