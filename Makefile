@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run test lint types pytest fuzz bench bench-quick clean
+NOTEBOOKS_STAMP := $(VENV)/.installed-notebooks
+
+.PHONY: run test lint types pytest fuzz bench bench-quick notebooks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else "sensorwax needs Python 3.11 or 3.12 (Bytewax 0.21.1 has no wheels for %d.%d): run make PYTHON=python3.12" % v)'
@@ -50,6 +52,14 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --quick
+
+$(NOTEBOOKS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
+	touch $(NOTEBOOKS_STAMP)
+
+# JupyterLab on notebooks/, with what the notebooks need (Ctrl+C stops it).
+notebooks: $(NOTEBOOKS_STAMP)
+	$(BIN)/jupyter lab notebooks/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .fuzz-corpus

@@ -288,17 +288,24 @@ def time_runs(
     streams: int = 1,
     into: Timings | None = None,
     warm_up: bool = True,
+    settings: dict[str, str] | None = None,
 ) -> Timings:
     """``repeats`` timed runs over n events a stream, each beside a 1-event run."""
     timings = into or Timings(n * streams, [], [])
     with tempfile.TemporaryDirectory() as tmp:
         if warm_up:
             # Not timed: the first run after a change also compiles the modules' bytecode.
-            run_flow(target, server.url(1), f"{tmp}/warm", *extra, processes=processes)
+            run_flow(
+                target, server.url(1), f"{tmp}/warm", *extra, processes=processes, settings=settings
+            )
         for k in range(repeats):
-            startup, _ = run_flow(target, server.url(1), f"{tmp}/s{k}", *extra, processes=processes)
+            startup, _ = run_flow(
+                target, server.url(1), f"{tmp}/s{k}", *extra, processes=processes, settings=settings
+            )
             urls = ",".join(server.url(n, stream=s) for s in range(streams))
-            seconds, rss = run_flow(target, urls, f"{tmp}/r{k}", *extra, processes=processes)
+            seconds, rss = run_flow(
+                target, urls, f"{tmp}/r{k}", *extra, processes=processes, settings=settings
+            )
             timings.startups.append(startup)
             timings.runs.append(seconds)
             timings.peak_kib = max(timings.peak_kib, rss)
@@ -314,6 +321,7 @@ class Config:
     extra: tuple[str, ...] = ()
     processes: int = 1
     streams: int = 1
+    settings: tuple[tuple[str, str], ...] = ()
 
 
 def in_turn(
@@ -337,6 +345,7 @@ def in_turn(
                 streams=config.streams,
                 into=into,
                 warm_up=not round_,
+                settings=dict(config.settings),
             )
         if each_round is not None:
             each_round()
@@ -384,6 +393,21 @@ def end_to_end_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     floor.note = f"{ratio(floor, classic)}: {target}"
     bare.note = f"{ratio(bare, classic)}, {ratio(bare, ours)}"
     return [ours, example, classic, floor, bare]
+
+
+def metrics_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
+    """sensor_stats with Bytewax's metrics endpoint (and the job's metrics) on and off.
+
+    The job's collector runs only when the endpoint is scraped; what runs per batch
+    either way is the counting of records."""
+    job = "dataflows.sensor_stats"
+    port = str(_free_port())
+    endpoint = (("BYTEWAX_DATAFLOW_API_ENABLED", "true"), ("BYTEWAX_DATAFLOW_API_PORT", port))
+    on_t, off_t = in_turn(server, [Config(job, n, settings=endpoint), Config(job, n)], repeats)
+    on = Row("4 end to end", "sensor_stats, metrics endpoint on", "events/s", on_t.rates())
+    off = Row("4 end to end", "sensor_stats, metrics endpoint off", "events/s", off_t.rates())
+    on.note = ratio(on, off)
+    return [on, off]
 
 
 def scaling_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
@@ -749,6 +773,7 @@ def main(argv: Iterable[str] | None = None) -> int:
 
         e2e_repeats = 1 if quick else 5
         rows += end_to_end_rows(server, n_e2e, e2e_repeats)
+        rows += metrics_rows(server, n_e2e, e2e_repeats)
         rows += scaling_rows(server, n_big, e2e_repeats)
 
         rows += latency_rows(server, 5000, 3 if quick else 10, 1 if quick else 3)
