@@ -85,17 +85,28 @@ def socket_ceiling(url_port: int, n: int, framing: str) -> tuple[float, float]:
 
 
 # -- 2. the parser -------------------------------------------------------------------
-def stream_bytes(n: int, variant: str) -> bytes:
+# How common servers write one event (id i, data d): the parser rows run each shape.
+PARSER_SHAPES: dict[str, tuple[str, str]] = {
+    "id, data": ("id: {i}\ndata: {d}\n\n", "\n"),
+    "id, data, CRLF": ("id: {i}\ndata: {d}\n\n", "\r\n"),
+    "id, event, data": ("id: {i}\nevent: reading\ndata: {d}\n\n", "\n"),
+    "id, two data lines": ("id: {i}\ndata: {d1}\ndata: {d2}\n\n", "\n"),
+    "Flask-SSE: event, data, id, no space": ("event:reading\ndata:{d}\nid:{i}\n\n", "\n"),
+    "Flask-SSE, CRLF": ("event:reading\ndata:{d}\nid:{i}\n\n", "\r\n"),
+    "event, data, id": ("event: reading\ndata: {d}\nid: {i}\n\n", "\n"),
+    "data, id, retry": ("data: {d}\nid: {i}\nretry: 3000\n\n", "\n"),
+    "comment, id, data": (": keep-alive\nid: {i}\ndata: {d}\n\n", "\n"),
+}
+
+
+def stream_bytes(n: int, shape: str) -> bytes:
+    template, eol = PARSER_SHAPES[shape]
     frames = []
     for i in range(n):
         data = payload(spec(), i)
-        if variant == "multi-line":
-            half = len(data) // 2
-            frames.append(f"id: {i}\ndata: {data[:half]}\ndata: {data[half:]}\n\n")
-        else:
-            frames.append(f"id: {i}\ndata: {data}\n\n")
-    text = "".join(frames)
-    return (text.replace("\n", "\r\n") if variant == "CRLF" else text).encode()
+        half = len(data) // 2
+        frames.append(template.format(i=i, d=data, d1=data[:half], d2=data[half:]))
+    return "".join(frames).replace("\n", eol).encode()
 
 
 def chunks_of(data: bytes, size: int = 65536) -> list[bytes]:
@@ -108,9 +119,9 @@ def time_events(count_events: Callable[[], int]) -> float:
     return count / (time.perf_counter() - started)
 
 
-def parser_rows(variant: str, n: int, repeats: int) -> list[Row]:
+def parser_rows(shape: str, n: int, repeats: int) -> list[Row]:
     """iter_events and sseclient-py over the same bytes, in 64 KiB pieces."""
-    data = stream_bytes(n, variant)
+    data = stream_bytes(n, shape)
     pieces = chunks_of(data)
 
     def ours() -> int:
@@ -121,20 +132,20 @@ def parser_rows(variant: str, n: int, repeats: int) -> list[Row]:
 
     ours_row = Row(
         "2 parser",
-        f"iter_events, {variant}",
+        f"iter_events, {shape}",
         "events/s",
         repeat(repeats, lambda: time_events(ours)),
     )
     theirs_row = Row(
         "2 parser",
-        f"sseclient-py, {variant}",
+        f"sseclient-py, {shape}",
         "events/s",
         repeat(repeats, lambda: time_events(theirs)),
     )
     ours_row.note = ratio(ours_row, theirs_row)
     mb = Row(
         "2 parser",
-        f"iter_events, {variant}",
+        f"iter_events, {shape}",
         "MB/s",
         [r * len(data) / n / 1e6 for r in ours_row.runs],
     )
@@ -760,8 +771,11 @@ def main(argv: Iterable[str] | None = None) -> int:
             rows.append(Row("1 socket", f"raw recv, {framing}", "MB/s", [r[0] for r in runs]))
             rows.append(Row("1 socket", f"raw recv, {framing}", "events/s", [r[1] for r in runs]))
 
-        for variant in ("LF", "CRLF", "multi-line"):
-            rows += parser_rows(variant, n_parse, repeats)
+        parsers = [r for shape in PARSER_SHAPES for r in parser_rows(shape, n_parse, repeats)]
+        ours = [r for r in parsers if r.name.startswith("iter_events") and r.unit == "events/s"]
+        slowest, fastest = min(ours, key=lambda r: r.median), max(ours, key=lambda r: r.median)
+        slowest.note += f"; the slowest shape: {ratio(slowest, fastest)}"
+        rows += parsers
         for framing, label in (
             ("small", "chunked, one event a chunk"),
             ("large", "chunked, 64 KiB chunks"),

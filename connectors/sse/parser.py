@@ -1,12 +1,12 @@
 """Bytes to events: the WHATWG "server-sent events" parsing rules, applied incrementally.
 
 Quotes are from https://html.spec.whatwg.org/multipage/server-sent-events.html, section
-9.2.6 "Interpreting an event stream". Whole events in the usual shapes (an id, an
-event type, data lines) are read a block at a time with one regular expression over
-the decoded text; anything else, and an event cut by a chunk boundary, goes through the
-line parser, which works on bytes and decodes only the values it keeps. UTF-8 never
-uses the bytes LF (0x0A), CR (0x0D) or ':' (0x3A) inside a multi-byte sequence, so
-cutting lines and fields on bytes gives the same result as decoding the whole stream
+9.2.6 "Interpreting an event stream". Runs of whole events are decoded at once and read
+with one loop over their lines, in whatever order a server writes the fields; an event cut
+by a chunk boundary (or holding invalid UTF-8, or near the size limit) goes through the
+line parser, which works on bytes and decodes only the values it keeps. UTF-8 never uses
+the bytes LF (0x0A), CR (0x0D) or ':' (0x3A) inside a multi-byte sequence, so cutting
+lines and fields on bytes gives the same result as decoding the whole stream
 first, and the two paths agree (the tests hold both to a whole-stream reference).
 
 sseclient-py is not used here because its framing is wrong (see ``SSECLIENT_DEPARTURES``):
@@ -55,16 +55,20 @@ SSECLIENT_DEPARTURES = {
 
 _BOM = b"\xef\xbb\xbf"
 
-# The shapes servers write an event in (simulators, Flask-SSE, sse-starlette, vendors):
-# an optional id, an optional event type, then data lines, then a blank line. Fields
-# are "data", "event" and "id" exactly; "If value starts with a U+0020 SPACE character,
-# remove it from value" is the optional space; an id holding NUL is not this shape, as
-# it is ignored. The first two data values are captured, the rest as lines. The last
-# alternative is any other block (lines up to the first blank line), read line by line.
+
+# The orders servers write an event's fields in, read with one match: comments, an id,
+# an event type, data lines, then an id and a retry (simulators, sse-starlette and vendors
+# put the id first, Flask-SSE last; where both come, the later one is the one in force, as
+# reading the fields one by one gives). "If value starts with a U+0020 SPACE character,
+# remove it from value" is the optional space; an id holding NUL is ignored by the spec,
+# so it is not this shape. The first two data values are captured, the rest as lines.
+# The last alternative is any other block, read by the loop in _fields. Possessive and
+# atomic (Python 3.11): a line that matched is never re-read a character at a time.
 _EVENT_BLOCK = re.compile(
-    r"(?:id: ?([^\n\x00]*)\n)?(?:event: ?([^\n]*)\n)?"
-    r"data: ?([^\n]*)\n(?:data: ?([^\n]*)\n((?:data:[^\n]*\n)+)?)?\n"
-    r"|((?:[^\n]+\n)*\n)"
+    r"(?::[^\n]*+\n)*+(?:(?>id: ?([^\n\x00]*+))\n)?(?:(?>event: ?([^\n]*+))\n)?"
+    r"(?>data: ?([^\n]*+))\n(?:(?>data: ?([^\n]*+))\n((?:data:[^\n]*+\n)++)?)?"
+    r"(?:(?>id: ?([^\n\x00]*+))\n)?(?:retry: ?([0-9]++)\n)?\n"
+    r"|((?:[^\n]++\n)*+\n)"
 )
 
 
@@ -147,7 +151,9 @@ class _LineSplitter:
                     return chunk
         if b"\r" in chunk:
             self._after_cr = chunk[-1] == 0x0D
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            chunk = chunk.replace(b"\r\n", b"\n")
+            if b"\r" in chunk:  # a CR alone is a line end too; CRLF streams have none left
+                chunk = chunk.replace(b"\r", b"\n")
         return chunk
 
     def split(self, chunk: bytes) -> list[bytes | None]:
@@ -298,22 +304,23 @@ class SSEParser(_StreamParser):
         return out
 
     def _take_events(self, text: str, out: list[SSEEvent | OversizedEvent]) -> None:
-        """Whole events (``text`` starts after a blank line and ends with one, decoded
-        from valid UTF-8), parsed a block at a time where it is one of the usual shapes,
-        line by line where not: its lines encoded back are the bytes that came.
-        """
+        """Whole events: ``text`` starts after a blank line, ends with one, and is decoded
+        from valid UTF-8 with every line end already LF, no longer than the size limit.
+        Each event in one of the usual orders is one match; any other block goes through
+        ``_fields``, which applies the field rules to text lines in any order."""
         new = tuple.__new__
         event_id, retry = self._id_buffer, self.retry
-        # Each match starts where the last ended: the last alternative matches any block.
         for block in _EVENT_BLOCK.finditer(text):
-            new_id, event_type, data, second, more, other = block.groups()
+            first_id, event_type, data, second, more, last_id, retry_text, other = block.groups()
             if other is not None:
-                self._id_buffer = event_id
-                self._take_lines(other.encode().split(b"\n")[:-1], out)
-                event_id, retry = self._id_buffer, self.retry
+                event_id, retry = _fields(other, out, event_id, retry)
                 continue
-            if new_id is not None:
-                event_id = new_id
+            if last_id is not None:
+                event_id = last_id
+            elif first_id is not None:
+                event_id = first_id
+            if retry_text is not None:
+                retry = int(retry_text)
             if second is not None:
                 data = f"{data}\n{second}"
                 if more is not None:
@@ -323,6 +330,7 @@ class SSEParser(_StreamParser):
                     data = "\n".join([data, *values[:-1]])
             out.append(new(SSEEvent, (event_type or "message", data, event_id, retry)))
         self._id_buffer = self.last_event_id = event_id
+        self.retry = retry
 
     def _take_lines(
         self, lines: Sequence[bytes | None], out: list[SSEEvent | OversizedEvent]
@@ -425,6 +433,54 @@ class SSEParser(_StreamParser):
             self._id_buffer,
         )
         return OversizedEvent(self._id_buffer, self._max)
+
+
+def _fields(
+    text: str, out: list[SSEEvent | OversizedEvent], event_id: str, retry: int | None
+) -> tuple[str, int | None]:
+    """Lines of text ending with a blank line, every line end LF, through the same field
+    rules as ``SSEParser._take_lines``, in whatever order the fields come; returns the
+    last event ID buffer and the reconnection time after them."""
+    new = tuple.__new__
+    data: str | None = None  # the first data line's value
+    more: list[str] | None = None  # all of them, once there are two
+    event_type = ""
+    # text ends with "\n\n" (or is "\n"): without its last LF, the split ends on the blank.
+    for line in text[:-1].split("\n"):
+        # The usual fields by prefix, the rest by the first colon; "If value starts
+        # with a U+0020 SPACE character, remove it from value."
+        if line[:5] == "data:":
+            field, value = "data", line[6:] if line[5:6] == " " else line[5:]
+        elif not line:
+            # "If the line is empty (a blank line): Dispatch the event."
+            if data is not None:
+                value = data if more is None else "\n".join(more)
+                out.append(new(SSEEvent, (event_type or "message", value, event_id, retry)))
+                data = more = None
+            event_type = ""
+            continue
+        elif line[:3] == "id:":
+            field, value = "id", line[4:] if line[3:4] == " " else line[3:]
+        else:
+            # A comment (":...") gives the field "", which matches none below.
+            field, colon, value = line.partition(":")
+            if colon and value[:1] == " ":
+                value = value[1:]
+        if field == "data":
+            if data is None:
+                data = value
+            elif more is None:
+                more = [data, value]
+            else:
+                more.append(value)
+        elif field == "id":
+            if "\x00" not in value:
+                event_id = value
+        elif field == "event":
+            event_type = value
+        elif field == "retry" and value.isascii() and value.isdigit():
+            retry = int(value)
+    return event_id, retry
 
 
 class NDJSONParser(_StreamParser):

@@ -142,6 +142,43 @@ def test_whole_events_give_the_reference_events_at_any_chunking(
     assert parse(chunks, limit) == reference(stream, limit)
 
 
+@st.composite
+def shaped_streams(draw: st.DrawFn) -> bytes:
+    """Events as servers write them, their fields in any order: an id (or two), event
+    type, one to three data lines (kept in their order), a comment, a retry; with or without the
+    space after the colon; LF, CRLF or CR line ends for the whole stream."""
+    eol = draw(st.sampled_from([b"\n", b"\r\n", b"\r"]))
+    space = draw(st.sampled_from([b" ", b""]))
+    events = []
+    for n in range(draw(st.integers(1, 8))):
+        ids = [b"id:" + space + str(n).encode(), b"id:" + space + f"{n}-again".encode()]
+        others = [*ids, b"event:" + space + b"reading"]
+        others += [b": keep-alive", b"retry:" + space + b"3000"]
+        chosen = draw(st.lists(st.sampled_from(others), unique=True))
+        data = [b"data:" + space + f'{{"n":{n},"part":{k}}}'.encode() for k in range(3)]
+        lines = [*chosen, *data[: draw(st.integers(1, 3))]]
+        order = draw(st.permutations(range(len(lines))))
+        # Data lines keep their order among themselves: the data is their join.
+        data_slots = sorted(i for i in order if lines[i].startswith(b"data"))
+        placed = iter(sorted(data_slots))
+        shuffled = [
+            lines[next(placed)] if lines[i].startswith(b"data") else lines[i] for i in order
+        ]
+        events.append(eol.join(shuffled) + eol + eol)
+    return b"".join(events)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), stream=shaped_streams())
+def test_every_field_order_gives_the_reference_events_at_any_chunking(
+    data: st.DataObject, stream: bytes
+) -> None:
+    chunks = data.draw(chunked(stream))
+    events = parse(chunks)
+    assert events == reference(stream)
+    assert events  # every event has data
+
+
 @pytest.mark.parametrize(
     "stream",
     [
