@@ -40,6 +40,7 @@ from dataflows.outputs import write_records
 from dataflows.readings import Reading, reading_key
 from dataflows.run_stats import RunStats
 from dataflows.sensor_stats import window_record
+from dataflows.times import from_micros
 from dataflows.windows import event_time_clock, reading_ts, tumbling
 
 STREAM = "bench"
@@ -102,7 +103,7 @@ class _OnePartition(FixedPartitionedSource[Any, None]):
 
 def _reading(body: Any) -> Reading:
     ((sensor, metric, ts, value),) = parse_flat(body, "message")
-    return Reading(sensor, metric, ts, value, "", STREAM)
+    return Reading(sensor, metric, from_micros(ts), value, "", STREAM)
 
 
 def _windows(job: JobConfig, bodies: Stream[Any]) -> None:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
+
+from dataflows.times import EPOCH, MICROSECOND
 
 __all__ = [
     "FORMATS",
@@ -48,8 +50,10 @@ class Reject(Exception):
         self.detail = detail
 
 
-# A parser gets the decoded JSON, the SSE event type, and returns (sensor, metric, ts, value).
-Parsed = list[tuple[str, str, datetime, float]]
+# A parser gets the decoded JSON, the SSE event type, and returns (sensor, metric, time,
+# value), the time in whole microseconds since the epoch (UTC): windows are integer
+# arithmetic on it, and a number never becomes a datetime only to be turned back.
+Parsed = list[tuple[str, str, int, float]]
 FormatParser = Callable[[Any, str], Parsed]
 
 # A tuple, not ``int | float``: that expression builds a union object at every call.
@@ -57,31 +61,39 @@ _NUMBER = (int, float)
 _MS_THRESHOLD = 100_000_000_000  # epoch numbers above this are milliseconds (after 1973 in ms)
 
 
-def _timestamp(value: Any, *, unit: str = "auto") -> datetime:
+_MIN_MICROS = (datetime.min.replace(tzinfo=UTC) - EPOCH) // MICROSECOND
+_MAX_MICROS = (datetime.max.replace(tzinfo=UTC) - EPOCH) // MICROSECOND
+
+
+def _timestamp(value: Any, *, unit: str = "auto") -> int:
+    """A reading's time in microseconds since the epoch: RFC 3339 text (no offset: UTC),
+    or epoch seconds or milliseconds (``unit``; ``auto`` tells them apart by size)."""
     if isinstance(value, str):  # the usual case, first
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
             raise Reject("invalid_timestamp", f"timestamp {value!r} is not RFC 3339") from None
         zone = moment.tzinfo
-        if zone is UTC:  # "Z" and "+00:00" give UTC itself
-            return moment
         # RFC 3339 requires an offset; a timestamp without one is read as UTC.
-        return moment.replace(tzinfo=UTC) if zone is None else moment.astimezone(UTC)
+        if zone is None:
+            moment = moment.replace(tzinfo=UTC)
+        return (moment - EPOCH) // MICROSECOND
     if isinstance(value, bool):
         raise Reject("invalid_timestamp", f"timestamp {value!r} is not a time")
     if isinstance(value, _NUMBER):
         if not math.isfinite(value):
             raise Reject("invalid_timestamp", f"timestamp {value!r} is not finite")
-        seconds = (
-            value / 1000
-            if unit == "ms" or (unit == "auto" and abs(value) >= _MS_THRESHOLD)
-            else value
-        )
-        try:
-            return datetime.fromtimestamp(seconds, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            raise Reject("invalid_timestamp", f"timestamp {value!r} is out of range") from None
+        ms = unit == "ms" or (unit == "auto" and abs(value) >= _MS_THRESHOLD)
+        if type(value) is int:
+            stamp = value * (1000 if ms else 1_000_000)
+        else:
+            # As datetime.fromtimestamp rounds: whole seconds, then the fraction to the
+            # nearest microsecond, half to even.
+            fraction, whole = math.modf(value / 1000 if ms else value)
+            stamp = int(whole) * 1_000_000 + round(fraction * 1e6)
+        if not _MIN_MICROS <= stamp <= _MAX_MICROS:
+            raise Reject("invalid_timestamp", f"timestamp {value!r} is out of range")
+        return stamp
     raise Reject("invalid_timestamp", f"timestamp {value!r} is not a string or number")
 
 
@@ -109,10 +121,16 @@ def _object(body: Any) -> dict[str, Any]:
     return body
 
 
+def _plain_number(value: object) -> TypeGuard[int | float]:
+    """A JSON number that ``_number`` takes as it is: a finite float, or an int."""
+    # finite: inf - inf and nan - nan are nan
+    return (type(value) is float and value - value == 0.0) or type(value) is int
+
+
 def parse_flat(body: Any, event_type: str) -> Parsed:
     if type(body) is dict:
-        # The usual reading (strings, a float value, a time string) without a call per
-        # field; anything else goes through the checks below, which name the problem.
+        # The usual reading (strings, a number, a time) without a call per field; anything
+        # else goes through the checks below, which name the problem.
         sensor, metric, ts, value = (
             body.get("sensor_id"),
             body.get("metric"),
@@ -124,11 +142,10 @@ def parse_flat(body: Any, event_type: str) -> Parsed:
             and sensor
             and type(metric) is str
             and metric
-            and type(value) is float
-            and value - value == 0.0  # finite: inf - inf and nan - nan are nan
-            and type(ts) is str
+            and ts is not None
+            and _plain_number(value)
         ):
-            return [(sensor, metric, _timestamp(ts), value)]
+            return [(sensor, metric, _timestamp(ts), float(value))]
     obj = _object(body)
     sensor = _text(obj, "sensor_id")
     if "metric" in obj:
@@ -149,6 +166,9 @@ _DT_SKIP = frozenset({"updateTime", "samples", "sampleTime", "isBackfilled"})
 
 
 def parse_dt(body: Any, event_type: str) -> Parsed:
+    quick = _dt_usual(body)
+    if quick is not None:
+        return quick
     result = _object(body).get("result")
     event = result.get("event") if isinstance(result, dict) else None
     if not isinstance(event, dict):
@@ -179,7 +199,45 @@ def parse_dt(body: Any, event_type: str) -> Parsed:
     ]
 
 
+def _dt_usual(body: Any) -> Parsed | None:
+    """A measurement event in the usual shape, read without the checks; None for anything
+    else (a ping, a missing or odd field), which ``parse_dt`` reads with them."""
+    result = body.get("result") if type(body) is dict else None
+    event = result.get("event") if type(result) is dict else None
+    if type(event) is not dict:
+        return None
+    kind, data, target = event.get("eventType"), event.get("data"), event.get("targetName")
+    if type(kind) is not str or not kind or kind == "ping" or type(target) is not str:
+        return None
+    block = data.get(kind) if type(data) is dict else None
+    if type(block) is not dict:
+        return None
+    # _plain_number inlined: this runs for every field of every event.
+    numbers = [
+        (k, v)
+        for k, v in block.items()
+        if ((type(v) is float and v - v == 0.0) or type(v) is int) and k not in _DT_SKIP
+    ]
+    device = target.rpartition("/")[2]
+    stamp = block.get("updateTime", event.get("timestamp"))
+    if not numbers or not device or stamp is None:
+        return None
+    ts = _timestamp(stamp)
+    single = len(numbers) == 1
+    return [
+        (device, kind if single or name == "value" else name, ts, float(v)) for name, v in numbers
+    ]
+
+
 def parse_obelisk(body: Any, event_type: str) -> Parsed:
+    if type(body) is dict:
+        # The usual metric event without a call per field; anything else is checked below.
+        metric, source, ts = body.get("metric"), body.get("source"), body.get("timestamp")
+        value = body.get("value")
+        if type(metric) is str and type(source) is str and source and ts is not None:
+            name, _, kind = metric.partition("::")
+            if name and (not kind or kind == "number") and _plain_number(value):
+                return [(source, name, _timestamp(ts, unit="ms"), float(value))]
     if isinstance(body, list):  # some deployments batch metric events in one array
         return [r for item in body for r in parse_obelisk(item, event_type)]
     obj = _object(body)

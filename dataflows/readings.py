@@ -16,7 +16,7 @@ import orjson
 from connectors.source import StreamItem
 from connectors.sse import OversizedEvent, SSEEvent
 from dataflows.formats import FormatParser, Parsed, Reject
-from dataflows.times import EPOCH, MICROSECOND
+from dataflows.times import from_micros
 
 __all__ = [
     "DeadLetter",
@@ -77,7 +77,7 @@ def parse_item(item: StreamItem, parser: FormatParser) -> list[Reading | DeadLet
     parsed = _parse_event(event, stream, parser)
     if isinstance(parsed, DeadLetter):
         return [parsed]
-    return [Reading(s, m, ts, v, event.id, stream) for s, m, ts, v in parsed]
+    return [Reading(s, m, from_micros(ts), v, event.id, stream) for s, m, ts, v in parsed]
 
 
 # A reading whose key is known, as a plain tuple: (timestamp in microseconds since the
@@ -101,8 +101,7 @@ def parse_by_key(
             continue
         event_id = event.id
         for sensor, metric, ts, value in parsed:
-            # micros(ts) without a call: this line runs for every reading.
-            row = ((ts - EPOCH) // MICROSECOND, value, event_id, stream)
+            row = (ts, value, event_id, stream)
             key = key_of(sensor, metric)
             group = groups.get(key)
             if group is None:
