@@ -35,7 +35,7 @@ from bytewax.operators.windowing import fold_window
 
 from dataflows.aggregates import add_reading, merge_stats, new_stats
 from dataflows.config import JobConfig, load_config
-from dataflows.formats import parse_flat
+from dataflows.formats import PARSERS, FormatParser
 from dataflows.outputs import write_records
 from dataflows.readings import Reading, reading_key
 from dataflows.run_stats import RunStats
@@ -101,15 +101,18 @@ class _OnePartition(FixedPartitionedSource[Any, None]):
         return self._kind()
 
 
-def _reading(body: Any) -> Reading:
-    ((sensor, metric, ts, value),) = parse_flat(body, "message")
-    return Reading(sensor, metric, from_micros(ts), value, "", STREAM)
+def _readings(body: Any, parser: FormatParser) -> list[Reading]:
+    # The job's own format parsers, so both read the same readings from every format.
+    return [
+        Reading(sensor, metric, from_micros(ts), value, "", STREAM)
+        for sensor, metric, ts, value in parser(body, "message")
+    ]
 
 
 def _windows(job: JobConfig, bodies: Stream[Any]) -> None:
     """Reading by reading to the main job's aggregate records."""
     length, lateness = job.window.length, job.window.lateness
-    readings = op.map("reading", bodies, _reading)
+    readings = op.flat_map("reading", bodies, partial(_readings, parser=PARSERS[job.stream.format]))
     keyed = op.key_on("key", readings, reading_key)
     windows = fold_window(
         "window",

@@ -23,13 +23,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy
 import orjson
 import sseclient
 
-from benchmarks.stream_server import StreamServer, body, spec
+from benchmarks.stream_server import SHAPES, StreamServer, Warm, body, frame, spec
 from connectors.simulator.sequence import payload
 from connectors.sse import RetryPolicy, iter_events, subscribe
 from dataflows.run_stats import peak_rss_bytes
@@ -85,28 +85,8 @@ def socket_ceiling(url_port: int, n: int, framing: str) -> tuple[float, float]:
 
 
 # -- 2. the parser -------------------------------------------------------------------
-# How common servers write one event (id i, data d): the parser rows run each shape.
-PARSER_SHAPES: dict[str, tuple[str, str]] = {
-    "id, data": ("id: {i}\ndata: {d}\n\n", "\n"),
-    "id, data, CRLF": ("id: {i}\ndata: {d}\n\n", "\r\n"),
-    "id, event, data": ("id: {i}\nevent: reading\ndata: {d}\n\n", "\n"),
-    "id, two data lines": ("id: {i}\ndata: {d1}\ndata: {d2}\n\n", "\n"),
-    "Flask-SSE: event, data, id, no space": ("event:reading\ndata:{d}\nid:{i}\n\n", "\n"),
-    "Flask-SSE, CRLF": ("event:reading\ndata:{d}\nid:{i}\n\n", "\r\n"),
-    "event, data, id": ("event: reading\ndata: {d}\nid: {i}\n\n", "\n"),
-    "data, id, retry": ("data: {d}\nid: {i}\nretry: 3000\n\n", "\n"),
-    "comment, id, data": (": keep-alive\nid: {i}\ndata: {d}\n\n", "\n"),
-}
-
-
 def stream_bytes(n: int, shape: str) -> bytes:
-    template, eol = PARSER_SHAPES[shape]
-    frames = []
-    for i in range(n):
-        data = payload(spec(), i)
-        half = len(data) // 2
-        frames.append(template.format(i=i, d=data, d1=data[:half], d2=data[half:]))
-    return "".join(frames).replace("\n", eol).encode()
+    return "".join(frame(shape, i, payload(spec(), i)) for i in range(n)).encode()
 
 
 def chunks_of(data: bytes, size: int = 65536) -> list[bytes]:
@@ -281,6 +261,7 @@ class Timings:
     startups: list[float]
     runs: list[float]
     peak_kib: int = 0
+    records: int = 0  # aggregates written by the last timed run
 
     def rates(self) -> list[float]:
         # The median start-up: a single one varies by a few tenths of a second, as much
@@ -300,26 +281,30 @@ def time_runs(
     into: Timings | None = None,
     warm_up: bool = True,
     settings: dict[str, str] | None = None,
+    variant: dict[str, Any] | None = None,
 ) -> Timings:
-    """``repeats`` timed runs over n events a stream, each beside a 1-event run."""
+    """``repeats`` timed runs over n events a stream, each beside a 1-event run; ``variant``
+    is the stream's shape, format and fleet size (``StreamServer.url``'s keywords)."""
     timings = into or Timings(n * streams, [], [])
+    kinds = {**(variant or {})}
     with tempfile.TemporaryDirectory() as tmp:
+
+        def run(events: int, out: str) -> tuple[float, int]:
+            urls = ",".join(server.url(events, stream=s, **kinds) for s in range(streams))
+            return run_flow(target, urls, out, *extra, processes=processes, settings=settings)
+
         if warm_up:
             # Not timed: the first run after a change also compiles the modules' bytecode.
-            run_flow(
-                target, server.url(1), f"{tmp}/warm", *extra, processes=processes, settings=settings
-            )
+            run(1, f"{tmp}/warm")
         for k in range(repeats):
-            startup, _ = run_flow(
-                target, server.url(1), f"{tmp}/s{k}", *extra, processes=processes, settings=settings
-            )
-            urls = ",".join(server.url(n, stream=s) for s in range(streams))
-            seconds, rss = run_flow(
-                target, urls, f"{tmp}/r{k}", *extra, processes=processes, settings=settings
-            )
+            startup, _ = run(1, f"{tmp}/s{k}")
+            seconds, rss = run(n, f"{tmp}/r{k}")
             timings.startups.append(startup)
             timings.runs.append(seconds)
             timings.peak_kib = max(timings.peak_kib, rss)
+            aggregates = Path(tmp) / f"r{k}" / "aggregates" / "aggregates.jsonl"
+            if aggregates.exists():
+                timings.records = len(aggregates.read_bytes().splitlines())
     return timings
 
 
@@ -333,6 +318,7 @@ class Config:
     processes: int = 1
     streams: int = 1
     settings: tuple[tuple[str, str], ...] = ()
+    variant: tuple[tuple[str, Any], ...] = ()
 
 
 def in_turn(
@@ -357,6 +343,7 @@ def in_turn(
                 into=into,
                 warm_up=not round_,
                 settings=dict(config.settings),
+                variant=dict(config.variant),
             )
         if each_round is not None:
             each_round()
@@ -419,6 +406,63 @@ def metrics_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     off = Row("4 end to end", "sensor_stats, metrics endpoint off", "events/s", off_t.rates())
     on.note = ratio(on, off)
     return [on, off]
+
+
+# End-to-end variants: (label, stream shape, vendor format); the first is the best case.
+E2E_VARIANTS = [
+    ("flat JSON, id, data", "id, data", "flat"),
+    ("flat JSON, Flask-SSE's event, data, id", "Flask-SSE: event, data, id, no space", "flat"),
+    ("flat JSON, event, data, id", "event, data, id", "flat"),
+    ("Disruptive Technologies envelope", "id, data", "dt"),
+    ("Obelisk metric events", "id, data", "obelisk"),
+]
+
+
+def format_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
+    """sensor_stats on each stream shape and vendor format, each beside Bytewax's example
+    pattern on the same stream, all taken in turn."""
+    configs = []
+    for _, shape, fmt in E2E_VARIANTS:
+        variant = (("shape", shape), ("fmt", fmt))
+        settings = (("SSE_FORMAT", fmt),)
+        for target in ("dataflows.sensor_stats", "benchmarks.baselines:example()"):
+            configs.append(Config(target, n, settings=settings, variant=variant))
+    timings = in_turn(server, configs, repeats)
+    rows: list[Row] = []
+    best: Row | None = None
+    for k, (label, _, _) in enumerate(E2E_VARIANTS):
+        ours_t, example_t = timings[2 * k], timings[2 * k + 1]
+        ours = Row("5 shapes", f"sensor_stats, {label}", "events/s", ours_t.rates())
+        example = Row("5 shapes", f"Bytewax example, {label}", "events/s", example_t.rates())
+        best = best or ours
+        ours.note = ratio(ours, example) + ("" if ours is best else f", {ratio(ours, best)}")
+        rows += [ours, example]
+    return rows
+
+
+FLEETS = (50, 5_000, 100_000)
+
+
+def fleet_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
+    """sensor_stats over fleets where each sensor reports once per 10 s window (50 busy
+    sensors for comparison): events/s, windows written/s and peak RSS."""
+    configs = [Config("dataflows.sensor_stats", n, variant=(("sensors", k),)) for k in FLEETS]
+    timings = in_turn(server, configs, repeats)
+    rows: list[Row] = []
+    for sensors, t in zip(FLEETS, timings, strict=True):
+        rates = t.rates()
+        row = Row(
+            "6 fleets",
+            f"sensor_stats, {sensors:,} sensors",
+            "events/s",
+            rates,
+            f"{t.records / n * statistics.median(rates):,.0f} windows written/s, "
+            f"peak RSS {t.peak_kib / 1024:.0f} MiB",
+        )
+        rows.append(row)
+    for row in rows[1:]:
+        row.note += f"; {ratio(row, rows[0])}"
+    return rows
 
 
 def scaling_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
@@ -759,10 +803,14 @@ def main(argv: Iterable[str] | None = None) -> int:
     n_http = 20_000 if quick else 200_000
     n_e2e = 20_000 if quick else 200_000
     n_big = 100_000 if quick else 1_000_000
+    n_fleet = 30_000 if quick else 150_000
     rows: list[Row] = []
 
-    warm = [(n_http, "small", 0), (n_http, "large", 0), (n_http, "close", 0), (1, "small", 0)]
+    warm: list[Warm] = [(n_http, "small", 0), (n_http, "large", 0), (n_http, "close", 0)]
+    warm += [(1, "small", 0)]
     warm += [(n_e2e, "small", 0), (n_big, "small", 0), (n_big, "small", 1)]
+    warm += [(n_e2e, "small", 0, shape, fmt, 50) for _, shape, fmt in E2E_VARIANTS]
+    warm += [(n_fleet, "small", 0, "id, data", "flat", k) for k in FLEETS]
     with StreamServer(warm) as server:
         socket_ceiling(server.port, 1, "small")  # waits until the server has its bytes ready
 
@@ -771,7 +819,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             rows.append(Row("1 socket", f"raw recv, {framing}", "MB/s", [r[0] for r in runs]))
             rows.append(Row("1 socket", f"raw recv, {framing}", "events/s", [r[1] for r in runs]))
 
-        parsers = [r for shape in PARSER_SHAPES for r in parser_rows(shape, n_parse, repeats)]
+        parsers = [r for shape in SHAPES for r in parser_rows(shape, n_parse, repeats)]
         ours = [r for r in parsers if r.name.startswith("iter_events") and r.unit == "events/s"]
         slowest, fastest = min(ours, key=lambda r: r.median), max(ours, key=lambda r: r.median)
         slowest.note += f"; the slowest shape: {ratio(slowest, fastest)}"
@@ -788,6 +836,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         e2e_repeats = 1 if quick else 5
         rows += end_to_end_rows(server, n_e2e, e2e_repeats)
         rows += metrics_rows(server, n_e2e, e2e_repeats)
+        rows += format_rows(server, n_e2e, e2e_repeats)
+        rows += fleet_rows(server, n_fleet, e2e_repeats)
         rows += scaling_rows(server, n_big, e2e_repeats)
 
         rows += latency_rows(server, 5000, 3 if quick else 10, 1 if quick else 3)

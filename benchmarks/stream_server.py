@@ -4,6 +4,9 @@
 sequence of 50 sensors, stream S's own (``sensor-{50S}`` to ``sensor-{50S+49}``, as two
 sites or gateways would have), with ``F`` one of ``small`` (one HTTP chunk per event, as Flask and
 Starlette servers send), ``large`` (64 KiB chunks) or ``close`` (read-to-close body).
+``shape`` (a key of ``SHAPES``) is how each event's fields are written, ``fmt`` the vendor
+format (flat, dt, obelisk), ``sensors=K`` a fleet of K sensors each reporting once per
+10 s window.
 A request with ``Last-Event-ID`` gets 204, so a subscription ends cleanly. With
 ``rate=R`` it instead writes N events paced at R per second, each stamped with the wall
 time it was written (for latency). ``huge=M`` sends one ``data:`` line of M MiB first.
@@ -16,31 +19,66 @@ import multiprocessing
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from functools import cache
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from connectors.simulator.sequence import SequenceSpec, payload
+from dataflows.formats import VendorFormat
 
 SENSORS_PER_STREAM = 50
+# (n, framing, stream) or (n, framing, stream, shape, fmt, sensors)
+Warm = tuple[int, str, int] | tuple[int, str, int, str, str, int]
 _LARGE = 65536
 
+# How common servers write one event (id i, data d; d1 and d2 its two halves), and the
+# line end: the benchmark's parser rows and end-to-end rows run these.
+SHAPES: dict[str, tuple[str, str]] = {
+    "id, data": ("id: {i}\ndata: {d}\n\n", "\n"),
+    "id, data, CRLF": ("id: {i}\ndata: {d}\n\n", "\r\n"),
+    "id, event, data": ("id: {i}\nevent: reading\ndata: {d}\n\n", "\n"),
+    "id, two data lines": ("id: {i}\ndata: {d1}\ndata: {d2}\n\n", "\n"),
+    "Flask-SSE: event, data, id, no space": ("event:reading\ndata:{d}\nid:{i}\n\n", "\n"),
+    "Flask-SSE, CRLF": ("event:reading\ndata:{d}\nid:{i}\n\n", "\r\n"),
+    "event, data, id": ("event: reading\ndata: {d}\nid: {i}\n\n", "\n"),
+    "data, id, retry": ("data: {d}\nid: {i}\nretry: 3000\n\n", "\n"),
+    "comment, id, data": (": keep-alive\nid: {i}\ndata: {d}\n\n", "\n"),
+}
 
-def spec(stream: int = 0) -> SequenceSpec:
-    return SequenceSpec(
-        sensors=SENSORS_PER_STREAM, rate=1000.0, sensor_offset=stream * SENSORS_PER_STREAM
-    )
+
+def spec(
+    stream: int = 0, fmt: VendorFormat = "flat", sensors: int = SENSORS_PER_STREAM
+) -> SequenceSpec:
+    # 50 busy sensors at 1000 events/s of event time; a fleet reports once per 10 s window.
+    rate = 1000.0 if sensors == SENSORS_PER_STREAM else sensors / 10
+    return SequenceSpec(sensors=sensors, rate=rate, format=fmt, sensor_offset=stream * sensors)
+
+
+def frame(shape: str, i: int, data: str) -> str:
+    template, eol = SHAPES[shape]
+    half = len(data) // 2
+    return template.format(i=i, d=data, d1=data[:half], d2=data[half:]).replace("\n", eol)
 
 
 @cache
-def _frames(n: int, stream: int = 0) -> tuple[bytes, ...]:
-    stream_spec = spec(stream)
-    return tuple(f"id: {i}\ndata: {payload(stream_spec, i)}\n\n".encode() for i in range(n))
+def _frames(
+    n: int, stream: int = 0, shape: str = "id, data", fmt: VendorFormat = "flat", sensors: int = 50
+) -> tuple[bytes, ...]:
+    stream_spec = spec(stream, fmt, sensors)
+    return tuple(frame(shape, i, payload(stream_spec, i)).encode() for i in range(n))
 
 
 @cache
-def body(n: int, framing: str, stream: int = 0) -> bytes:
+def body(
+    n: int,
+    framing: str,
+    stream: int = 0,
+    shape: str = "id, data",
+    fmt: VendorFormat = "flat",
+    sensors: int = SENSORS_PER_STREAM,
+) -> bytes:
     """The response body after the head, exactly as written to the socket."""
-    frames = _frames(n, stream)
+    frames = _frames(n, stream, shape, fmt, sensors)
     if framing == "close":
         return b"".join(frames)
     if framing == "small":
@@ -120,15 +158,19 @@ def _handle(sock: socket.socket) -> None:
                 _paced(sock, n, float(query["rate"]))
                 return
             framing = query.get("framing", "small")
-            sock.sendall(_head(framing) + body(n, framing, int(query.get("s", "0"))))
+            stream = int(query.get("s", "0"))
+            shape = query.get("shape", "id, data")
+            fmt: VendorFormat = query.get("fmt", "flat")  # type: ignore[assignment]
+            sensors = int(query.get("sensors", str(SENSORS_PER_STREAM)))
+            sock.sendall(_head(framing) + body(n, framing, stream, shape, fmt, sensors))
             sock.shutdown(socket.SHUT_WR)
         except OSError:
             return  # the client went away
 
 
-def _serve(listener: socket.socket, warm: list[tuple[int, str, int]]) -> None:
-    for n, framing, stream in warm:
-        body(n, framing, stream)
+def _serve(listener: socket.socket, warm: Sequence[Warm]) -> None:
+    for n, framing, stream, *variant in warm:
+        body(n, framing, stream, *variant)
     while True:
         sock, _ = listener.accept()
         threading.Thread(target=_handle, args=(sock,), daemon=True).start()
@@ -137,8 +179,9 @@ def _serve(listener: socket.socket, warm: list[tuple[int, str, int]]) -> None:
 class StreamServer:
     """The server in its own process (so it never competes with the client for the GIL)."""
 
-    def __init__(self, warm: list[tuple[int, str, int]] = ()) -> None:  # type: ignore[assignment]
-        """``warm`` lists the (n, framing, stream) bodies to build before serving."""
+    def __init__(self, warm: Sequence[Warm] = ()) -> None:
+        """``warm`` lists the (n, framing, stream[, shape, fmt, sensors]) bodies to build
+        before serving."""
         self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
         self.port = self._listener.getsockname()[1]
         self._process = multiprocessing.get_context("fork").Process(
@@ -152,9 +195,16 @@ class StreamServer:
         rate: float | None = None,
         huge_mib: int = 0,
         stream: int = 0,
+        shape: str = "id, data",
+        fmt: str = "flat",
+        sensors: int = SENSORS_PER_STREAM,
     ) -> str:
         extra = (f"&rate={rate:g}" if rate else "") + (f"&huge={huge_mib}" if huge_mib else "")
-        return f"http://127.0.0.1:{self.port}/stream?n={n}&framing={framing}&s={stream}{extra}"
+        variant = urlencode({"shape": shape, "fmt": fmt, "sensors": sensors})
+        return (
+            f"http://127.0.0.1:{self.port}/stream?n={n}&framing={framing}&s={stream}"
+            f"&{variant}{extra}"
+        )
 
     def __enter__(self) -> StreamServer:
         self._process.start()
