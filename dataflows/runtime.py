@@ -10,14 +10,13 @@ from __future__ import annotations
 import atexit
 import gc
 import logging
-import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from functools import cache
-from types import CodeType, FrameType, TracebackType
+from types import FrameType, TracebackType
 from typing import TypeVar
 
 from bytewax.dataflow import Dataflow
@@ -70,79 +69,44 @@ def setup_process(runtime: RuntimeConfig) -> None:
         redact_logs((), [handler])
         logging.basicConfig(level=runtime.log_level, handlers=[handler])
     if threading.current_thread() is threading.main_thread():
-        stop = _stop_between_steps(_entry_code())
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
     if sys.excepthook is sys.__excepthook__ and not runtime.traceback:
         sys.excepthook = _report_stream_failure
 
 
-# How often a deferred stop looks whether Bytewax has the main thread again, and how long
-# it defers at most (then it stops wherever the job is, as Python's own Ctrl+C would).
-_LOOK_SECONDS = 0.0005
-_MAX_DEFER_SECONDS = 5.0
+class JobInterrupted(BaseException):
+    """Ctrl+C or SIGTERM. Not a KeyboardInterrupt: Bytewax lets that one through as it is
+    when it lands inside some steps, and Python then ends the process as killed by SIGINT
+    rather than with status 1; not an Exception, so no ``except Exception`` swallows it."""
 
 
-def _entry_code() -> CodeType | None:
-    """The code of ``__main__`` (``bytewax.run`` for a job), which calls into Bytewax."""
-    frame: FrameType | None = sys._getframe()
-    entry = None
-    while frame is not None:
-        if frame.f_globals.get("__name__") == "__main__":
-            entry = frame.f_code
-        frame = frame.f_back
-    return entry
-
-
-def _stop_between_steps(entry: CodeType | None) -> Callable[[int, FrameType | None], None]:
-    """A SIGINT and SIGTERM handler that stops the job the way Bytewax stops on Ctrl+C.
-
-    Bytewax checks for signals between worker steps and turns a KeyboardInterrupt raised
-    there into an orderly stop ("signal received": sources closed, the summary logged).
-    Python runs a handler wherever the main thread is, though, and a KeyboardInterrupt
-    raised inside one of the job's steps ends the job as that step's error, with a Rust
-    panic. So the handler raises only where no step runs (the innermost frame is the one
-    that called into Bytewax). Otherwise a helper thread waits until the main thread is
-    back in Bytewax's loop and sends the signal again, so that Bytewax's own check is
-    likely the one to see it.
-    """
-    deferred_since: float | None = None
-    main = threading.main_thread().ident
-
-    def resend(signum: int) -> None:
-        deadline = time.monotonic() + _MAX_DEFER_SECONDS
-        while time.monotonic() < deadline:
-            frame = sys._current_frames().get(main or 0)
-            if frame is None or frame.f_code is entry:
-                break
-            time.sleep(_LOOK_SECONDS)
-        os.kill(os.getpid(), signum)
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal deferred_since
-        now = time.monotonic()
-        if deferred_since is None:
-            deferred_since = now
-        if frame is None or frame.f_code is entry or now - deferred_since > _MAX_DEFER_SECONDS:
-            raise KeyboardInterrupt
-        threading.Thread(target=resend, args=(signum,), name="stop", daemon=True).start()
-
-    return handler
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise JobInterrupted(signal.Signals(signum).name)
 
 
 def _report_stream_failure(
     kind: type[BaseException], error: BaseException, trace: TracebackType | None
 ) -> None:
     """A stream that cannot go on (401, TLS, a redirect loop...) ends the job with its
-    message in one log line; Bytewax wraps it in a runtime error whose traceback says
-    nothing a user can act on. Any other error keeps its full traceback."""
+    message in one log line, and so does Ctrl+C or SIGTERM: Bytewax wraps either in a
+    runtime error whose traceback says nothing a user can act on. (A signal that lands
+    between Bytewax's steps reads "signal received", one that lands inside a step "error
+    calling ...": the same stop either way.) Any other error keeps its full traceback."""
     cause: BaseException | None = error
+    interrupted = False
     while cause is not None and not isinstance(cause, SSEError):
+        interrupted = interrupted or isinstance(cause, JobInterrupted | KeyboardInterrupt)
         cause = cause.__cause__ or cause.__context__
-    if cause is None:
+    if cause is not None:
+        log.error("stopped: %s (SENSORWAX_TRACEBACK=1 prints the traceback)", cause)
+    elif interrupted:
+        log.warning(
+            "stopped: interrupted by a signal (Ctrl+C or SIGTERM); with recovery (-r), "
+            "a restart continues from the last snapshot"
+        )
+    else:
         sys.__excepthook__(kind, error, trace)
-        return
-    log.error("stopped: %s (SENSORWAX_TRACEBACK=1 prints the traceback)", cause)
 
 
 def start_job(name: str, load: Callable[[], T]) -> tuple[RunStats, T]:

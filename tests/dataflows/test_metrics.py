@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
+from connectors.simulator import Faults, OAuth2Server, SequenceSpec, SimulatorConfig
 from tests.helpers.oracle import KEY, ROOT, bytewax_run_cmd, job_env, sent_readings
 from tests.helpers.servers import StartSim, free_port
 from tests.helpers.waiting import wait_for
@@ -54,6 +54,7 @@ def test_metrics_match_what_the_simulator_sent(simulator: StartSim, tmp_path: Pa
             faults=Faults(drop_every=100, drop_mid_event=True, malformed_every=50, hold_after=450),
             pace=False,
             ping_interval=0.2,
+            oauth2=OAuth2Server(clients={"sensorwax": "cs-metrics-3e1f"}),
         )
     )
     port = free_port()
@@ -63,6 +64,9 @@ def test_metrics_match_what_the_simulator_sent(simulator: StartSim, tmp_path: Pa
             SSE_URL=sim.url,
             OUTPUT=str(tmp_path),
             SSE_RETRY_INITIAL="10ms",
+            SSE_OAUTH2_TOKEN_URL=sim.token_url,
+            SSE_OAUTH2_CLIENT_ID="sensorwax",
+            SSE_OAUTH2_CLIENT_SECRET="cs-metrics-3e1f",
             BYTEWAX_DATAFLOW_API_ENABLED="true",
             BYTEWAX_DATAFLOW_API_PORT=str(port),
         ),
@@ -77,27 +81,37 @@ def test_metrics_match_what_the_simulator_sent(simulator: StartSim, tmp_path: Pa
     stream = (("stream", sim.url),)
     samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
 
+    # Once the job has parsed every event and written every window it can, the counters
+    # stay put: wait for that (a counter that never gets there times out, naming it).
+    at_rest = {
+        ("sensorwax_sse_events_total", stream): EVENTS,
+        ("sensorwax_readings_total", ()): len(sent),
+        ("sensorwax_dead_letters_total", (("reason", "invalid_json"),)): len(malformed),
+        ("sensorwax_records_total", (("output", "dead_letters"),)): len(malformed),
+        ("sensorwax_records_total", (("output", "aggregates"),)): windows,
+    }
+
     def settled() -> bool:
         nonlocal samples
         try:
             samples = scrape(port)
         except OSError:
             return False  # not serving yet
-        return (
-            samples.get(("sensorwax_sse_events_total", stream)) == EVENTS
-            and samples.get(("sensorwax_records_total", (("output", "aggregates"),)), 0) == windows
-        )
+        return all(samples.get(key, 0) == value for key, value in at_rest.items())
 
     try:
-        wait_for(settled, "the job to read all 450 events and close their windows", poll=0.2)
+        wait_for(settled, f"the counters to reach {at_rest}", poll=0.2)
         scraped_at = time.time()
     finally:
         proc.terminate()
         proc.wait(timeout=20)
     assert len(sim.sent_ids) == EVENTS
-    assert samples[("sensorwax_sse_reconnects_total", stream)] == len(sim.requests) - 1 == 4
+    streams = [r for r in sim.requests if r.path == "/stream"]
+    assert samples[("sensorwax_sse_reconnects_total", stream)] == len(streams) - 1 == 4
     assert samples[("sensorwax_sse_connected", stream)] == 1
-    assert samples[("sensorwax_sse_token_refreshes_total", stream)] == 0
+    # An hour-long token, fetched once and reused across the four reconnects.
+    tokens = len(sim.tokens.issued)  # type: ignore[union-attr]
+    assert samples[("sensorwax_sse_token_refreshes_total", stream)] == tokens == 1
     payload = sum(len(sim.event_bytes(n)) for n in range(EVENTS))
     assert samples[("sensorwax_sse_bytes_total", stream)] > payload
     assert samples[("sensorwax_readings_total", ())] == len(sent) == EVENTS - len(malformed)

@@ -29,6 +29,7 @@ from tests.helpers.oracle import (
     job_env,
     load_aggregates,
     read_lines,
+    run_in_process,
     run_job,
     run_job_watching,
     sent_readings,
@@ -167,8 +168,9 @@ def test_a_sensor_that_goes_quiet_gets_its_last_window_while_the_stream_goes_on(
 def test_auto_format_reads_a_read_to_close_stream(simulator: StartSim, tmp_path: Path) -> None:
     config = sim_config("dt", drop_every=300)
     sim = simulator(SimulatorConfig(**{**config.__dict__, "chunked": False}))
-    run = run_job("dataflows.sensor_stats", SSE_URL=sim.url, OUTPUT=str(tmp_path), **FAST_RETRY_ENV)
-    assert run.returncode == 0, run.stderr
+    run_in_process(
+        "dataflows.sensor_stats", SSE_URL=sim.url, OUTPUT=str(tmp_path), **FAST_RETRY_ENV
+    )
     check_against_oracle(tmp_path, [sim], 1500)
 
 
@@ -177,10 +179,9 @@ def test_late_readings_become_dead_letters_exactly(simulator: StartSim, tmp_path
     # Up to 3 s of disorder against 1 s of lateness: some readings are late, by the rule.
     spec = SequenceSpec(**{**config.sequence.__dict__, "disorder_ms": 3000})
     sim = simulator(SimulatorConfig(**{**config.__dict__, "sequence": spec}))
-    run = run_job(
+    run_in_process(
         "dataflows.sensor_stats", SSE_URL=sim.url, LATENESS="1s", WINDOW="5s", OUTPUT=str(tmp_path)
     )
-    assert run.returncode == 0, run.stderr
     check_against_oracle(tmp_path, [sim], 1500, window_ms=5000, lateness_ms=1000)
     letters = [json.loads(x) for x in read_lines(tmp_path / "dead_letters" / "dead_letters.jsonl")]
     assert sum(d["reason"] == "late" for d in letters) > 20
@@ -338,7 +339,7 @@ def test_sigterm_stops_the_job_like_ctrl_c(
     simulator: StartSim, tmp_path: Path, signum: int, busy: bool
 ) -> None:
     # Busy: an unpaced stream keeps the worker in the job's Python steps nearly all the
-    # time, so the signal lands inside one; it must still stop the job Bytewax's way.
+    # time, so the signal mostly lands inside one; it must stop the job the same way.
     config = (
         SimulatorConfig(
             sequence=SequenceSpec(sensors=50), faults=Faults(end_after=5_000_000), pace=False
@@ -359,12 +360,13 @@ def test_sigterm_stops_the_job_like_ctrl_c(
     wait_for(lambda: len(sim.sent_ids) >= started, "the first events", poll=0.05)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=20)
-    # Bytewax's own Ctrl+C path: it stops, closes the sources, and exits 1 ("signal
-    # received"), not an error raised inside one of the job's steps.
-    assert proc.returncode == 1
-    assert "signal received" in err
-    assert "error calling" not in err
-    assert "connectors.source" in err  # the partition was closed and reported its stream
+    # Bytewax's Ctrl+C path, whether the signal lands between its steps or inside one: it
+    # stops, closes the sources and exits 1, and the job says so in one line.
+    shown = "\n".join(line for line in err.splitlines() if not line.startswith("  "))[-3000:]
+    assert proc.returncode == 1, shown
+    assert "stopped: interrupted by a signal (Ctrl+C or SIGTERM)" in err, shown
+    assert "Traceback" not in err, shown
+    assert "connectors.source" in err, shown  # the partition was closed and reported its stream
     assert "sensor_stats summary" in err
 
 

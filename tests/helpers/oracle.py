@@ -140,3 +140,22 @@ def run_job_watching(
         stderr.seek(0)
         run = JobRun(proc.returncode, "".join(line for line, _ in seen), stderr.read())
     return run, seen
+
+
+def run_in_process(module: str, **settings: str) -> None:
+    """A job's dataflow run in this process with ``bytewax.testing.run_main``, its settings
+    from ``settings`` alone: for tests about what the dataflow writes, not the process."""
+    from bytewax.testing import run_main
+
+    from dataflows import features, sensor_stats
+    from dataflows.config import load_config, load_feature_config
+    from dataflows.run_stats import RunStats
+
+    job = load_config(settings, argv=[])
+    if module == "dataflows.sensor_stats":
+        run_main(sensor_stats.build_flow(job, RunStats("sensor_stats")))
+    elif module == "dataflows.features":
+        feature_settings = load_feature_config(settings)
+        run_main(features.build_flow(job, feature_settings, RunStats("features")))
+    else:
+        raise ValueError(f"no in-process runner for {module}")
