@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import TypeVar
 
@@ -122,13 +122,12 @@ class _Intake:
         for item in items:
             out.extend(parse_item(item, self.parser))
         dead = [x for x in out if isinstance(x, DeadLetter)]
-        newest: dict[str, int] = {}
+        newest: dict[str, datetime] = {}
         for x in out:
-            if isinstance(x, Reading):
-                stamp = micros(x.ts)
-                if stamp > newest.get(x.stream, stamp - 1):
-                    newest[x.stream] = stamp
-        self._account(items, len(out) - len(dead), dead, newest)
+            if isinstance(x, Reading) and (x.stream not in newest or x.ts > newest[x.stream]):
+                newest[x.stream] = x.ts
+        stamps = {stream: micros(ts) for stream, ts in newest.items()}
+        self._account(items, len(out) - len(dead), dead, stamps)
         return out
 
     def rows_by_key(
