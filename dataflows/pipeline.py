@@ -80,9 +80,10 @@ class FormatWatch:
         self._done: set[str] = set()
 
     def observe(self, items: list[StreamItem], dead: list[DeadLetter]) -> None:
-        events = Counter(name for name, _ in items)
-        if self._done.issuperset(events):
+        # A batch comes from one partition: once its stream is judged, nothing to count.
+        if not items or (items[0][0] in self._done and items[-1][0] in self._done):
             return
+        events = Counter(name for name, _ in items)
         with self._lock:
             for stream, count in events.items():
                 if stream in self._done:
