@@ -176,17 +176,11 @@ class PreAggregate(StatefulBatchLogic[list[ReadingRow], "Partial | LateRow", int
         # A snapshot from before rows held microseconds holds a datetime.
         self._newest = micros(newest) if isinstance(newest, datetime) else newest
 
-    def _idle_cutoff(self, stream: str) -> int | None:
-        if self._idle_back is None:
-            return None
-        stamp = self._times.get(stream)
-        return None if stamp is None else stamp - self._idle_back
-
     def on_batch(self, values: list[list[ReadingRow]]) -> tuple[list[Partial | LateRow], bool]:
         length, lateness = self._length, self._lateness
         newest = self._newest
         stream = values[0][0][3] if values and values[0] else ""
-        floor = self._idle_cutoff(stream)
+        floor = None if self._idle_back is None else self._times.cutoff(stream, self._idle_back)
         bounds = [
             b for b in (None if newest is None else newest - lateness, floor) if b is not None
         ]

@@ -72,7 +72,7 @@ def setup_process(runtime: RuntimeConfig) -> None:
         signal.signal(signal.SIGINT, _interrupt)
         signal.signal(signal.SIGTERM, _interrupt)
     if sys.excepthook is sys.__excepthook__ and not runtime.traceback:
-        sys.excepthook = _report_stream_failure
+        sys.excepthook = _report_stop
 
 
 class JobInterrupted(BaseException):
@@ -85,7 +85,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise JobInterrupted(signal.Signals(signum).name)
 
 
-def _report_stream_failure(
+def _report_stop(
     kind: type[BaseException], error: BaseException, trace: TracebackType | None
 ) -> None:
     """A stream that cannot go on (401, TLS, a redirect loop...) ends the job with its

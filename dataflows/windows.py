@@ -33,7 +33,7 @@ from bytewax.operators.windowing import (
 )
 
 from dataflows.readings import Reading
-from dataflows.times import EPOCH, from_micros, micros
+from dataflows.times import EPOCH, duration_micros, from_micros, micros
 
 __all__ = [
     "STREAM_TIMES",
@@ -76,8 +76,15 @@ class StreamTimes:
     def get(self, stream: str) -> int | None:
         return self._times.get(stream)
 
+    def cutoff(self, stream: str, back: int) -> int | None:
+        """The idle rule, for every step that applies it: ``back`` microseconds (lateness
+        plus idle close) before the stream's event time; None before its first reading."""
+        stamp = self._times.get(stream)
+        return None if stamp is None else stamp - back
+
 
 STREAM_TIMES = StreamTimes()
+_UTC_MIN_MICROS = micros(UTC_MIN)
 
 # A quiet key is woken at most this often while a window of it waits for its stream.
 _MIN_WAKE_SECONDS = 1.0
@@ -158,12 +165,10 @@ class _IdleClockLogic(ClockLogic[V, tuple[datetime, str | None]]):
 
     def _idle_watermark(self) -> datetime:
         clock = self.clock
-        stamp = None if self.stream is None else clock.times.get(self.stream)
-        if clock.idle_close is None or stamp is None:
+        if clock.idle_close is None or self.stream is None:
             return UTC_MIN
-        back = clock.lateness + clock.idle_close
-        moment = from_micros(stamp)
-        return moment - back if moment - UTC_MIN > back else UTC_MIN
+        cut = clock.times.cutoff(self.stream, duration_micros(clock.lateness + clock.idle_close))
+        return UTC_MIN if cut is None or cut < _UTC_MIN_MICROS else from_micros(cut)
 
 
 @dataclass(frozen=True)
