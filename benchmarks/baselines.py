@@ -33,13 +33,13 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition, batch_async
 from bytewax.operators.windowing import fold_window
 
-from dataflows.aggregates import add_reading, merge_stats, new_stats
+from dataflows.aggregates import WindowStats, add_reading, merge_stats, new_stats
 from dataflows.config import JobConfig, load_config
 from dataflows.formats import PARSERS, FormatParser
 from dataflows.outputs import write_records
 from dataflows.readings import Reading, reading_key
 from dataflows.run_stats import RunStats
-from dataflows.sensor_stats import window_record
+from dataflows.sensor_stats import WindowRecords
 from dataflows.times import from_micros
 from dataflows.windows import event_time_clock, reading_ts, tumbling
 
@@ -123,8 +123,14 @@ def _windows(job: JobConfig, bodies: Stream[Any]) -> None:
         add_reading,
         merge_stats,
     )
-    records = op.map("record", windows.down, partial(window_record, length=length))
+    records = op.map("record", windows.down, partial(_record, records=WindowRecords(length)))
     write_records("aggregates_out", records, "aggregates", job.output, RunStats("baseline"))
+
+
+def _record(item: tuple[str, tuple[int, WindowStats]], records: WindowRecords) -> dict[str, Any]:
+    key, (window_id, stats) = item
+    window = (window_id, stats.count, stats.minimum, stats.maximum, tuple(stats.partials))
+    return records.record(key, window)
 
 
 def classic() -> Dataflow:

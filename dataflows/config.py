@@ -85,6 +85,8 @@ class WindowConfig:
     lateness: timedelta = timedelta(seconds=2)
     # None: a key's windows close only on its own readings (or at the end).
     idle_close: timedelta | None = timedelta(seconds=30)
+    # The main job keeps every key's windows in this many Bytewax keys (key_groups.py).
+    key_groups: int = 64
 
 
 @dataclass(frozen=True)
@@ -419,6 +421,7 @@ def _job(env: _Env, argv: Sequence[str]) -> JobConfig:
         length=env.duration("WINDOW", "10s", minimum=timedelta(milliseconds=1)),
         lateness=env.duration("LATENESS", "2s"),
         idle_close=idle_close if idle_close > timedelta(0) else None,
+        key_groups=int(env.number("KEY_GROUPS", 64, minimum=1, integer=True)),
     )
     output = OutputConfig(directory=_output_directory(env), resume=_recovery_configured(env, argv))
     demo = _demo(env) if not stream.urls else None
@@ -539,6 +542,7 @@ MEANINGS: dict[str, str] = {
     "SSE_RETRY_MAX_ELAPSED": "stop after this long without an event",
     "WINDOW": "window length (ms, s, m or h)",
     "LATENESS": "a reading this much older than its sensor's newest is late",
+    "KEY_GROUPS": "sensor_stats keeps every sensor's windows in this many Bytewax keys",
     "IDLE_CLOSE": "close a quiet sensor's window once its stream is this far past it; 0: off",
     "OUTPUT": "-: stdout and stderr; a directory: one file per kind of record",
     "BYTEWAX_RECOVERY_DIRECTORY": "Bytewax's recovery directory (or bytewax.run -r)",

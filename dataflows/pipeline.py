@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from operator import itemgetter
 from typing import TypeVar
 
 import bytewax.operators as op
@@ -27,20 +26,18 @@ from connectors.source import SSESource, StreamItem
 from connectors.sse import Subscription, subscribe
 from dataflows.config import JobConfig
 from dataflows.formats import PARSERS, FormatParser
-from dataflows.readings import DeadLetter, Reading, ReadingRow, parse_by_key, parse_item
+from dataflows.key_groups import KeyGroups, KeyRows
+from dataflows.readings import DeadLetter, Reading, parse_by_key, parse_item
 from dataflows.run_stats import RunStats
 from dataflows.runtime import start_demo_simulator
 from dataflows.times import iso, micros
 from dataflows.windows import STREAM_TIMES
 
-__all__ = ["FormatWatch", "late_letter", "read_stream", "read_stream_by_key", "sse_source"]
+__all__ = ["FormatWatch", "late_letter", "read_stream", "read_stream_by_group", "sse_source"]
 
 log = logging.getLogger("dataflows")
 
 T = TypeVar("T")
-
-_STAMP = itemgetter(0)
-KeyedRows = tuple[str, list[ReadingRow]]
 
 
 def sse_source(job: JobConfig, stats: RunStats) -> SSESource:
@@ -117,6 +114,7 @@ class _Intake:
     parser: FormatParser
     stats: RunStats
     watch: FormatWatch
+    groups: KeyGroups
 
     def readings(self, items: list[StreamItem]) -> list[Reading | DeadLetter]:
         out: list[Reading | DeadLetter] = []
@@ -131,18 +129,12 @@ class _Intake:
         self._account(items, len(out) - len(dead), dead, stamps)
         return out
 
-    def rows_by_key(
+    def rows_by_group(
         self, items: list[StreamItem]
-    ) -> list[tuple[str, list[ReadingRow]] | DeadLetter]:
-        groups, dead = parse_by_key(items, self.parser)
-        newest: dict[str, int] = {}
-        for rows in groups.values():
-            # A key's rows come from one stream (a key in several counts for the last).
-            stream, stamp = rows[-1][3], max(map(_STAMP, rows))
-            if stamp > newest.get(stream, stamp - 1):
-                newest[stream] = stamp
-        self._account(items, sum(map(len, groups.values())), dead, newest)
-        return [*groups.items(), *dead]
+    ) -> list[tuple[str, list[KeyRows]] | DeadLetter]:
+        keyed, dead, newest = parse_by_key(items, self.parser)
+        self._account(items, sum(map(len, keyed.values())), dead, newest)
+        return [*self.groups.of(keyed), *dead]
 
     def _account(
         self, items: list[StreamItem], readings: int, dead: list[DeadLetter], newest: dict[str, int]
@@ -161,19 +153,21 @@ def read_stream(
     return _read_parsed(flow, job, stats, source, intake.readings)
 
 
-def read_stream_by_key(
+def read_stream_by_group(
     flow: Dataflow, job: JobConfig, stats: RunStats, source: Source[StreamItem] | None = None
-) -> tuple[KeyedStream[list[ReadingRow]], Stream[DeadLetter]]:
-    """Like ``read_stream``, with each batch's readings grouped by ``key_of``: one item
-    per key and batch (``ReadingRow`` s in arrival order) rather than one per reading, so
-    the steps after it pay the runtime's cost per item a few times a batch, and readings
-    that go to another process are cheap to pickle."""
+) -> tuple[KeyedStream[list[KeyRows]], Stream[DeadLetter]]:
+    """Like ``read_stream``, with each batch's readings as rows by key (in arrival order),
+    gathered by key group (``key_groups.py``): one item per group and batch rather than
+    one per reading, so the steps after it pay the runtime's cost per item a few times a
+    batch whatever the fleet size, and readings that go to another process are cheap to
+    pickle."""
     intake = _intake(job, stats)
-    return _read_parsed(flow, job, stats, source, intake.rows_by_key)
+    return _read_parsed(flow, job, stats, source, intake.rows_by_group)
 
 
 def _intake(job: JobConfig, stats: RunStats) -> _Intake:
-    return _Intake(PARSERS[job.stream.format], stats, FormatWatch(job.stream.format))
+    parser, watch = PARSERS[job.stream.format], FormatWatch(job.stream.format)
+    return _Intake(parser, stats, watch, KeyGroups(job.window.key_groups))
 
 
 def _read_parsed(

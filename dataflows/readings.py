@@ -89,11 +89,12 @@ ReadingRow = tuple[int, float, str, str]
 
 def parse_by_key(
     items: list[StreamItem], parser: FormatParser
-) -> tuple[dict[str, list[ReadingRow]], list[DeadLetter]]:
+) -> tuple[dict[str, list[ReadingRow]], list[DeadLetter], dict[str, int]]:
     """A batch of source items to its readings as rows grouped by ``key_of`` (in arrival
-    order within a key), and its dead letters."""
+    order within a key), its dead letters, and each stream's newest reading time."""
     groups: dict[str, list[ReadingRow]] = {}
     dead: list[DeadLetter] = []
+    newest: dict[str, int] = {}
     for stream, event in items:
         parsed = _parse_event(event, stream, parser)
         if isinstance(parsed, DeadLetter):
@@ -108,7 +109,9 @@ def parse_by_key(
                 groups[key] = [row]
             else:
                 group.append(row)
-    return groups, dead
+            if ts > newest.get(stream, ts - 1):
+                newest[stream] = ts
+    return groups, dead, newest
 
 
 def _parse_event(

@@ -89,9 +89,9 @@ class RunStats:
         with self._lock:
             self._records[kind] += records
 
-    def window_opened(self) -> None:
+    def window_opened(self, count: int = 1) -> None:
         with self._lock:
-            self._windows_opened += 1
+            self._windows_opened += count
 
     def now(self) -> StatsNow:
         wall = micros(datetime.now(UTC))

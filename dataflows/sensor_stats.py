@@ -15,61 +15,61 @@ from typing import Any
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
-from bytewax.operators import KeyedStream
-from bytewax.operators.windowing import fold_window
 
 from connectors.source import StreamItem
-from dataflows.aggregates import (
-    LateRow,
-    Partial,
-    PreAggregate,
-    WindowStats,
-    add_partial,
-    late_reading,
-    merge_stats,
-    new_stats,
-    newest_of,
-    partial_stream,
-)
+from dataflows.aggregates import late_reading
 from dataflows.config import JobConfig, load_config
+from dataflows.key_groups import Emitted, GroupWindows, LateKeyRow, Window, window_mean
 from dataflows.outputs import write_dead_letters, write_records
-from dataflows.pipeline import late_letter, read_stream_by_key
+from dataflows.pipeline import late_letter, read_stream_by_group
 from dataflows.readings import split_key
-from dataflows.run_stats import RunStats, counted
+from dataflows.run_stats import RunStats
 from dataflows.runtime import job_flow, start_job
 from dataflows.times import iso
-from dataflows.windows import IdleCloseClock, tumbling, window_start
+from dataflows.windows import window_start
 
-__all__ = ["build_flow"]
+__all__ = ["WindowRecords", "build_flow"]
 
 log = logging.getLogger(__name__)
 
 
-def window_record(item: tuple[str, tuple[int, WindowStats]], length: timedelta) -> dict[str, Any]:
-    key, (window_id, stats) = item
-    sensor_id, metric = split_key(key)
-    start = window_start(window_id, length)
-    return {
-        "sensor_id": sensor_id,
-        "metric": metric,
-        "window_start": iso(start),
-        "window_end": iso(start + length),
-        "count": stats.count,
-        "mean": stats.mean,
-        "min": stats.minimum,
-        "max": stats.maximum,
-    }
+class WindowRecords:
+    """Closed windows to records, a batch at a time (a fleet writes one per reading)."""
+
+    def __init__(self, length: timedelta) -> None:
+        self._length = length
+        # Window bounds as text, per window id: a fleet closes thousands with the same.
+        self._bounds: dict[int, tuple[str, str]] = {}
+
+    def _bounds_of(self, window_id: int) -> tuple[str, str]:
+        if len(self._bounds) > 4096:
+            self._bounds.clear()
+        start = window_start(window_id, self._length)
+        bounds = self._bounds[window_id] = (iso(start), iso(start + self._length))
+        return bounds
+
+    def record(self, key: str, window: Window) -> dict[str, Any]:
+        window_id, count, minimum, maximum, _ = window
+        start, end = self._bounds.get(window_id) or self._bounds_of(window_id)
+        sensor_id, metric = split_key(key)
+        return {
+            "sensor_id": sensor_id,
+            "metric": metric,
+            "window_start": start,
+            "window_end": end,
+            "count": count,
+            "mean": window_mean(window),
+            "min": minimum,
+            "max": maximum,
+        }
+
+    def __call__(self, batch: list[tuple[str, Emitted]]) -> list[dict[str, Any]]:
+        record = self.record
+        return [record(key, window) for _, emitted in batch for key, window in emitted.windows]
 
 
-def _is_partial(item: tuple[str, Partial | LateRow]) -> bool:
-    return isinstance(item[1], Partial)
-
-
-def _late_partial_rows(item: tuple[str, tuple[int, Partial]]) -> list[tuple[str, LateRow]]:
-    # The stream's event time moved between PreAggregate and the window operator (a
-    # reading older than the stream by about IDLE_CLOSE): each reading is a late letter.
-    key, (window_id, late) = item
-    return [(key, (window_id, row)) for row in late.rows]
+def _late_rows(item: tuple[str, Emitted]) -> list[LateKeyRow]:
+    return item[1].late
 
 
 def build_flow(
@@ -77,34 +77,20 @@ def build_flow(
 ) -> Dataflow:
     """The job's dataflow; ``source`` replaces the SSE source (the benchmarks' baselines)."""
     stats = stats or RunStats("sensor_stats")
-    length, lateness = job.window.length, job.window.lateness
+    window = job.window
+    length, lateness = window.length, window.lateness
     flow = Dataflow("sensor_stats")
-    groups, dead = read_stream_by_key(flow, job, stats, source)
-    # Batch-level: each batch's readings of a key become one partial per window, with
-    # per-reading lateness kept exact (see aggregates.PreAggregate).
-    idle_close = job.window.idle_close
-    pre = op.stateful_batch(
-        "pre_aggregate", groups, partial(PreAggregate, length, lateness, idle_close)
+    groups, dead = read_stream_by_group(flow, job, stats, source)
+    # Every sensor's windows, kept in a bounded number of key groups (see key_groups.py).
+    emitted = op.stateful_batch(
+        "windows",
+        groups,
+        partial(GroupWindows, length, lateness, window.idle_close, stats.window_opened),
     )
-    split = op.branch("is_partial", pre, _is_partial)
-    partials: KeyedStream[Partial] = split.trues  # type: ignore[assignment]
-    late_rows: KeyedStream[LateRow] = split.falses  # type: ignore[assignment]
-    windows = fold_window(
-        "window",
-        partials,
-        IdleCloseClock(newest_of, partial_stream, lateness, idle_close),
-        tumbling(length),
-        partial(counted, new_stats, stats),
-        add_partial,
-        merge_stats,
-    )
-    records = op.map("record", windows.down, partial(window_record, length=length))
-    all_late = op.merge(
-        "late_rows", late_rows, op.flat_map("late_partial", windows.late, _late_partial_rows)
-    )
+    records = op.flat_map_batch("records", emitted, WindowRecords(length))
     late = op.map(
         "late_letter",
-        op.map("late_reading", all_late, late_reading),
+        op.map("late_reading", op.flat_map("late_rows", emitted, _late_rows), late_reading),
         partial(late_letter, lateness=lateness, stats=stats),
     )
     write_records("aggregates_out", records, "aggregates", job.output, stats)

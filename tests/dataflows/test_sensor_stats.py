@@ -187,6 +187,32 @@ def test_late_readings_become_dead_letters_exactly(simulator: StartSim, tmp_path
     assert sum(d["reason"] == "late" for d in letters) > 20
 
 
+@pytest.mark.parametrize("key_groups", ["1", "64"])
+def test_a_fleet_of_20000_sensors_with_one_reading_a_window_equals_pandas(
+    simulator: StartSim, tmp_path: Path, key_groups: str
+) -> None:
+    # Each sensor reports once per 10 s window (2,000 events/s of event time), as fleets
+    # do: every window holds one reading. A drop every 7,000 events resumes mid-fleet.
+    events = 40_000
+    sim = simulator(
+        SimulatorConfig(
+            sequence=SequenceSpec(sensors=20_000, rate=2000, seed=3),
+            faults=Faults(end_after=events, drop_every=7_000),
+            pace=False,
+            events_per_write=50,
+        )
+    )
+    run_in_process(
+        "dataflows.sensor_stats",
+        SSE_URL=sim.url,
+        OUTPUT=str(tmp_path),
+        KEY_GROUPS=key_groups,
+        **FAST_RETRY_ENV,
+    )
+    check_against_oracle(tmp_path, [sim], events)
+    assert len(read_lines(tmp_path / "aggregates" / "aggregates.jsonl")) >= 40_000
+
+
 def test_two_streams_on_two_workers_equal_one_worker(simulator: StartSim, tmp_path: Path) -> None:
     sims = [
         simulator(sim_config(offset=0, drop_every=400)),

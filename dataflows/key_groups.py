@@ -1,0 +1,374 @@
+"""Key groups: every sensor's tumbling windows, kept in a bounded number of Bytewax keys.
+
+Bytewax keeps a logic, a clock, a notification and a snapshot per key, which costs about
+as much per window as a busy window's readings do: a fleet where each sensor sends one
+reading per window spent most of its time there. So, as Flink does with key groups, each
+(sensor, metric) key is routed to one of ``KEY_GROUPS`` groups by a stable hash, and one
+``GroupWindows`` per group keeps the windows of all of its keys. The runtime sees a few
+dozen keys whatever the fleet size.
+
+The rules are those of one key at a time (``windows.py``): a key's watermark is the
+larger of its newest reading less ``lateness`` and its stream's event time less
+``lateness`` and ``idle_close``; a reading older than the watermark is late; a window
+closes once the watermark reaches its end, or at the end of the input. Which group a key
+is in never changes what is written, only where it is computed.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from itertools import chain
+from typing import NamedTuple
+
+from bytewax.operators import StatefulBatchLogic
+
+from dataflows.aggregates import LateRow, exact_parts
+from dataflows.readings import ReadingRow
+from dataflows.times import duration_micros
+from dataflows.windows import STREAM_TIMES, StreamTimes
+
+__all__ = [
+    "ClosedWindow",
+    "Emitted",
+    "GroupWindows",
+    "KeyGroups",
+    "KeyRows",
+    "LateKeyRow",
+    "Window",
+    "group_of",
+    "window_mean",
+]
+
+# One key's readings of one source batch, in arrival order.
+KeyRows = tuple[str, list[ReadingRow]]
+# A late reading with its key: (key, (window id, row)).
+LateKeyRow = tuple[str, LateRow]
+# A window: (window id, count, minimum, maximum, exact parts of the sum). Tuples, so that
+# a snapshot is a shallow copy of the group's dict.
+Window = tuple[int, int, float, float, tuple[float, ...]]
+# A key's state: (newest reading time, stream, open windows by window id).
+_KeyState = tuple[int, str, tuple[Window, ...]]
+
+# A quiet group is woken at most this often while a window of it waits for its stream.
+_MIN_WAKE_SECONDS = 1.0
+
+
+# A window that closed: (key, window). A plain tuple: a fleet closes one per reading.
+ClosedWindow = tuple[str, Window]
+
+
+def window_mean(window: Window) -> float:
+    """The mean of a window's readings: the exact sum of its parts, correctly rounded, over
+    the count, so the same whatever the order the readings came in."""
+    parts = window[4]
+    return (parts[0] if len(parts) == 1 else math.fsum(parts)) / window[1]
+
+
+class Emitted(NamedTuple):
+    """What one call of a group's logic gives: one item, so that the steps after it run
+    once per group and batch rather than once per window."""
+
+    windows: list[ClosedWindow]
+    late: list[LateKeyRow]
+
+
+def group_of(key: str, groups: int) -> str:
+    """The group of ``key``: the same in every process and run (``hash`` is not)."""
+    return str(zlib.crc32(key.encode()) % groups)
+
+
+class KeyGroups:
+    """Routes rows by key to ``count`` groups, remembering each key's group (a fleet's
+    keys come back every window; the dict holds one entry per key)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._group: dict[str, str] = {}
+
+    def of(self, keyed: dict[str, list[ReadingRow]]) -> list[tuple[str, list[KeyRows]]]:
+        """A batch's rows by key, gathered by group: one item per group touched."""
+        known, count = self._group, self.count
+        out: dict[str, list[KeyRows]] = {}
+        for key, rows in keyed.items():
+            group = known.get(key)
+            if group is None:
+                group = known[key] = group_of(key, count)
+            members = out.get(group)
+            if members is None:
+                out[group] = [(key, rows)]
+            else:
+                members.append((key, rows))
+        return list(out.items())
+
+
+def _emitted(windows: list[ClosedWindow], late: list[LateKeyRow]) -> list[Emitted]:
+    return [Emitted(windows, late)] if windows or late else []
+
+
+def _new_window(window_id: int, values: list[float]) -> Window:
+    if len(values) == 1:
+        value = values[0]
+        return (window_id, 1, value, value, (value,) if value else ())
+    return (window_id, len(values), min(values), max(values), tuple(exact_parts(values)))
+
+
+def _merged(window: Window, values: list[float]) -> Window:
+    window_id, count, low, high, parts = window
+    return (
+        window_id,
+        count + len(values),
+        min(low, *values),
+        max(high, *values),
+        tuple(exact_parts([*parts, *values])),
+    )
+
+
+def _by_window(
+    rows: list[ReadingRow],
+    key: str,
+    newest: int | None,
+    cutoff: int | None,
+    lateness: int,
+    length: int,
+    late: list[LateKeyRow],
+) -> tuple[int, int, dict[int, list[float]]] | None:
+    """A key's rows, reading by reading in arrival order: the late ones go to ``late``;
+    returns the key's newest time and cutoff after them and the others' values by window
+    id, or None when every one was late."""
+    touched: dict[int, list[float]] = {}
+    start = end = 0
+    values_in: list[float] = []
+    for row in rows:
+        ts = row[0]
+        if cutoff is not None and ts < cutoff:
+            late.append((key, (ts // length, row)))
+            continue
+        if newest is None or ts > newest:
+            newest = ts
+            if cutoff is None or ts - lateness > cutoff:
+                cutoff = ts - lateness
+        if not start <= ts < end:
+            window_id = ts // length
+            start = window_id * length
+            end = start + length
+            found = touched.get(window_id)
+            values_in = touched[window_id] = [] if found is None else found
+        values_in.append(row[1])
+    if newest is None or cutoff is None or not touched:
+        return None
+    return newest, cutoff, touched
+
+
+class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeyState]]):
+    """The tumbling windows of every key of one key group.
+
+    Items in are a source batch's ``KeyRows`` of the group; out comes at most one
+    ``Emitted`` a call: the windows that closed and the late readings. Times are whole
+    microseconds since the epoch, so the window of a reading is one integer division.
+    The state of a window is freed when it closes; what stays per key is its newest
+    reading time and stream, which the lateness rule needs.
+    """
+
+    def __init__(
+        self,
+        length: timedelta,
+        lateness: timedelta,
+        idle_close: timedelta | None,
+        opened: Callable[[int], None],
+        resume_state: dict[str, _KeyState] | None,
+        times: StreamTimes = STREAM_TIMES,
+    ) -> None:
+        self._length = duration_micros(length)
+        self._lateness = duration_micros(lateness)
+        self._idle_close = idle_close
+        self._idle_back = None if idle_close is None else duration_micros(lateness + idle_close)
+        self._opened = opened
+        self._opened_by_add = 0  # windows _add opened, counted with the batch's own
+        self._times = times
+        self._keys: dict[str, _KeyState] = dict(resume_state or {})
+        # Per stream and window id, the keys that opened that window: what the idle rule
+        # may have to close. Windows start on the epoch's grid, so a stream has a few ids
+        # open at a time, each shared by many keys. A key whose window has closed on its
+        # own readings is skipped when its id comes due.
+        self._due: dict[str, dict[int, list[str]]] = {}
+        if self._idle_back is not None:
+            for key, (_, stream, windows) in self._keys.items():
+                for window in windows:
+                    self._due_at(stream, window[0], key)
+
+    def _due_at(self, stream: str, window_id: int, key: str) -> None:
+        due = self._due.get(stream)
+        if due is None:
+            due = self._due[stream] = {}
+        keys = due.get(window_id)
+        if keys is None:
+            due[window_id] = [key]
+        else:
+            keys.append(key)
+
+    def _floor(self, stream: str) -> int | None:
+        back = self._idle_back
+        return None if back is None else self._times.cutoff(stream, back)
+
+    def on_batch(self, values: list[list[KeyRows]]) -> tuple[list[Emitted], bool]:
+        length, lateness, keys = self._length, self._lateness, self._keys
+        idle = self._idle_back is not None
+        out: list[ClosedWindow] = []
+        late: list[LateKeyRow] = []
+        # Per stream: the idle rule's cutoff now, and the windows it may close.
+        streams: dict[str, tuple[int | None, dict[int, list[str]]]] = {}
+        opened = 0
+        for key, rows in chain.from_iterable(values):
+            stream = rows[-1][3]
+            if stream in streams:
+                floor, due = streams[stream]
+            else:
+                due = self._due.get(stream) or self._due.setdefault(stream, {})
+                floor, _ = streams[stream] = (self._floor(stream), due)
+            state = keys.get(key)
+            windows: tuple[Window, ...] = ()
+            newest: int | None = None
+            if state is None:
+                cutoff = floor
+            else:
+                newest, _, windows = state
+                cutoff = newest - lateness if floor is None else max(newest - lateness, floor)
+            if len(rows) == 1:
+                # A fleet's usual case, on a path of its own: one reading of a key.
+                row = rows[0]
+                ts = row[0]
+                if cutoff is not None and ts < cutoff:
+                    late.append((key, (ts // length, row)))
+                    continue
+                if newest is None or ts > newest:
+                    newest = ts
+                    if cutoff is None or ts - lateness > cutoff:
+                        cutoff = ts - lateness
+                assert cutoff is not None  # set from the reading at the latest
+                # Close first: the reading's own window ends after it, so it stays open.
+                if windows and (windows[0][0] + 1) * length <= cutoff:
+                    if len(windows) == 1:
+                        out.append((key, windows[0]))
+                        windows = ()
+                    else:
+                        windows = self._close(key, windows, cutoff, out)
+                window_id = ts // length
+                if windows and windows[-1][0] == window_id:
+                    windows = (*windows[:-1], _merged(windows[-1], [row[1]]))
+                elif not windows or window_id > windows[-1][0]:
+                    value = row[1]
+                    windows = (*windows, (window_id, 1, value, value, (value,) if value else ()))
+                    opened += 1
+                    if idle:
+                        ids = due.get(window_id)
+                        if ids is None:
+                            due[window_id] = [key]
+                        else:
+                            ids.append(key)
+                else:
+                    # Within the lateness, behind the newest window: the general way.
+                    windows = self._add(key, stream, windows, {window_id: [row[1]]})
+                keys[key] = (newest, stream, windows)
+                continue
+            found = _by_window(rows, key, newest, cutoff, lateness, length, late)
+            if found is None:
+                continue  # every reading was late: nothing changed
+            newest, cutoff, touched = found
+            windows = self._add(key, stream, windows, touched)
+            if (windows[0][0] + 1) * length <= cutoff:
+                windows = self._close(key, windows, cutoff, out)
+            keys[key] = (newest, stream, windows)
+        opened += self._opened_by_add
+        self._opened_by_add = 0
+        if opened:
+            self._opened(opened)
+        self._close_idle(out)
+        return _emitted(out, late), self.RETAIN
+
+    def _add(
+        self,
+        key: str,
+        stream: str,
+        windows: tuple[Window, ...],
+        touched: dict[int, list[float]],
+    ) -> tuple[Window, ...]:
+        """``windows`` with the values of each window touched added, in window order."""
+        by_id = {window[0]: window for window in windows}
+        for window_id, values_in in touched.items():
+            old = by_id.get(window_id)
+            if old is None:
+                by_id[window_id] = _new_window(window_id, values_in)
+                self._opened_by_add += 1
+                if self._idle_back is not None:
+                    self._due_at(stream, window_id, key)
+            else:
+                by_id[window_id] = _merged(old, values_in)
+        return tuple(by_id[window_id] for window_id in sorted(by_id))
+
+    def _close(
+        self, key: str, windows: tuple[Window, ...], cutoff: int, out: list[ClosedWindow]
+    ) -> tuple[Window, ...]:
+        """Writes the windows that end at or before ``cutoff``; returns the others."""
+        length = self._length
+        keep: list[Window] = []
+        for window in windows:
+            if (window[0] + 1) * length <= cutoff:
+                out.append((key, window))
+            else:
+                keep.append(window)
+        return tuple(keep)
+
+    def _close_idle(self, out: list[ClosedWindow]) -> None:
+        # The idle rule: a stream's event time closes the windows of keys gone quiet.
+        keys, length = self._keys, self._length
+        for stream, due in self._due.items():
+            floor = self._floor(stream) if due else None
+            if floor is None:
+                continue
+            for window_id in [w for w in due if (w + 1) * length <= floor]:
+                for key in due.pop(window_id):
+                    newest, own_stream, windows = keys[key]
+                    if own_stream == stream and windows and (windows[0][0] + 1) * length <= floor:
+                        keys[key] = (newest, own_stream, self._close(key, windows, floor, out))
+
+    def on_notify(self) -> tuple[list[Emitted], bool]:
+        out: list[ClosedWindow] = []
+        self._close_idle(out)
+        return _emitted(out, []), self.RETAIN
+
+    def on_eof(self) -> tuple[list[Emitted], bool]:
+        out: list[ClosedWindow] = []
+        keys = self._keys
+        for key, (newest, stream, windows) in keys.items():
+            if windows:
+                out.extend((key, window) for window in windows)
+                keys[key] = (newest, stream, ())
+        self._due.clear()
+        return _emitted(out, []), self.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        idle_close, idle_back = self._idle_close, self._idle_back
+        if idle_close is None or idle_back is None:
+            return None  # only readings (or the end) close windows: no wake-ups
+        soonest: datetime | None = None
+        now = datetime.now(UTC)
+        for stream, due in self._due.items():
+            if not due:
+                continue
+            stamp = self._times.get(stream)
+            if stamp is None:
+                at = now + idle_close
+            else:
+                # When the stream will have moved far enough, if it keeps pace with the clock.
+                end = (min(due) + 1) * self._length
+                wait = timedelta(microseconds=end + idle_back - stamp)
+                at = now + max(wait, min(idle_close / 4, timedelta(seconds=_MIN_WAKE_SECONDS)))
+            if soonest is None or at < soonest:
+                soonest = at
+        return soonest
+
+    def snapshot(self) -> dict[str, _KeyState]:
+        return dict(self._keys)

@@ -1,0 +1,321 @@
+"""Key groups: many keys' windows in one Bytewax key, equal to windowing key by key and
+reading by reading, whatever the group count, the batching or a restore on the way."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dataflows.key_groups import GroupWindows, KeyGroups, group_of, window_mean
+from dataflows.readings import ReadingRow, key_of
+from dataflows.windows import StreamTimes
+from tests.helpers.oracle import ROOT
+
+SECOND = 1_000_000
+LENGTH, LATENESS, IDLE = 5 * SECOND, 2 * SECOND, 3 * SECOND
+
+# (sensor, timestamp in microseconds, value): timestamps with disorder, on a half-second
+# grid too, so that some fall exactly on a window edge or a cut-off.
+stamps = st.one_of(st.integers(0, 80).map(lambda k: k * SECOND // 2), st.integers(0, 40 * SECOND))
+scattered = st.lists(
+    st.tuples(st.integers(0, 5), stamps, st.floats(-1e6, 1e6, allow_nan=False)),
+    min_size=1,
+    max_size=120,
+)
+# A stream moving on in event time with up to 4 s of disorder: keys often have two or
+# three windows open, and readings land in an older one.
+jittered = st.lists(
+    st.tuples(st.integers(0, 2), st.integers(0, 8).map(lambda k: k * SECOND // 2)),
+    min_size=8,
+    max_size=120,
+).map(
+    lambda picks: [
+        (sensor, 5 * SECOND + n * 700_000 - back, float(n))
+        for n, (sensor, back) in enumerate(picks)
+    ]
+)
+readings = st.one_of(scattered, jittered)
+
+Closed = tuple[str, int, int, float, float, float]  # key, window id, count, min, max, mean
+
+
+def _stream_of(sensor: int) -> str:
+    return f"stream-{sensor % 2}"  # two streams, each with its own sensors
+
+
+class Reference:
+    """Windowing key by key and reading by reading, as the rules say."""
+
+    def __init__(self, idle: int | None) -> None:
+        self.idle = idle
+        self.newest: dict[str, int] = {}
+        self.open: dict[str, dict[int, list[float]]] = defaultdict(dict)
+        self.key_stream: dict[str, str] = {}
+
+    def batch(
+        self, rows: list[tuple[str, ReadingRow]], floors: dict[str, int | None]
+    ) -> tuple[list[Closed], list[tuple[str, int, str]]]:
+        late = []
+        for key, (ts, value, event_id, stream) in rows:
+            self.key_stream[key] = stream
+            bounds = [b for b in (floors[stream], _minus(self.newest.get(key))) if b is not None]
+            if bounds and ts < max(bounds):
+                late.append((key, ts // LENGTH, event_id))
+                continue
+            self.newest[key] = max(ts, self.newest.get(key, ts))
+            self.open[key].setdefault(ts // LENGTH, []).append(value)
+        return self.close(floors), late
+
+    def close(self, floors: dict[str, int | None]) -> list[Closed]:
+        closed = []
+        for key, windows in self.open.items():
+            bounds = [
+                b for b in (floors[self.key_stream[key]], _minus(self.newest[key])) if b is not None
+            ]
+            for window_id in [w for w in windows if bounds and (w + 1) * LENGTH <= max(bounds)]:
+                closed.append(_closed(key, window_id, windows.pop(window_id)))
+        return sorted(closed)
+
+    def end(self) -> list[Closed]:
+        closed = [_closed(k, w, vs) for k, ws in self.open.items() for w, vs in ws.items()]
+        self.open.clear()
+        return sorted(closed)
+
+
+def _minus(newest: int | None) -> int | None:
+    return None if newest is None else newest - LATENESS
+
+
+def _closed(key: str, window_id: int, values: list[float]) -> Closed:
+    mean = math.fsum(values) / len(values)
+    return (key, window_id, len(values), min(values), max(values), mean)
+
+
+class Groups:
+    """One ``GroupWindows`` per group, fed as the job feeds them; rebuilt from pickled
+    snapshots on request, as a resume does."""
+
+    def __init__(self, count: int, idle: timedelta | None, times: StreamTimes) -> None:
+        self.routing, self.idle, self.times = KeyGroups(count), idle, times
+        self.logics: dict[str, GroupWindows] = {}
+
+    def _logic(self, group: str, state: object = None) -> GroupWindows:
+        logic = self.logics.get(group)
+        if logic is None:
+            length, lateness = timedelta(microseconds=LENGTH), timedelta(microseconds=LATENESS)
+            logic = self.logics[group] = GroupWindows(
+                length, lateness, self.idle, lambda _: None, state, self.times
+            )
+        return logic
+
+    def batch(self, rows: list[tuple[str, ReadingRow]]) -> tuple[list[Closed], list[tuple]]:
+        keyed: dict[str, list[ReadingRow]] = {}
+        for key, row in rows:
+            keyed.setdefault(key, []).append(row)
+        closed, late = [], []
+        for group, members in self.routing.of(keyed):
+            # Bytewax hands a logic every item of its key in the batch: split them in two.
+            half = len(members) // 2
+            emitted, _ = self._logic(group).on_batch([members[:half], members[half:]])
+            closed += _flat(emitted)
+            late += [(k, w, row[2]) for e in emitted for k, (w, row) in e.late]
+        for logic in self.logics.values():
+            # Groups without readings in the batch are woken by their notification.
+            closed += _flat(logic.on_notify()[0])
+        return sorted(closed), late
+
+    def restore(self) -> None:
+        states = {g: pickle.loads(pickle.dumps(x.snapshot())) for g, x in self.logics.items()}
+        self.logics = {}
+        for group, state in states.items():
+            self._logic(group, state)
+
+    def end(self) -> list[Closed]:
+        return sorted(c for logic in self.logics.values() for c in _flat(logic.on_eof()[0]))
+
+
+def _flat(emitted: list) -> list[Closed]:
+    return [(key, w[0], w[1], w[2], w[3], window_mean(w)) for e in emitted for key, w in e.windows]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    readings,
+    st.lists(st.one_of(st.integers(1, 3), st.integers(1, 12)), max_size=40),
+    st.sampled_from([1, 3, 64]),
+    st.booleans(),
+    st.integers(0, 30),
+)
+def test_key_groups_give_what_windowing_key_by_key_and_reading_by_reading_gives(
+    sent: list[tuple[int, int, float]],
+    cuts: list[int],
+    group_count: int,
+    idle_on: bool,
+    restore_at: int,
+) -> None:
+    times = StreamTimes()
+    reference = Reference(IDLE if idle_on else None)
+    groups = Groups(group_count, timedelta(microseconds=IDLE) if idle_on else None, times)
+    rows = [
+        (key_of(f"s{sensor}", "t"), (ts, value, str(n), _stream_of(sensor)))
+        for n, (sensor, ts, value) in enumerate(sent)
+    ]
+    at = 0
+    for k, size in enumerate([*cuts, len(rows)]):
+        batch = rows[at : at + size]
+        at += size
+        if not batch:
+            break
+        # As the intake does: each stream's event time moves to its newest reading first.
+        for _, (ts, _, _, stream) in batch:
+            times.advance(stream, ts)
+        floors = {
+            s: times.cutoff(s, LATENESS + IDLE) if idle_on else None
+            for s in ("stream-0", "stream-1")
+        }
+        if k == restore_at:
+            groups.restore()
+        expected_closed, expected_late = reference.batch(batch, floors)
+        got_closed, got_late = groups.batch(batch)
+        # Each window closes in the very batch the rules close it in, with exact figures.
+        assert got_closed == expected_closed
+        assert sorted(got_late) == sorted(expected_late)
+    assert groups.end() == reference.end()
+
+
+def test_a_reading_older_than_its_stream_by_lateness_and_idle_close_is_late() -> None:
+    times = StreamTimes()
+    logic = GroupWindows(
+        timedelta(seconds=10),
+        timedelta(seconds=2),
+        timedelta(seconds=30),
+        lambda _: None,
+        None,
+        times,
+    )
+    times.advance("s", 100 * SECOND)
+    # The key's first readings: 69 s is past 100 - 2 - 30 = 68 s; 67.5 s is not (by its
+    # own rule, 69 - 2 = 67 s, it would be on time).
+    rows = [(69 * SECOND, 1.0, "1", "s"), (67_500_000, 2.0, "2", "s")]
+    (emitted,), _ = logic.on_batch([[("k", rows)]])
+    assert emitted.late == [("k", (6, (67_500_000, 2.0, "2", "s")))]
+    assert emitted.windows == []
+    assert logic.snapshot()["k"] == (69 * SECOND, "s", ((6, 1, 1.0, 1.0, (1.0,)),))
+    # Without idle close, only the key's own readings count.
+    own = GroupWindows(
+        timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, None, times
+    )
+    out, _ = own.on_batch([[("k", rows)]])
+    assert out == [] and own.snapshot()["k"][2][0][1] == 2
+
+
+def test_a_quiet_keys_window_closes_on_the_notification_once_its_stream_moves_on() -> None:
+    times, opened = StreamTimes(), []
+    length, lateness, idle = timedelta(seconds=10), timedelta(seconds=2), timedelta(seconds=30)
+    logic = GroupWindows(length, lateness, idle, opened.append, None, times)
+    assert logic.notify_at() is None  # nothing open: no wake-ups
+    start = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp()) * SECOND
+    times.advance("s", start + 5 * SECOND)
+    logic.on_batch([[("quiet", [(start + 5 * SECOND, 7.0, "1", "s")])]])
+    assert opened == [1]
+    due = logic.notify_at()
+    assert due is not None and due > datetime.now(UTC)
+    # The stream (other keys, in other groups) reaches 10 + 2 + 30 s: the window is due.
+    times.advance("s", start + 41 * SECOND)
+    assert logic.on_notify() == ([], False)
+    times.advance("s", start + 42 * SECOND)
+    (emitted,), _ = logic.on_notify()
+    assert [(key, window[:4]) for key, window in emitted.windows] == [
+        ("quiet", (start // (10 * SECOND), 1, 7.0, 7.0))
+    ]
+    assert logic.snapshot() == {"quiet": (start + 5 * SECOND, "s", ())}
+    assert logic.notify_at() is None
+
+
+def test_a_snapshot_is_a_copy_the_logic_does_not_change_afterwards() -> None:
+    logic = GroupWindows(
+        timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, None, StreamTimes()
+    )
+    logic.on_batch([[("k", [(1 * SECOND, 1.0, "1", "s")])]])
+    before = logic.snapshot()
+    copy = pickle.dumps(before)
+    logic.on_batch([[("k", [(2 * SECOND, 2.0, "2", "s")]), ("j", [(3 * SECOND, 3.0, "3", "s")])]])
+    logic.on_eof()
+    assert pickle.dumps(before) == copy
+
+
+def test_closed_windows_leave_only_each_keys_newest_time_behind() -> None:
+    logic = GroupWindows(
+        timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, None, StreamTimes()
+    )
+    for n in range(1000):
+        # A fleet: each key once per window, the windows moving on.
+        logic.on_batch([[(f"k{n % 100}", [(n * SECOND // 10, 1.0, str(n), "s")])]])
+    state = logic.snapshot()
+    assert len(state) == 100
+    assert sum(len(windows) for _, _, windows in state.values()) <= 200  # the last two only
+    logic.on_eof()
+    assert all(windows == () for _, _, windows in logic.snapshot().values())
+
+
+def test_a_keys_group_is_the_same_in_every_process() -> None:
+    keys = [key_of(f"sensor-{n}", metric) for n in range(50) for metric in ("t", "h")]
+    code = (
+        "import sys; from dataflows.key_groups import group_of; "
+        "print(','.join(group_of(k, 64) for k in sys.argv[1:]))"
+    )
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code, *keys],
+            env={"PYTHONHASHSEED": str(seed), "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in (1, 2)
+    }
+    assert seen == {",".join(group_of(k, 64) for k in keys)}
+    assert len(set(group_of(k, 64) for k in keys)) > 32  # spread over the groups
+
+
+def test_a_window_closes_when_its_keys_newest_reading_reaches_its_end_plus_lateness() -> None:
+    def logic() -> GroupWindows:
+        length, lateness = timedelta(seconds=10), timedelta(seconds=2)
+        return GroupWindows(length, lateness, None, lambda _: None, None, StreamTimes())
+
+    # One reading a batch (a fleet's path) and several (a busy sensor's): at 11.999 s the
+    # window [0, 10) stays open; at 12 s exactly it closes.
+    for batches in (
+        [[(1 * SECOND, 1.0)], [(11_999_999, 2.0)], [(12 * SECOND, 3.0)]],
+        [[(1 * SECOND, 1.0), (11_999_999, 2.0)], [(11_500_000, 4.0), (12 * SECOND, 3.0)]],
+    ):
+        windows = logic()
+        closed: list[tuple[int, ...]] = []
+        for n, batch in enumerate(batches):
+            rows = [(ts, v, str(n), "s") for ts, v in batch]
+            emitted, _ = windows.on_batch([[("k", rows)]])
+            closed += [(n, *w[:4]) for e in emitted for _, w in e.windows]
+        assert closed == [(len(batches) - 1, 0, 1, 1.0, 1.0)]
+
+
+def test_a_reading_exactly_lateness_older_than_the_newest_is_on_time() -> None:
+    for split in (True, False):  # a batch each (a fleet's path), or one batch
+        logic = GroupWindows(
+            timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, None, StreamTimes()
+        )
+        rows = [
+            (12 * SECOND, 1.0, "1", "s"),
+            (10 * SECOND, 2.0, "2", "s"),
+            (9_999_999, 3.0, "3", "s"),
+        ]
+        batches = [[r] for r in rows] if split else [rows]
+        late = [e.late for batch in batches for e in logic.on_batch([[("k", batch)]])[0]]
+        assert late == [[("k", (0, rows[2]))]]
+        assert logic.snapshot()["k"][2] == ((1, 2, 1.0, 2.0, (3.0,)),)
