@@ -440,12 +440,14 @@ def format_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     return rows
 
 
-FLEETS = (50, 5_000, 100_000)
+FLEETS = (50, 5_000, 20_000, 100_000)
 
 
 def fleet_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     """sensor_stats over fleets where each sensor reports once per 10 s window (50 busy
-    sensors for comparison): events/s, windows written/s and peak RSS."""
+    sensors for comparison): events/s, windows written/s and peak RSS; then the peak RSS
+    of the largest fleet over three times the events, which stays flat when closed
+    windows are freed."""
     configs = [Config("dataflows.sensor_stats", n, variant=(("sensors", k),)) for k in FLEETS]
     timings = in_turn(server, configs, repeats)
     rows: list[Row] = []
@@ -462,7 +464,21 @@ def fleet_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
         rows.append(row)
     for row in rows[1:]:
         row.note += f"; {ratio(row, rows[0])}"
-    return rows
+    largest = FLEETS[-1]
+    memory: list[Row] = []
+    for events in (n, 3 * n):
+        t = time_runs(server, "dataflows.sensor_stats", events, 1, variant={"sensors": largest})
+        memory.append(
+            Row(
+                "6 fleets",
+                f"sensor_stats, {largest:,} sensors, {events:,} events",
+                "MiB peak RSS",
+                [t.peak_kib / 1024],
+            )
+        )
+    growth = memory[1].median / memory[0].median - 1
+    memory[1].note = f"{growth:+.1%} vs {n:,} events"
+    return rows + memory
 
 
 def scaling_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
@@ -545,7 +561,7 @@ def decode_floor(n: int, repeats: int) -> Row:
     """The most one Python process could do end to end with any design that decodes each
     event: our parser, then ``orjson.loads`` of every event's data, and nothing else
     (no HTTP, no readings, no windows, no Bytewax), over bytes already in memory."""
-    pieces = chunks_of(stream_bytes(n, "LF"))
+    pieces = chunks_of(stream_bytes(n, "id, data"))
 
     def parse_and_decode() -> int:
         loads, count = orjson.loads, 0
@@ -803,7 +819,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     n_http = 20_000 if quick else 200_000
     n_e2e = 20_000 if quick else 200_000
     n_big = 100_000 if quick else 1_000_000
-    n_fleet = 30_000 if quick else 150_000
+    n_fleet = 60_000 if quick else 600_000
     rows: list[Row] = []
 
     warm: list[Warm] = [(n_http, "small", 0), (n_http, "large", 0), (n_http, "close", 0)]
@@ -811,6 +827,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     warm += [(n_e2e, "small", 0), (n_big, "small", 0), (n_big, "small", 1)]
     warm += [(n_e2e, "small", 0, shape, fmt, 50) for _, shape, fmt in E2E_VARIANTS]
     warm += [(n_fleet, "small", 0, "id, data", "flat", k) for k in FLEETS]
+    warm += [(3 * n_fleet, "small", 0, "id, data", "flat", FLEETS[-1])]
     with StreamServer(warm) as server:
         socket_ceiling(server.port, 1, "small")  # waits until the server has its bytes ready
 
