@@ -5,7 +5,12 @@ repeated while a condition holds.
 
 - ``high``/``low``: raised after ``raise_after`` consecutive readings beyond the
   threshold, cleared after ``clear_after`` consecutive readings back inside.
-- ``rate``: the same counting, on |Δvalue / Δt| between consecutive readings of a sensor.
+- ``rate``: the same counting, on |Δvalue / Δt| of a sensor, measured from the reading
+  at least ``rate_span`` back (0: the reading before), so that measurement noise over a
+  short step does not pass for a change; the rate is given to the readings' precision.
+- ``stuck``: raised when a sensor has reported the same value, reading after reading,
+  for ``stuck`` of event time (a frozen sensor or a gateway repeating its last value);
+  cleared by a different value.
 - ``silence``: raised when the stream's event time (the newest timestamp seen from any
   sensor) passes a sensor's last reading plus ``silence``, or, via ``stream_quiet``, when
   no reading at all has arrived for that long; cleared by the sensor's next reading. A
@@ -33,13 +38,13 @@ Key = tuple[str, str]
 class Alert:
     sensor_id: str
     metric: str
-    rule: str  # high, low, rate, silence
+    rule: str  # high, low, rate, silence, stuck
     state: str  # raised, cleared
     ts: datetime
     value: float | None = None  # the reading that caused it (high, low, rate)
     limit: float | None = None  # the threshold or rate limit it crossed
     rate: float | None = None  # units per second (rate)
-    gap_seconds: float | None = None  # how long the sensor was silent (silence)
+    gap_seconds: float | None = None  # how long the sensor was silent, or stuck
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -62,6 +67,9 @@ class _KeyState:
     raised: set[str] = field(default_factory=set)
     # Consecutive readings beyond (while clear) or back inside (while raised), per rule.
     streak: dict[str, int] = field(default_factory=dict)
+    # The reading the next rate is measured from, and since when the value is unchanged.
+    rate_from: tuple[datetime, float] | None = None
+    same_since: datetime | None = None
 
 
 @dataclass
@@ -72,6 +80,19 @@ class EngineState:
     stream_time: datetime | None = None
     # (deadline, key, last_ts) of each key's silence rule; stale entries are skipped.
     deadlines: list[tuple[datetime, Key, datetime]] = field(default_factory=list)
+
+
+def _decimals(*values: float) -> int:
+    """The decimals the values are given to (their shortest form), at most 6: a rate is
+    not more precise than the readings it comes from."""
+    places = 0
+    for value in values:
+        text = repr(value)
+        if "e" in text or "n" in text:
+            return 6
+        _, _, fraction = text.partition(".")
+        places = max(places, len(fraction.rstrip("0")))
+    return min(places, 6)
 
 
 class AlertEngine:
@@ -90,17 +111,15 @@ class AlertEngine:
         out = []
         if known is None:
             known = self.state.keys[key] = _KeyState(reading.ts, reading.value)
+            known.rate_from = (reading.ts, reading.value)
+            known.same_since = reading.ts
         else:
             if rules.silence is not None:
                 out += self._on_reading_after_silence(key, known, reading, rules.silence)
             if rules.rate_limit is not None:
-                seconds = (reading.ts - known.last_ts).total_seconds()
-                if seconds > 0:
-                    rate = abs(reading.value - known.last_value) / seconds
-                    beyond = rate > rules.rate_limit
-                    out += self._step(
-                        key, known, "rate", beyond, rules, reading, rules.rate_limit, rate
-                    )
+                out += self._rate(key, known, rules, reading, rules.rate_limit)
+            if rules.stuck is not None:
+                out += self._stuck(key, known, reading, rules.stuck)
             if reading.ts >= known.last_ts:
                 known.last_ts, known.last_value = reading.ts, reading.value
         if rules.silence is not None:
@@ -175,6 +194,33 @@ class AlertEngine:
             known.raised.add(rule)
         state = "cleared" if raised else "raised"
         return [Alert(*key, rule, state, reading.ts, reading.value, limit, rate)]
+
+    def _rate(
+        self, key: Key, known: _KeyState, rules: MetricRules, reading: Reading, limit: float
+    ) -> list[Alert]:
+        start = known.rate_from or (known.last_ts, known.last_value)
+        seconds = (reading.ts - start[0]).total_seconds()
+        if seconds <= 0 or seconds < rules.rate_span.total_seconds():
+            return []
+        known.rate_from = (reading.ts, reading.value)
+        rate = round(abs(reading.value - start[1]) / seconds, _decimals(reading.value, start[1]))
+        return self._step(key, known, "rate", rate > limit, rules, reading, limit, rate)
+
+    def _stuck(self, key: Key, known: _KeyState, reading: Reading, stuck: timedelta) -> list[Alert]:
+        since = known.same_since or known.last_ts
+        if reading.value != known.last_value:
+            known.same_since = reading.ts
+            if "stuck" not in known.raised:
+                return []
+            known.raised.discard("stuck")
+            gap = (known.last_ts - since).total_seconds()
+            return [Alert(*key, "stuck", "cleared", reading.ts, reading.value, gap_seconds=gap)]
+        held = reading.ts - since
+        if "stuck" in known.raised or held < stuck:
+            return []
+        known.raised.add("stuck")
+        seconds = held.total_seconds()
+        return [Alert(*key, "stuck", "raised", reading.ts, reading.value, gap_seconds=seconds)]
 
     def _on_reading_after_silence(
         self, key: Key, known: _KeyState, reading: Reading, silence: timedelta

@@ -6,8 +6,10 @@ high = 30.0          # raise after `raise_after` consecutive readings above
 low = 5.0            # ... or below
 raise_after = 3
 clear_after = 2      # clear after this many consecutive readings back inside
-rate_limit = 0.5     # units per second between consecutive readings
+rate_limit = 0.5     # units per second, measured over at least `rate_span`
+rate_span = "10s"    # (default 0s: between consecutive readings)
 silence = "60s"      # no reading from a sensor for this long (event time)
+stuck = "5m"         # the same value, reading after reading, for this long (event time)
 ```
 """
 
@@ -37,12 +39,15 @@ class MetricRules:
     raise_after: int = 1
     clear_after: int = 1
     rate_limit: float | None = None
+    rate_span: timedelta = timedelta(0)
     silence: timedelta | None = None
+    stuck: timedelta | None = None
 
 
 _NUMBERS = ("high", "low", "rate_limit")
 _COUNTS = ("raise_after", "clear_after")
-_KEYS = (*_NUMBERS, *_COUNTS, "silence")
+_DURATIONS = ("rate_span", "silence", "stuck")
+_KEYS = (*_NUMBERS, *_COUNTS, *_DURATIONS)
 
 
 def _line_of(text: str, table: str, key: str | None) -> int | None:
@@ -121,15 +126,17 @@ def _metric_rules(metric: str, table: dict[str, Any], fail: Any) -> MetricRules:
             values[key] = value
         else:
             try:
-                silence = parse_duration(str(value))
+                duration = parse_duration(str(value))
             except ValueError as exc:
                 raise fail(metric, key, str(exc)) from None
-            if silence <= timedelta(0):
+            if duration <= timedelta(0) and key != "rate_span":
                 raise fail(metric, key, f"must be longer than 0, got {value!r}")
-            values[key] = silence
+            values[key] = duration
     high, low = values.get("high"), values.get("low")
     if high is not None and low is not None and low >= high:
         raise fail(metric, "low", f"low ({low:g}) must be below high ({high:g})")
-    if not any(k in values for k in ("high", "low", "rate_limit", "silence")):
-        raise fail(metric, None, "no rule: give high, low, rate_limit or silence")
+    if "rate_span" in values and "rate_limit" not in values:
+        raise fail(metric, "rate_span", "applies to rate_limit, which is not set")
+    if not any(k in values for k in ("high", "low", "rate_limit", "silence", "stuck")):
+        raise fail(metric, None, "no rule: give high, low, rate_limit, silence or stuck")
     return MetricRules(**values)

@@ -143,6 +143,8 @@ class DemoConfig:
     drop_every: int = 250
     malformed_every: int = 300
     seed: int = 0
+    # A spike, a stuck sensor and a sensor going quiet (runtime.start_demo_simulator).
+    anomalies: bool = True
 
 
 @dataclass(frozen=True)
@@ -392,6 +394,7 @@ def _demo(env: _Env) -> DemoConfig:
         drop_every=int(env.number("SIM_DROP_EVERY", 250, integer=True)),
         malformed_every=int(env.number("SIM_MALFORMED_EVERY", 300, integer=True)),
         seed=int(env.number("SIM_SEED", 0, integer=True)),
+        anomalies=env.flag("SIM_ANOMALIES", True),
     )
 
 
@@ -553,6 +556,7 @@ MEANINGS: dict[str, str] = {
     "SIM_DROP_EVERY": "simulator: drop the connection after this many events (0: never)",
     "SIM_MALFORMED_EVERY": "simulator: every n-th event is malformed JSON (0: none)",
     "SIM_SEED": "simulator: the random seed",
+    "SIM_ANOMALIES": "simulator: a spike, a stuck sensor and a sensor going quiet",
     "LOG_LEVEL": "debug, info, warning or error",
     "SENSORWAX_TRACEBACK": "a full traceback instead of one line when a stream cannot go on",
     "STATUS_EVERY": "a status line on stderr this often; 0: none",
@@ -578,3 +582,33 @@ def settings_of(job: str) -> list[tuple[str, str, str]]:
     for read in JOB_SETTINGS[job]:
         read(env)
     return [(name, default, MEANINGS.get(name, "")) for name, default in env.read.items()]
+
+
+# Settings whose values are secrets: the run record shows only whether they were set.
+SECRET_SETTINGS = frozenset(
+    {
+        "SSE_BEARER_TOKEN",
+        "SSE_BASIC_AUTH",
+        "SSE_QUERY_TOKEN",
+        "SSE_OAUTH2_CLIENT_SECRET",
+        "SSE_OAUTH2_JWT_SECRET",
+    }
+)
+_URL_SETTINGS = frozenset({"SSE_URL", "SSE_OAUTH2_TOKEN_URL"})
+
+
+def settings_in_effect(job: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every setting ``job`` reads, as it is set or defaulted, with secrets masked (and
+    a token in a URL's query or user info), for the job's run record."""
+    environ = os.environ if environ is None else environ
+    redactor = Redactor()
+    shown: dict[str, str] = {}
+    for name, default, _ in settings_of(job):
+        value = environ.get(name, "").strip()
+        if name in SECRET_SETTINGS:
+            shown[name] = "***" if value else "unset"
+        elif name in _URL_SETTINGS and value:
+            shown[name] = ",".join(redactor.url(u.strip()) for u in value.split(","))
+        else:
+            shown[name] = value or default
+    return shown

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TypeVar
 
 import bytewax.operators as op
@@ -31,7 +32,6 @@ from dataflows.readings import DeadLetter, Reading, parse_by_key, parse_item
 from dataflows.run_stats import RunStats
 from dataflows.runtime import start_demo_simulator
 from dataflows.times import iso, micros
-from dataflows.windows import STREAM_TIMES
 
 __all__ = ["FormatWatch", "late_letter", "read_stream", "read_stream_by_group", "sse_source"]
 
@@ -56,6 +56,7 @@ def sse_source(job: JobConfig, stats: RunStats) -> SSESource:
             retry=stream.retry,
             options=stream.options,
             auth=stream.auth,
+            on_reconnect=partial(stats.breaks.reconnected, names[url]),
         )
         stats.stream_opened(names[url], subscription)
         return subscription
@@ -140,9 +141,13 @@ class _Intake:
         self, items: list[StreamItem], readings: int, dead: list[DeadLetter], newest: dict[str, int]
     ) -> None:
         self.stats.count(readings, [letter.reason for letter in dead])
-        for stream, stamp in newest.items():
-            STREAM_TIMES.advance(stream, stamp)
+        self.stats.breaks.read(items, newest, self._stamp_of)
         self.watch.observe(items, dead)
+
+    def _stamp_of(self, item: StreamItem) -> int | None:
+        # Only for a batch that holds the last event before a reconnect: read it again.
+        stamps = [micros(r.ts) for r in parse_item(item, self.parser) if isinstance(r, Reading)]
+        return max(stamps) if stamps else None
 
 
 def read_stream(

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from connectors.sse import Subscription
+from dataflows.stream_breaks import StreamBreaks
 from dataflows.times import micros
 from dataflows.windows import STREAM_TIMES, StreamTimes
 
@@ -25,9 +26,10 @@ S = TypeVar("S")
 
 @dataclass(frozen=True)
 class StreamNow:
-    """One stream as it stands: ``url`` is redacted; ``lag`` in seconds, None before a
-    reading."""
+    """One stream as it stands: ``name`` is its partition, ``url`` redacted; ``lag`` in
+    seconds, None before a reading."""
 
+    name: str
     url: str
     events: int
     bytes: int
@@ -69,6 +71,10 @@ class RunStats:
     _written_to: dict[str, str] = field(default_factory=dict)
     _windows_opened: int = 0
     _started: float = field(default_factory=time.monotonic)
+    breaks: StreamBreaks = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.breaks = StreamBreaks(self.times)
 
     def stream_opened(self, name: str, subscription: Subscription) -> None:
         """``name`` is the partition (readings carry it as their stream)."""
@@ -92,6 +98,11 @@ class RunStats:
     def window_opened(self, count: int = 1) -> None:
         with self._lock:
             self._windows_opened += count
+
+    def outputs(self) -> dict[str, str]:
+        """Where each kind of record goes."""
+        with self._lock:
+            return dict(self._written_to)
 
     def now(self) -> StatsNow:
         wall = micros(datetime.now(UTC))
@@ -117,6 +128,7 @@ class RunStats:
         stats = sub.stats
         newest = self.times.get(name)
         return StreamNow(
+            name=name,
             url=sub.url,
             events=stats.events + stats.oversized,
             bytes=stats.bytes_received,

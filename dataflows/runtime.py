@@ -15,9 +15,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cache
 from types import FrameType, TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bytewax.dataflow import Dataflow
 
@@ -25,7 +26,15 @@ from connectors.simulator import Faults, SensorSimulator, SequenceSpec, Simulato
 from connectors.sse import SSEError
 from connectors.sse.redact import redact_logs
 from dataflows import metrics
-from dataflows.config import ConfigError, DemoConfig, RuntimeConfig, load_runtime_config
+from dataflows.config import (
+    ConfigError,
+    DemoConfig,
+    RuntimeConfig,
+    load_config,
+    load_runtime_config,
+    settings_in_effect,
+)
+from dataflows.run_record import RunRecord
 from dataflows.run_stats import RunStats, StatsNow
 
 __all__ = [
@@ -118,19 +127,32 @@ def start_job(name: str, load: Callable[[], T]) -> tuple[RunStats, T]:
     loaded = settings(load)
     stats = RunStats(name)
     atexit.register(lambda: log.info("%s", stats.summary_line()))
+    record = _run_record(name, stats)
     metrics.register(stats)
     if runtime.status_every is not None:
-        _StatusLine(stats, runtime.status_every.total_seconds()).start()
+        _StatusLine(stats, runtime.status_every.total_seconds(), record).start()
     return stats, loaded
+
+
+def _run_record(name: str, stats: RunStats) -> RunRecord | None:
+    """With OUTPUT a directory, the job's run record there, written now and at exit."""
+    directory = settings(load_config).output.directory  # every job reads OUTPUT alike
+    if directory is None:
+        return None
+    record = RunRecord(stats, directory, settings_in_effect(name), datetime.now(UTC))
+    record.write()
+    atexit.register(record.write, True)
+    return record
 
 
 class _StatusLine(threading.Thread):
     """Every ``every`` seconds, one line of how the job is doing, on stderr."""
 
-    def __init__(self, stats: RunStats, every: float) -> None:
+    def __init__(self, stats: RunStats, every: float, record: RunRecord | None = None) -> None:
         super().__init__(name="status line", daemon=True)
         self._stats = stats
         self._every = every
+        self._record = record
 
     def run(self) -> None:
         before = self._stats.now()
@@ -139,6 +161,8 @@ class _StatusLine(threading.Thread):
             now = self._stats.now()
             log.info("%s", status_line(before, now))
             before = now
+            if self._record is not None:
+                self._record.write()  # a job that is killed still leaves what it did
 
 
 def status_line(before: StatsNow, now: StatsNow) -> str:
@@ -177,6 +201,24 @@ def settings(load: Callable[[], T]) -> T:
         raise SystemExit(2) from None
 
 
+def demo_anomalies(demo: DemoConfig) -> dict[str, Any]:
+    """Where the demo's anomalies fall, as parts of its event time: sensor 0 spikes at a
+    quarter of the way for a tenth of it, sensor 3 is stuck from 40% to 70%, sensor 2
+    goes quiet at 30% (each when there is such a sensor). The default alert rules raise
+    an alert for each of them and for nothing else."""
+    span_ms = demo.events * 1000 / demo.rate
+    return {
+        "spike_sensor": 0,
+        "spike_after_ms": int(span_ms * 0.25),
+        "spike_for_ms": int(span_ms * 0.10),
+        "stuck_sensor": 3 if demo.sensors > 3 else None,
+        "stuck_after_ms": int(span_ms * 0.40),
+        "stuck_for_ms": int(span_ms * 0.30),
+        "quiet_sensor": 2 if demo.sensors > 2 else None,
+        "quiet_after_ms": int(span_ms * 0.30),
+    }
+
+
 def start_demo_simulator(demo: DemoConfig) -> str:
     """Serve the demo sensors on 127.0.0.1 until the process exits; returns the URL."""
     config = SimulatorConfig(
@@ -186,6 +228,7 @@ def start_demo_simulator(demo: DemoConfig) -> str:
             seed=demo.seed,
             start_ms=int(time.time()) * 1000,
             format=demo.format,
+            **(demo_anomalies(demo) if demo.anomalies else {}),
         ),
         faults=Faults(
             drop_every=demo.drop_every,

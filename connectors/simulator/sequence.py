@@ -57,6 +57,11 @@ class SequenceSpec:
     can be out of order in event time the way real gateways are. ``quiet_sensor`` (an
     index) stops reporting ``quiet_after_ms`` into the stream, as a sensor with a dead
     battery does; the sensor after it reports in its turns from then on.
+
+    Two more anomalies, for alert rules to find: ``spike_sensor`` reads ``spike_by`` more
+    than it should from ``spike_after_ms`` for ``spike_for_ms``; ``stuck_sensor`` repeats
+    one value (its level at the start, without noise) from ``stuck_after_ms`` for
+    ``stuck_for_ms``. Times are event time since ``start_ms``.
     """
 
     sensors: int = 20
@@ -69,6 +74,13 @@ class SequenceSpec:
     sensor_offset: int = 0  # sensor-<offset> is the first: streams with distinct sensors
     quiet_sensor: int | None = None
     quiet_after_ms: int = 0
+    spike_sensor: int | None = None
+    spike_after_ms: int = 0
+    spike_for_ms: int = 0
+    spike_by: float = 10.0
+    stuck_sensor: int | None = None
+    stuck_after_ms: int = 0
+    stuck_for_ms: int = 0
 
     def __post_init__(self) -> None:
         if self.sensors < 1:
@@ -83,6 +95,10 @@ class SequenceSpec:
             raise ValueError(f"disorder_ms must be >= 0, got {self.disorder_ms}")
         if self.quiet_sensor is not None and not 0 <= self.quiet_sensor < self.sensors > 1:
             raise ValueError("quiet_sensor must be the index of one of at least two sensors")
+        for name in ("spike_sensor", "stuck_sensor"):
+            index = getattr(self, name)
+            if index is not None and not 0 <= index < self.sensors:
+                raise ValueError(f"{name} must be the index of a sensor, got {index}")
 
 
 def _unit(seed: int, n: int, salt: int) -> float:
@@ -119,9 +135,16 @@ def _timestamp_ms(spec: SequenceSpec, n: int) -> int:
 def _value(spec: SequenceSpec, n: int, index: int, metric: str, ts_ms: int) -> float:
     level, swing, noise, decimals, salt = _SHAPES[metric]
     phase = _unit(spec.seed, index, 11) * 2 * math.pi
+    since = ts_ms - spec.start_ms
+    if index == spec.stuck_sensor and 0 <= since - spec.stuck_after_ms < spec.stuck_for_ms:
+        stuck_at = spec.start_ms + spec.stuck_after_ms
+        return round(level + swing * math.sin(2 * math.pi * stuck_at / 600_000 + phase), decimals)
     wave = math.sin(2 * math.pi * ts_ms / 600_000 + phase)  # a ten-minute cycle
     jitter = (_unit(spec.seed, n, salt) - 0.5) * 2
-    return round(level + swing * wave + noise * jitter, decimals)
+    value = level + swing * wave + noise * jitter
+    if index == spec.spike_sensor and 0 <= since - spec.spike_after_ms < spec.spike_for_ms:
+        value += spec.spike_by
+    return round(value, decimals)
 
 
 def expected_readings(spec: SequenceSpec, n: int) -> list[ExpectedReading]:

@@ -1,7 +1,7 @@
 """The public SSE surface: events, the parser entry point, subscribe and its settings, errors."""
 
 from connectors.sse.auth import Auth
-from connectors.sse.client import Subscription, SubscriptionStats, subscribe
+from connectors.sse.client import Reconnect, Subscription, SubscriptionStats, subscribe
 from connectors.sse.errors import (
     SSEConnectionError,
     SSEContentTypeError,
@@ -23,6 +23,7 @@ __all__ = [
     "ConnectOptions",
     "JWTBearer",
     "OversizedEvent",
+    "Reconnect",
     "RetryPolicy",
     "SSEConnectionError",
     "SSEContentTypeError",

@@ -14,7 +14,7 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from io import BufferedIOBase
 from itertools import chain
@@ -89,6 +89,23 @@ class SubscriptionStats:
     reconnect_reasons: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Reconnect:
+    """One connection that ended and the reconnect after it, as ``on_reconnect`` gets it.
+
+    ``at`` is the wall time (seconds since the epoch) the connection ended; ``last_event_id``
+    is the id the next connection resumes after (empty: the server sent no ids); ``clean``
+    says the response ended at an event boundary, as streams end, rather than by a fault.
+    """
+
+    at: float
+    reason: str
+    last_event_id: str
+    delay: float
+    attempt: int
+    clean: bool
+
+
 class _Reconnect(Exception):
     """This connection is over; try again (after ``retry_after`` seconds if given)."""
 
@@ -123,6 +140,7 @@ def subscribe(
     query_token: str | None = None,
     query_token_param: str | None = None,
     token_provider: TokenProvider | None = None,
+    on_reconnect: Callable[[Reconnect], None] | None = None,
 ) -> Subscription:
     """Subscribe to an event stream; iterate the result for each event, once, in order.
 
@@ -135,7 +153,9 @@ def subscribe(
     Transport settings come as ``options`` (``ConnectOptions``) and credentials as
     ``auth`` (``Auth``); each keyword of the same name as one of their fields overrides
     it. Credentials never appear in logs, errors or reprs; ``logger`` (default: this
-    module's) and urllib3's loggers get a filter that masks them.
+    module's) and urllib3's loggers get a filter that masks them. ``on_reconnect`` is
+    called in the reading thread each time a connection has ended, before the next one,
+    so every event of the ended connection has been delivered by then.
     """
     transport = {
         "headers": headers,
@@ -161,6 +181,7 @@ def subscribe(
         last_event_id=last_event_id,
         rng=rng,
         logger=logger,
+        on_reconnect=on_reconnect,
     )
 
 
@@ -188,6 +209,7 @@ class Subscription(Iterator[SSEEvent]):
         last_event_id: str | None = None,
         rng: random.Random | None = None,
         logger: logging.Logger | None = None,
+        on_reconnect: Callable[[Reconnect], None] | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -195,6 +217,7 @@ class Subscription(Iterator[SSEEvent]):
                 f"an SSE URL needs http:// or https:// and a host, got {Redactor().url(url)!r}"
             )
         self._log = logger or log
+        self._on_reconnect = on_reconnect
         self._options = options
         self._auth = auth
         self._stream_url = url
@@ -319,6 +342,17 @@ class Subscription(Iterator[SSEEvent]):
                     reason,
                     f"; resuming after event {self.last_event_id!r}" if self.last_event_id else "",
                 )
+                if self._on_reconnect is not None:
+                    self._on_reconnect(
+                        Reconnect(
+                            time.time(),
+                            reason,
+                            self.last_event_id,
+                            delay,
+                            backoff.failures,
+                            outcome.clean,
+                        )
+                    )
                 if self._stop.wait(delay):
                     return
         finally:

@@ -66,6 +66,38 @@ def test_rate_of_change_in_units_per_second() -> None:
     assert alerts[0].rate == 3.0
 
 
+def test_a_rate_measured_over_a_span_ignores_noise_from_one_reading_to_the_next() -> None:
+    rules = MetricRules(rate_limit=1.0, rate_span=timedelta(seconds=5), raise_after=2)
+    # Readings every 0.5 s with +-0.4 of noise: 1.6/s from one to the next, never 1/s over
+    # 5 s. Then a real climb of 2/s for 15 s raises it; flat again clears it.
+    noisy = [r(i / 2, 20 + (0.4 if i % 2 else -0.4)) for i in range(40)]
+    climb = [r(20 + i / 2, 20 + i) for i in range(31)]
+    flat = [r(36 + i / 2, 50.0) for i in range(30)]
+    alerts = run(rules, noisy + climb + flat)
+    assert alerts == [(30, "a", "rate", "raised"), (40, "a", "rate", "cleared")]
+    engine = AlertEngine({"t": rules})
+    raised = [a for x in noisy + climb for a in engine.observe(x)]
+    assert raised[0].rate == 2.0  # (30 - 20) / 5 s, to the readings' precision
+
+
+def test_rates_are_given_to_the_readings_precision() -> None:
+    engine = AlertEngine({"t": MetricRules(rate_limit=1.0)})
+    alerts = [a for x in [r(0, 21.07), r(0.3, 22.39)] for a in engine.observe(x)]
+    # 1.32 / 0.3 is 4.400000000000013 in floats.
+    assert [a.rate for a in alerts] == [4.4]
+
+
+def test_a_sensor_repeating_one_value_is_stuck_until_the_value_changes() -> None:
+    rules = MetricRules(stuck=timedelta(seconds=5))
+    readings = [r(i, 20.0 + (i % 3) / 10) for i in range(10)]  # changing: never stuck
+    readings += [r(10 + i, 21.5) for i in range(8)]  # 21.5 from t=10 to t=17
+    readings += [r(18, 21.6), r(19, 21.6)]
+    assert run(rules, readings) == [(15, "a", "stuck", "raised"), (18, "a", "stuck", "cleared")]
+    engine = AlertEngine({"t": rules})
+    alerts = [a for x in readings for a in engine.observe(x)]
+    assert [(a.value, a.gap_seconds) for a in alerts] == [(21.5, 5.0), (21.6, 7.0)]
+
+
 def test_silence_judged_on_the_stream_event_time() -> None:
     rules = MetricRules(silence=timedelta(seconds=5))
     readings = [r(0, 1, "a"), r(0, 1, "b"), r(3, 1, "b"), r(6, 1, "b"), r(9, 1, "b"), r(10, 1, "a")]
@@ -111,7 +143,8 @@ def test_rules_for_other_metrics_do_not_apply() -> None:
 def test_the_default_rules_load() -> None:
     rules = load_rules(DEFAULT_RULES)
     assert rules["temperature"].high == 26.0
-    assert rules["co2"].silence == timedelta(seconds=30)
+    assert rules["co2"].silence == timedelta(seconds=10)
+    assert rules["temperature"].rate_span == timedelta(seconds=5)
 
 
 @pytest.mark.parametrize(
@@ -125,7 +158,10 @@ def test_the_default_rules_load() -> None:
         ("[t]\nhigh = 'hot'\n", "line 2: [t] high: must be a number, got 'hot'"),
         ("[t]\nhigh = 10\nlow = 20\n", "line 3: [t] low: low (20) must be below high (10)"),
         ("[t]\nsilence = 'forever'\n", "line 2: [t] silence: 'forever' is not a duration"),
-        ("[t]\nraise_after = 2\n", "line 1: [t]: no rule: give high, low, rate_limit or silence"),
+        (
+            "[t]\nraise_after = 2\n",
+            "line 1: [t]: no rule: give high, low, rate_limit, silence or stuck",
+        ),
         ("[t]\nhigh = 30\nhigh = 31\n", "not valid TOML"),
         ("", "no rules"),
     ],
@@ -243,3 +279,26 @@ def test_a_quiet_stream_raises_silence_while_the_job_runs(
         ("sensor-001", "silence", "raised"),
     ]
     assert all(a["gap_seconds"] >= 1.0 for a in alerts)
+
+
+@pytest.mark.slow
+def test_a_default_run_raises_exactly_the_simulators_injected_anomalies(tmp_path: Path) -> None:
+    # Everything at its default: the embedded simulator (20 s of four sensors with a
+    # spike, a stuck sensor and one going quiet, a drop and a malformed event) and the
+    # default rules. Its noise must not raise anything.
+    result = run_job("dataflows.alerts", OUTPUT=str(tmp_path), timeout=180)
+    assert result.returncode == 0, result.stderr
+    alerts = [json.loads(line) for line in read_lines(tmp_path / "alerts" / "alerts.jsonl")]
+    assert sorted((a["sensor_id"], a["metric"], a["rule"], a["state"]) for a in alerts) == [
+        ("sensor-000", "temperature", "high", "cleared"),
+        ("sensor-000", "temperature", "high", "raised"),
+        ("sensor-002", "co2", "silence", "raised"),
+        ("sensor-003", "temperature", "stuck", "cleared"),
+        ("sensor-003", "temperature", "stuck", "raised"),
+    ]
+    at = {(a["rule"], a["state"]): datetime.fromisoformat(a["ts"]) for a in alerts}
+    # The spike lasts 2 s (a tenth of the run); the sensor is stuck for 6 s (from 8 s).
+    spike = at["high", "cleared"] - at["high", "raised"]
+    assert timedelta(seconds=1) < spike < timedelta(seconds=3)
+    stuck = next(a for a in alerts if a["rule"] == "stuck" and a["state"] == "cleared")
+    assert 5.5 <= stuck["gap_seconds"] <= 6.0
