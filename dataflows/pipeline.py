@@ -13,8 +13,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from functools import partial
 from typing import TypeVar
 
@@ -32,6 +32,7 @@ from dataflows.readings import DeadLetter, Reading, parse_by_key, parse_item
 from dataflows.run_stats import RunStats
 from dataflows.runtime import start_demo_simulator
 from dataflows.times import iso, micros
+from dataflows.windows import STREAM_TIMES
 
 __all__ = ["FormatWatch", "late_letter", "read_stream", "read_stream_by_group", "sse_source"]
 
@@ -119,21 +120,26 @@ class _Intake:
 
     def readings(self, items: list[StreamItem]) -> list[Reading | DeadLetter]:
         out: list[Reading | DeadLetter] = []
+        dead: list[DeadLetter] = []
+        newest: dict[str, int] = {}
         for item in items:
-            out.extend(parse_item(item, self.parser))
-        dead = [x for x in out if isinstance(x, DeadLetter)]
-        newest: dict[str, datetime] = {}
-        for x in out:
-            if isinstance(x, Reading) and (x.stream not in newest or x.ts > newest[x.stream]):
-                newest[x.stream] = x.ts
-        stamps = {stream: micros(ts) for stream, ts in newest.items()}
-        self._account(items, len(out) - len(dead), dead, stamps)
+            for x in parse_item(item, self.parser):
+                if isinstance(x, Reading):
+                    stamp = micros(x.ts)
+                    if stamp > newest.get(x.stream, stamp - 1):
+                        newest[x.stream] = stamp
+                else:
+                    x = _placed(replace(x, stream_time=newest.get(x.stream)))
+                    dead.append(x)
+                out.append(x)
+        self._account(items, len(out) - len(dead), dead, newest)
         return out
 
     def rows_by_group(
         self, items: list[StreamItem]
     ) -> list[tuple[str, list[KeyRows]] | DeadLetter]:
         keyed, dead, newest = parse_by_key(items, self.parser)
+        dead = [_placed(letter) for letter in dead]
         self._account(items, sum(map(len, keyed.values())), dead, newest)
         return [*self.groups.of(keyed), *dead]
 
@@ -148,6 +154,14 @@ class _Intake:
         # Only for a batch that holds the last event before a reconnect: read it again.
         stamps = [micros(r.ts) for r in parse_item(item, self.parser) if isinstance(r, Reading)]
         return max(stamps) if stamps else None
+
+
+def _placed(letter: DeadLetter) -> DeadLetter:
+    # Before the batch's first reading of its stream: the stream's event time from the
+    # batches before (the intake has not moved it on for this batch yet).
+    if letter.stream_time is not None:
+        return letter
+    return replace(letter, stream_time=STREAM_TIMES.get(letter.stream))
 
 
 def read_stream(

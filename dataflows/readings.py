@@ -7,7 +7,7 @@ anything that cannot be read becomes a dead letter with a reason, never an excep
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NamedTuple
 
@@ -16,7 +16,7 @@ import orjson
 from connectors.source import StreamItem
 from connectors.sse import OversizedEvent, SSEEvent
 from dataflows.formats import FormatParser, Parsed, Reject
-from dataflows.times import from_micros
+from dataflows.times import from_micros, iso
 
 __all__ = [
     "DeadLetter",
@@ -56,14 +56,19 @@ class DeadLetter:
     data: str
     event_id: str
     stream: str
+    # The stream's event time when it came (its newest reading before it, microseconds),
+    # which places it among the windows; None before the stream's first reading.
+    stream_time: int | None = None
 
     def to_json(self) -> str:
+        stream_time = None if self.stream_time is None else iso(from_micros(self.stream_time))
         return json.dumps(
             {
                 "reason": self.reason,
                 "detail": self.detail,
                 "event_id": self.event_id,
                 "stream": self.stream,
+                "stream_time": stream_time,
                 "data": self.data,
             },
             separators=(",", ":"),
@@ -91,14 +96,15 @@ def parse_by_key(
     items: list[StreamItem], parser: FormatParser
 ) -> tuple[dict[str, list[ReadingRow]], list[DeadLetter], dict[str, int]]:
     """A batch of source items to its readings as rows grouped by ``key_of`` (in arrival
-    order within a key), its dead letters, and each stream's newest reading time."""
+    order within a key), its dead letters, and each stream's newest reading time. A dead
+    letter's ``stream_time`` is the newest reading before it in the batch, if any."""
     groups: dict[str, list[ReadingRow]] = {}
     dead: list[DeadLetter] = []
     newest: dict[str, int] = {}
     for stream, event in items:
         parsed = _parse_event(event, stream, parser)
         if isinstance(parsed, DeadLetter):
-            dead.append(parsed)
+            dead.append(replace(parsed, stream_time=newest.get(stream)))
             continue
         event_id = event.id
         for sensor, metric, ts, value in parsed:

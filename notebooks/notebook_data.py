@@ -1,34 +1,76 @@
-"""What the notebooks share: running a job against the simulator, and loading its output."""
+"""What the notebooks share: a simulator and runs for their own demo, and the analysis of
+any job's output directory (its records, dead letters and run record).
+
+Everything a notebook writes goes under one temporary directory, removed when its
+kernel ends.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig  # noqa: E402
+from dataflows.alert_rules import MetricRules, load_rules  # noqa: E402
+from dataflows.config import DEFAULT_RULES, DemoConfig  # noqa: E402
+from dataflows.runtime import demo_anomalies  # noqa: E402
+
 UNITS = {"temperature": "°C", "relativeHumidity": "% RH", "co2": "ppm"}
 
-_RECONNECT = re.compile(
-    r"^(?P<time>\S+Z) (?:WARNING|INFO) connectors\.sse\.client: (?P<stream>\S+): reconnecting in "
-    r"(?P<delay>[\d.]+) s \(attempt (?P<attempt>\d+)\): (?P<reason>.*?)"
-    r"(?:; resuming after event '(?P<last_id>[^']*)')?$"
-)
+# One directory for every file a notebook writes; the object removes it when the kernel
+# ends (or is garbage collected).
+_SCRATCH = tempfile.TemporaryDirectory(prefix="sensorwax-notebook-")
+
+
+def scratch(name: str) -> Path:
+    """A directory under the notebook's one temporary directory."""
+    path = Path(_SCRATCH.name) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def demo_stream(
+    events: int = 2000, rate: float = 100.0, sensors: int = 4, fmt: str = "flat"
+) -> SensorSimulator:
+    """A simulator for a notebook's own runs: ``events / rate`` seconds of event time,
+    served as fast as the job reads, with the embedded demo's anomalies (a spike, a
+    stuck sensor, a sensor going quiet), a dropped connection and malformed events.
+    Every job pointed at it gets the same stream, so their outputs line up."""
+    demo = DemoConfig(sensors=sensors, rate=rate, events=events)
+    config = SimulatorConfig(
+        sequence=SequenceSpec(
+            sensors=sensors, rate=rate, format=fmt, seed=1, **demo_anomalies(demo)
+        ),  # type: ignore[arg-type]
+        faults=Faults(
+            end_after=events,
+            drop_every=events // 2 + 7,
+            drop_mid_event=True,
+            malformed_every=events // 4 + 3,
+        ),
+        pace=False,
+        events_per_write=20,
+    )
+    return SensorSimulator(config).start()
 
 
 def run_job(module: str, output: Path, **settings: str) -> Path:
-    """Run ``dataflows.<module>`` against its embedded simulator, writing under ``output``.
+    """Run ``dataflows.<module>`` as the README does, writing to ``output``; returns it.
 
-    The job's log goes to ``output/job.log``; returns ``output``.
+    Its log goes to ``output/job.log`` for the reader; the notebooks never parse it.
     """
     output.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSE_", "OUTPUT"))}
-    env.update({"OUTPUT": str(output), **settings})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSE_", "SIM_", "OUTPUT"))}
+    env.update({"OUTPUT": str(output), "PYTHONPATH": str(REPO), **settings})
     with (output / "job.log").open("w") as log:
         subprocess.run(
             [sys.executable, "-m", "bytewax.run", f"dataflows.{module}"],
@@ -56,15 +98,168 @@ def load_jsonl(path: Path, time_columns: tuple[str, ...] = ()) -> pd.DataFrame:
     return frame
 
 
-def load_reconnects(log: Path) -> pd.DataFrame:
-    """Every reconnect a job logged: time (UTC), stream, delay, attempt, reason, last id."""
+def load_run(output: Path) -> dict[str, Any]:
+    """The run record of the newest run that wrote to ``output`` (``OUTPUT/runs/``)."""
+    records = [json.loads(p.read_text()) for p in (Path(output) / "runs").glob("*.json")]
+    if not records:
+        raise FileNotFoundError(
+            f"{output} has no run record (runs/*.json): it was written by an older version "
+            "of the job, or OUTPUT was not a directory"
+        )
+    return max(records, key=lambda r: r["started"])
+
+
+def reconnects(run: dict[str, Any]) -> pd.DataFrame:
+    """Every reconnect of the run, one row each; ``normal_end`` marks a stream's final
+    clean end (the server finished the stream), which is not a break."""
     rows = []
-    if log.exists():
-        for line in log.read_text().splitlines():
-            match = _RECONNECT.match(line)
-            if match:
-                rows.append(match.groupdict())
-    frame = pd.DataFrame(rows, columns=["time", "stream", "delay", "attempt", "reason", "last_id"])
-    frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
-    frame["delay"] = frame["delay"].astype(float)
+    for stream in run["streams"]:
+        found = stream["reconnects"]
+        for n, item in enumerate(found):
+            last = n == len(found) - 1
+            rows.append(
+                {
+                    "stream": stream["name"],
+                    **item,
+                    "normal_end": last and item["clean_end"] and run["ended"] is not None,
+                }
+            )
+    columns = ["stream", "at", "event_time", "reason", "clean_end", "last_event_id"]
+    frame = pd.DataFrame(rows, columns=[*columns, "delay_seconds", "attempt", "normal_end"])
+    for column in ("at", "event_time"):
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
     return frame
+
+
+def breaks(run: dict[str, Any]) -> pd.DataFrame:
+    """Where the streams broke: the reconnects, less each stream's normal end."""
+    found = reconnects(run)
+    return found[~found.normal_end.astype(bool)].reset_index(drop=True)
+
+
+def per_sensor_summary(aggregates: pd.DataFrame) -> pd.DataFrame:
+    """One row per sensor and metric: windows, readings, the usual readings per window,
+    the range of values, and the first and last window."""
+    return (
+        aggregates.groupby(["sensor_id", "metric"])
+        .agg(
+            windows=("count", "size"),
+            readings=("count", "sum"),
+            usual_per_window=("count", "median"),
+            mean=("mean", "mean"),
+            min=("min", "min"),
+            max=("max", "max"),
+            first_window=("window_start", "min"),
+            last_window=("window_end", "max"),
+        )
+        .round({"mean": 3, "min": 3, "max": 3})
+    )
+
+
+def low_count_windows(
+    aggregates: pd.DataFrame, dead: pd.DataFrame, marks: pd.DataFrame
+) -> pd.DataFrame:
+    """Windows with fewer readings than their sensor's usual count then (by more than the
+    one its counts vary by naturally, if they do), each with
+    what explains it: dead letters whose stream time falls in it, stream breaks in it,
+    or being the sensor's first or last window (the stream started, ended, or the sensor
+    went quiet)."""
+    frame = aggregates.sort_values("window_start").copy()
+    keys = ["sensor_id", "metric"]
+    # Usual for that time: the median of the five windows around it, so that a sensor
+    # whose rate changed (another went quiet and it took its turns) is judged by its own.
+    frame["usual"] = frame.groupby(keys)["count"].transform(
+        lambda counts: counts.rolling(5, center=True, min_periods=1).median()
+    )
+    first = frame.groupby(keys)["window_start"].transform("min")
+    last = frame.groupby(keys)["window_start"].transform("max")
+    # Counts that naturally alternate (16 and 17 readings, as 100 readings a second over
+    # six sensors give) are not short by the one between them: a sensor whose middle
+    # windows are off its median in more than a third of them varies by one anyway.
+    middle = frame[(frame.window_start != first) & (frame.window_start != last)]
+    jitter = middle.groupby(keys)["count"].transform(
+        lambda c: 1 if (c != c.median()).mean() > 1 / 3 else 0
+    )
+    jitter = jitter.reindex(frame.index, fill_value=0)
+    low = frame[frame["count"] < frame["usual"] - jitter].copy()
+    times = (
+        pd.to_datetime(dead["stream_time"], utc=True, format="ISO8601")
+        if len(dead) and "stream_time" in dead
+        else pd.Series(dtype="datetime64[ns, UTC]")
+    )
+    causes = []
+    for row in low.itertuples():
+        inside = (times >= row.window_start) & (times < row.window_end)
+        reasons = dead.loc[inside[inside].index, "reason"].value_counts() if len(dead) else {}
+        cause = [f"{reason} x{n}" for reason, n in reasons.items()]
+        stream_breaks = (
+            (marks.event_time >= row.window_start) & (marks.event_time < row.window_end)
+        ).sum()
+        if stream_breaks:
+            cause.append(f"stream broke x{stream_breaks}")
+        if row.window_start == first[row.Index]:
+            cause.append("the sensor's first window")
+        if row.window_start == last[row.Index]:
+            cause.append("the sensor's last window")
+        causes.append(", ".join(cause) or "unexplained")
+    low["missing"] = low["usual"] - low["count"]
+    low["explained_by"] = causes
+    columns = [*keys, "window_start", "count", "usual", "missing", "explained_by"]
+    return low[columns].sort_values(["window_start", *keys]).reset_index(drop=True)
+
+
+def dead_letter_table(dead: pd.DataFrame) -> pd.DataFrame:
+    """Dead letters by reason: how many, and the first of each as an example."""
+    if not len(dead):
+        return pd.DataFrame(columns=["reason", "count", "example event", "detail", "data"])
+    first = dead.groupby("reason").first()
+    table = pd.DataFrame(
+        {
+            "count": dead.groupby("reason").size(),
+            "example event": first["event_id"],
+            "detail": first["detail"],
+            "data": first["data"].str.slice(0, 60),
+        }
+    )
+    return table.sort_values("count", ascending=False).reset_index()
+
+
+def alert_episodes(alerts: pd.DataFrame, readings: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each alert from raised to cleared: sensor, metric, rule, start, end (NaT: still
+    raised at the end), duration, and the peak (from ``readings``, a frame of
+    ``sensor_id, metric, ts, value``, when given; else the alert's own value)."""
+    rows = []
+    if len(alerts):
+        for (sensor, metric, rule), group in alerts.sort_values("ts").groupby(
+            ["sensor_id", "metric", "rule"]
+        ):
+            start = None
+            for alert in group.itertuples():
+                if alert.state == "raised":
+                    start, value = alert.ts, alert.value
+                elif start is not None:
+                    rows.append((sensor, metric, rule, start, alert.ts, value))
+                    start = None
+            if start is not None:
+                rows.append((sensor, metric, rule, start, pd.NaT, value))
+    frame = pd.DataFrame(rows, columns=["sensor_id", "metric", "rule", "start", "end", "peak"])
+    frame["duration"] = frame["end"] - frame["start"]
+    if readings is not None and len(frame):
+        for n, row in frame.iterrows():
+            end = row["end"] if pd.notna(row["end"]) else readings.ts.max()
+            mine = readings[
+                (readings.sensor_id == row.sensor_id)
+                & (readings.metric == row.metric)
+                & (readings.ts >= row.start)
+                & (readings.ts <= end)
+            ]
+            if len(mine) and row.rule != "silence":
+                low = row.rule == "low"
+                frame.loc[n, "peak"] = mine.value.min() if low else mine.value.max()
+    return frame[["sensor_id", "metric", "rule", "start", "end", "duration", "peak"]]
+
+
+def alert_rules(run: dict[str, Any]) -> dict[str, MetricRules]:
+    """The rules the alerts run used (``ALERT_RULES`` in its run record)."""
+    path = run["settings"].get("ALERT_RULES", "unset")
+    return load_rules(DEFAULT_RULES if path in ("unset", "") else Path(path))

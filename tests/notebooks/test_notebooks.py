@@ -1,17 +1,30 @@
-"""The notebooks run headless from a clean state, every cell, and are committed without output."""
+"""The notebooks: run headless from a clean state, every cell, on their own demo runs and
+on a job's output directory written the way the README says; what they mark and list
+checked against what the simulator did; committed without output; nothing left behind."""
 
 from __future__ import annotations
 
 import base64
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from tests.helpers.oracle import ROOT
+from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
+from dataflows.config import DemoConfig
+from dataflows.runtime import demo_anomalies
+from tests.helpers.oracle import ROOT, run_job
+from tests.helpers.servers import StartSim
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+FIGURES = {"sensor_analysis": 1, "feature_exploration": 3}
+
+sys.path.insert(0, str(ROOT / "notebooks"))
+import notebook_data as nd  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -29,9 +42,19 @@ def test_committed_without_outputs(path: Path) -> None:
             assert cell.execution_count is None, f"{path.name}: strip the execution counts"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_runs_every_cell_and_draws_its_figures(path: Path, tmp_path: Path) -> None:
+def execute(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **parameters: Path
+) -> list[bytes]:
+    """Runs every cell, with ``parameters`` set in the parameter cell; returns the PNGs.
+    The kernel's temporary directory is ``tmp_path/tmp``: it must be empty afterwards."""
     notebook = nbformat.read(path, as_version=4)
+    if parameters:
+        cell = next(c for c in notebook.cells if c.cell_type == "code")
+        for name, value in parameters.items():
+            assert f"{name} = None" in cell.source
+            cell.source = cell.source.replace(f"{name} = None", f"{name} = {str(value)!r}")
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     # A failing cell raises CellExecutionError here, failing the test.
     NotebookClient(
         notebook,
@@ -39,6 +62,7 @@ def test_runs_every_cell_and_draws_its_figures(path: Path, tmp_path: Path) -> No
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     ).execute()
+    assert list((tmp_path / "tmp").iterdir()) == [], "the notebook left files behind"
     images = [
         base64.b64decode(output["data"]["image/png"])
         for cell in notebook.cells
@@ -46,6 +70,120 @@ def test_runs_every_cell_and_draws_its_figures(path: Path, tmp_path: Path) -> No
         for output in cell.outputs
         if "image/png" in output.get("data", {})
     ]
-    assert len(images) >= 3
+    assert len(images) == FIGURES[path.stem]
     assert all(image.startswith(b"\x89PNG") for image in images)
+    return images
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_runs_every_cell_on_its_own_demo_run(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = execute(path, tmp_path, monkeypatch)
     (tmp_path / f"{path.stem}.png").write_bytes(images[0])
+
+
+def anomalous_stream(simulator: StartSim, fmt: str = "flat") -> tuple[object, SequenceSpec]:
+    # 20 readings a second per sensor: every window of 1 s holds 20 but where one is lost.
+    demo = DemoConfig(sensors=6, rate=120, events=2400)
+    spec = SequenceSpec(sensors=6, rate=120, format=fmt, seed=5, **demo_anomalies(demo))  # type: ignore[arg-type]
+    sim = simulator(
+        SimulatorConfig(
+            sequence=spec,
+            faults=Faults(end_after=2400, drop_every=700, drop_mid_event=True, malformed_every=450),
+            pace=False,
+        )
+    )
+    return sim, spec
+
+
+def test_sensor_analysis_on_a_jobs_output_marks_each_break_where_the_stream_broke(
+    simulator: StartSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim, _ = anomalous_stream(simulator)
+    out = tmp_path / "out"
+    # As the README says: python -m bytewax.run dataflows.sensor_stats with OUTPUT set.
+    run = run_job(
+        "dataflows.sensor_stats",
+        SSE_URL=sim.url,
+        OUTPUT=str(out),
+        WINDOW="1s",
+        LATENESS="200ms",
+        SSE_RETRY_INITIAL="10ms",
+        SSE_RETRY_MAX="50ms",
+    )
+    assert run.returncode == 0, run.stderr
+    execute(ROOT / "notebooks" / "sensor_analysis.ipynb", tmp_path, monkeypatch, OUTPUT=out)
+    marks = nd.breaks(nd.load_run(out))
+    # The drops after events 700, 1400 and 2100, marked at the stream's newest reading
+    # then; the normal end of the stream not marked.
+    assert list(marks.last_event_id) == ["699", "1399", "2099"]
+    expected = [
+        max(r.ts_ms for n in range(int(last) + 1) for r in sim.expected_readings([n]))
+        for last in marks.last_event_id
+    ]
+    assert list(marks.event_time) == [
+        pd.Timestamp(datetime.fromtimestamp(ms / 1000, UTC)) for ms in expected
+    ]
+    # Every short window is explained, and each malformed event explains one.
+    aggregates = nd.load_jsonl(
+        out / "aggregates" / "aggregates.jsonl", ("window_start", "window_end")
+    )
+    dead = nd.load_jsonl(out / "dead_letters" / "dead_letters.jsonl")
+    low = nd.low_count_windows(aggregates, dead, marks)
+    assert "unexplained" not in set(low.explained_by)
+    assert low.explained_by.str.contains("invalid_json").sum() == len(dead) == 5
+
+
+def test_feature_exploration_on_jobs_outputs_shows_exactly_the_injected_anomalies(
+    simulator: StartSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim, spec = anomalous_stream(simulator, fmt="dt")
+    outputs = {}
+    for job, settings in (
+        ("features", {"FEATURE_WINDOW": "2s", "FEATURE_STEP": "500ms"}),
+        ("alerts", {}),
+    ):
+        outputs[job] = tmp_path / job
+        run = run_job(
+            f"dataflows.{job}",
+            SSE_URL=sim.url,
+            OUTPUT=str(outputs[job]),
+            LATENESS="200ms",
+            SSE_RETRY_INITIAL="10ms",
+            SSE_RETRY_MAX="50ms",
+            **settings,
+        )
+        assert run.returncode == 0, run.stderr
+    execute(
+        ROOT / "notebooks" / "feature_exploration.ipynb",
+        tmp_path,
+        monkeypatch,
+        FEATURES_OUTPUT=outputs["features"],
+        ALERTS_OUTPUT=outputs["alerts"],
+    )
+    alerts = nd.load_jsonl(outputs["alerts"] / "alerts" / "alerts.jsonl", ("ts",))
+    episodes = nd.alert_episodes(alerts)
+    start = pd.Timestamp(datetime.fromtimestamp(spec.start_ms / 1000, UTC))
+
+    def at(ms: int) -> pd.Timestamp:
+        return start + pd.Timedelta(milliseconds=ms)
+
+    got = {(e.sensor_id, e.metric, e.rule): e for e in episodes.itertuples()}
+    assert set(got) == {
+        ("sensor-000", "temperature", "high"),
+        ("sensor-003", "temperature", "stuck"),
+        ("sensor-002", "co2", "silence"),
+    }
+    spike = got["sensor-000", "temperature", "high"]
+    end_of_spike = at(spec.spike_after_ms + spec.spike_for_ms)
+    assert at(spec.spike_after_ms) <= spike.start < end_of_spike <= spike.end
+    assert spike.peak > 26.0
+    stuck = got["sensor-003", "temperature", "stuck"]
+    # The rule's 5 s after it froze, at the sensor's first reading from then (50 ms apart).
+    frozen_for = at(spec.stuck_after_ms + 5000)
+    assert frozen_for <= stuck.start < frozen_for + pd.Timedelta(milliseconds=50)
+    assert at(spec.stuck_after_ms + spec.stuck_for_ms) <= stuck.end
+    quiet = got["sensor-002", "co2", "silence"]
+    assert quiet.start >= at(spec.quiet_after_ms + 10_000) - pd.Timedelta(milliseconds=100)
+    assert pd.isna(quiet.end)
