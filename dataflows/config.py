@@ -601,7 +601,10 @@ def settings_in_effect(job: str, environ: Mapping[str, str] | None = None) -> di
     """Every setting ``job`` reads, as it is set or defaulted, with secrets masked (and
     a token in a URL's query or user info), for the job's run record."""
     environ = os.environ if environ is None else environ
-    redactor = Redactor()
+    secrets = [environ.get(name, "").strip() for name in SECRET_SETTINGS]
+    # A basic auth password alone is a secret too, wherever it appears.
+    secrets += [environ.get("SSE_BASIC_AUTH", "").partition(":")[2].strip()]
+    redactor = Redactor([secret for secret in secrets if secret])
     shown: dict[str, str] = {}
     for name, default, _ in settings_of(job):
         value = environ.get(name, "").strip()
@@ -610,5 +613,5 @@ def settings_in_effect(job: str, environ: Mapping[str, str] | None = None) -> di
         elif name in _URL_SETTINGS and value:
             shown[name] = ",".join(redactor.url(u.strip()) for u in value.split(","))
         else:
-            shown[name] = value or default
+            shown[name] = redactor.text(value) if value else default
     return shown

@@ -237,7 +237,9 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                 newest, _, windows = state
                 cutoff = newest - lateness if floor is None else max(newest - lateness, floor)
             if len(rows) == 1:
-                # A fleet's usual case, on a path of its own: one reading of a key.
+                # A fleet's usual case, on a path of its own: one reading of a key. The
+                # lateness step is _by_window's, inlined: a call and a dict per reading
+                # were a fifth of a fleet's time in this step.
                 row = rows[0]
                 ts = row[0]
                 if cutoff is not None and ts < cutoff:

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TypeVar
 
@@ -121,18 +121,20 @@ class _Intake:
     def readings(self, items: list[StreamItem]) -> list[Reading | DeadLetter]:
         out: list[Reading | DeadLetter] = []
         dead: list[DeadLetter] = []
-        newest: dict[str, int] = {}
+        newest: dict[str, datetime] = {}
         for item in items:
             for x in parse_item(item, self.parser):
                 if isinstance(x, Reading):
-                    stamp = micros(x.ts)
-                    if stamp > newest.get(x.stream, stamp - 1):
-                        newest[x.stream] = stamp
+                    if x.stream not in newest or x.ts > newest[x.stream]:
+                        newest[x.stream] = x.ts
                 else:
-                    x = _placed(replace(x, stream_time=newest.get(x.stream)))
+                    before = newest.get(x.stream)
+                    stream_time = None if before is None else micros(before)
+                    x = _placed(replace(x, stream_time=stream_time))
                     dead.append(x)
                 out.append(x)
-        self._account(items, len(out) - len(dead), dead, newest)
+        stamps = {stream: micros(ts) for stream, ts in newest.items()}
+        self._account(items, len(out) - len(dead), dead, stamps)
         return out
 
     def rows_by_group(

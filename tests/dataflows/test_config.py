@@ -17,6 +17,8 @@ from dataflows.config import (
     load_config,
     load_runtime_config,
     parse_duration,
+    settings_in_effect,
+    settings_of,
 )
 
 
@@ -218,3 +220,19 @@ def test_idle_close_defaults_to_30s_and_0_turns_it_off() -> None:
     assert load_config({"IDLE_CLOSE": "0"}).window.idle_close is None
     with pytest.raises(ConfigError, match="IDLE_CLOSE: 'soon' is not a duration"):
         load_config({"IDLE_CLOSE": "soon"})
+
+
+def test_the_settings_in_a_run_record_show_no_secret() -> None:
+    environ = {
+        "SSE_URL": "https://bob:hunter2@api.example.com/s?token=abc123,https://x.example/s?k=zz9",
+        "SSE_BASIC_AUTH": "bob:hunter2",
+        "SSE_QUERY_TOKEN": "zz9",
+        "WINDOW": "5s",
+    }
+    shown = settings_in_effect("sensor_stats", environ)
+    text = repr(shown)
+    for secret in ("hunter2", "abc123", "zz9"):
+        assert secret not in text
+    assert shown["SSE_BASIC_AUTH"] == "***" and shown["SSE_BEARER_TOKEN"] == "unset"
+    assert shown["WINDOW"] == "5s" and shown["LATENESS"] == "2s"
+    assert set(shown) == {name for name, _, _ in settings_of("sensor_stats")}
