@@ -892,7 +892,8 @@ BASELINES = (
     "exact mean). Before timing, each is run over the same stream as `sensor_stats` and "
     "must write the same aggregates file. End-to-end figures are net of start-up (the "
     "median of 1-event runs), and the dataflow runs compared with each other are taken in "
-    "turn, round after round. Each stream carries its own 50 sensors."
+    "turn, round after round. Each stream carries its own 50 sensors, unless a row names "
+    "another fleet size; a fleet sensor reports once per 10 s window."
 )
 
 

@@ -189,11 +189,11 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
         self._opened_by_add = 0  # windows _add opened, counted with the batch's own
         self._times = times
         self._keys: dict[str, _KeyState] = dict(resume_state or {})
-        # Per stream and window id, the keys that opened that window: what the idle rule
+        # Per stream and window id, the keys with that window open: what the idle rule
         # may have to close. Windows start on the epoch's grid, so a stream has a few ids
-        # open at a time, each shared by many keys. A key whose window has closed on its
-        # own readings is skipped when its id comes due.
-        self._due: dict[str, dict[int, list[str]]] = {}
+        # open at a time, each shared by many keys. A window closed on its key's own
+        # readings leaves its set at once (most of a fleet's do).
+        self._due: dict[str, dict[int, set[str]]] = {}
         if self._idle_back is not None:
             for key, (_, stream, windows) in self._keys.items():
                 for window in windows:
@@ -205,9 +205,9 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
             due = self._due[stream] = {}
         keys = due.get(window_id)
         if keys is None:
-            due[window_id] = [key]
+            due[window_id] = {key}
         else:
-            keys.append(key)
+            keys.add(key)
 
     def _floor(self, stream: str) -> int | None:
         back = self._idle_back
@@ -219,7 +219,7 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
         out: list[ClosedWindow] = []
         late: list[LateKeyRow] = []
         # Per stream: the idle rule's cutoff now, and the windows it may close.
-        streams: dict[str, tuple[int | None, dict[int, list[str]]]] = {}
+        streams: dict[str, tuple[int | None, dict[int, set[str]]]] = {}
         opened = 0
         for key, rows in chain.from_iterable(values):
             stream = rows[-1][3]
@@ -254,9 +254,11 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                 if windows and (windows[0][0] + 1) * length <= cutoff:
                     if len(windows) == 1:
                         out.append((key, windows[0]))
+                        if idle and (ids := due.get(windows[0][0])) is not None:
+                            ids.discard(key)
                         windows = ()
                     else:
-                        windows = self._close(key, windows, cutoff, out)
+                        windows = self._close(key, stream, windows, cutoff, out)
                 window_id = ts // length
                 if windows and windows[-1][0] == window_id:
                     windows = (*windows[:-1], _merged(windows[-1], [row[1]]))
@@ -267,9 +269,9 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                     if idle:
                         ids = due.get(window_id)
                         if ids is None:
-                            due[window_id] = [key]
+                            due[window_id] = {key}
                         else:
-                            ids.append(key)
+                            ids.add(key)
                 else:
                     # Within the lateness, behind the newest window: the general way.
                     windows = self._add(key, stream, windows, {window_id: [row[1]]})
@@ -281,7 +283,7 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
             newest, cutoff, touched = found
             windows = self._add(key, stream, windows, touched)
             if (windows[0][0] + 1) * length <= cutoff:
-                windows = self._close(key, windows, cutoff, out)
+                windows = self._close(key, stream, windows, cutoff, out)
             keys[key] = (newest, stream, windows)
         opened += self._opened_by_add
         self._opened_by_add = 0
@@ -311,14 +313,22 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
         return tuple(by_id[window_id] for window_id in sorted(by_id))
 
     def _close(
-        self, key: str, windows: tuple[Window, ...], cutoff: int, out: list[ClosedWindow]
+        self,
+        key: str,
+        stream: str,
+        windows: tuple[Window, ...],
+        cutoff: int,
+        out: list[ClosedWindow],
     ) -> tuple[Window, ...]:
         """Writes the windows that end at or before ``cutoff``; returns the others."""
         length = self._length
+        due = self._due.get(stream) if self._idle_back is not None else None
         keep: list[Window] = []
         for window in windows:
             if (window[0] + 1) * length <= cutoff:
                 out.append((key, window))
+                if due is not None and window[0] in due:
+                    due[window[0]].discard(key)
             else:
                 keep.append(window)
         return tuple(keep)
@@ -334,7 +344,8 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                 for key in due.pop(window_id):
                     newest, own_stream, windows = keys[key]
                     if own_stream == stream and windows and (windows[0][0] + 1) * length <= floor:
-                        keys[key] = (newest, own_stream, self._close(key, windows, floor, out))
+                        closed = self._close(key, stream, windows, floor, out)
+                        keys[key] = (newest, own_stream, closed)
 
     def on_notify(self) -> tuple[list[Emitted], bool]:
         out: list[ClosedWindow] = []

@@ -22,7 +22,7 @@ from dataflows.config import OutputConfig
 from dataflows.readings import DeadLetter
 from dataflows.run_stats import RunStats
 
-__all__ = ["write_dead_letters", "write_lines", "write_records"]
+__all__ = ["write_dead_letters", "write_lines", "write_record_lists", "write_records"]
 
 X = TypeVar("X")
 
@@ -46,19 +46,36 @@ def _joined(lines: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _json_lines_of_lists(batches: list[list[dict[str, Any]]]) -> str:
+    return _json_lines([record for records in batches for record in records])
+
+
+def _records_in(batches: list[list[dict[str, Any]]]) -> int:
+    return sum(map(len, batches))
+
+
 def _lines_of(
-    batch: list[X], to_lines: Callable[[list[X]], str], kind: str, stats: RunStats
+    batch: list[X],
+    to_lines: Callable[[list[X]], str],
+    kind: str,
+    stats: RunStats,
+    count: Callable[[list[X]], int] = len,
 ) -> list[str]:
     # A batch's lines as one item: the sink writes it and its line end at once, and the
     # runtime moves one item where a fleet has one record per reading.
-    stats.count_records(kind, len(batch))
-    return [to_lines(batch)] if batch else []
+    records = count(batch)
+    stats.count_records(kind, records)
+    return [to_lines(batch)] if records else []
 
 
 def _keyed_lines_of(
-    batch: list[X], to_lines: Callable[[list[X]], str], kind: str, stats: RunStats
+    batch: list[X],
+    to_lines: Callable[[list[X]], str],
+    kind: str,
+    stats: RunStats,
+    count: Callable[[list[X]], int] = len,
 ) -> list[tuple[str, str]]:
-    return [("", lines) for lines in _lines_of(batch, to_lines, kind, stats)]
+    return [("", lines) for lines in _lines_of(batch, to_lines, kind, stats, count)]
 
 
 def write_records(
@@ -97,25 +114,43 @@ def write_lines(
     stats: RunStats,
     *,
     to_lines: Callable[[list[X]], str] = _joined,  # type: ignore[assignment]
+    count: Callable[[list[X]], int] = len,
     console_stderr: bool = False,
 ) -> None:
     """Items as lines to ``OUTPUT/<kind>/<kind>.jsonl``, or to stdout (stderr) when OUTPUT
-    is ``-``; ``to_lines`` formats a batch of them (by default they are lines already).
+    is ``-``; ``to_lines`` formats a batch of them (by default they are lines already), and
+    ``count`` tells how many records a batch holds (by default one an item).
     Counting and formatting are one step a batch: a step per line costs the runtime's
     per-item call several times a record."""
-    lines_of = partial(_lines_of, to_lines=to_lines, kind=kind, stats=stats)
+    lines_of = partial(_lines_of, to_lines=to_lines, kind=kind, stats=stats, count=count)
     if output.directory is None:
         lines = op.flat_map_batch(f"{step_id}_lines", items, lines_of)
         stats.output(kind, "stderr" if console_stderr else "stdout")
         op.output(step_id, lines, StdErrSink() if console_stderr else StdOutSink())
         return
-    keyed_lines_of = partial(_keyed_lines_of, to_lines=to_lines, kind=kind, stats=stats)
+    keyed_lines_of = partial(
+        _keyed_lines_of, to_lines=to_lines, kind=kind, stats=stats, count=count
+    )
     keyed = op.flat_map_batch(f"{step_id}_lines", items, keyed_lines_of)
     path = output.directory / kind / f"{kind}.jsonl"
     stats.output(kind, str(path))
     sink = line_file_sink(path)
     _start_file(path, "", output)
     op.output(step_id, keyed, sink)
+
+
+def write_record_lists(
+    step_id: str,
+    lists: Stream[list[dict[str, Any]]],
+    kind: str,
+    output: OutputConfig,
+    stats: RunStats,
+) -> None:
+    """Like ``write_records`` (JSON Lines), for a stream of lists of records: a step that
+    makes many records at once hands them on as one item."""
+    write_lines(
+        step_id, lists, kind, output, stats, to_lines=_json_lines_of_lists, count=_records_in
+    )
 
 
 def write_dead_letters(

@@ -20,7 +20,7 @@ from connectors.source import StreamItem
 from dataflows.aggregates import late_reading
 from dataflows.config import JobConfig, load_config
 from dataflows.key_groups import Emitted, GroupWindows, LateKeyRow, Window, window_mean
-from dataflows.outputs import write_dead_letters, write_records
+from dataflows.outputs import write_dead_letters, write_record_lists
 from dataflows.pipeline import late_letter, read_stream_by_group
 from dataflows.readings import split_key
 from dataflows.run_stats import RunStats
@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 
 class WindowRecords:
-    """Closed windows to records, a batch at a time (a fleet writes one per reading)."""
+    """A group's closed windows to records, a list at a time (a fleet writes one per
+    reading, and a list is one item for the runtime to hand on)."""
 
     def __init__(self, length: timedelta) -> None:
         self._length = length
@@ -63,9 +64,9 @@ class WindowRecords:
             "max": maximum,
         }
 
-    def __call__(self, batch: list[tuple[str, Emitted]]) -> list[dict[str, Any]]:
+    def __call__(self, item: tuple[str, Emitted]) -> list[dict[str, Any]]:
         record = self.record
-        return [record(key, window) for _, emitted in batch for key, window in emitted.windows]
+        return [record(key, window) for key, window in item[1].windows]
 
 
 def _late_rows(item: tuple[str, Emitted]) -> list[LateKeyRow]:
@@ -87,13 +88,13 @@ def build_flow(
         groups,
         partial(GroupWindows, length, lateness, window.idle_close, stats.window_opened),
     )
-    records = op.flat_map_batch("records", emitted, WindowRecords(length))
+    records = op.map("records", emitted, WindowRecords(length))
     late = op.map(
         "late_letter",
         op.map("late_reading", op.flat_map("late_rows", emitted, _late_rows), late_reading),
         partial(late_letter, lateness=lateness, stats=stats),
     )
-    write_records("aggregates_out", records, "aggregates", job.output, stats)
+    write_record_lists("aggregates_out", records, "aggregates", job.output, stats)
     write_dead_letters(dead, job.output, stats, late=late)
     return flow
 
