@@ -110,7 +110,7 @@ LateRow = tuple[int, ReadingRow]  # the same, before the key is put back
 
 
 def late_reading(item: tuple[str, LateRow]) -> tuple[str, LateReading]:
-    key, (window_id, (stamp, value, event_id, stream)) = item
+    key, (window_id, (stamp, value, event_id, stream, stream_time)) = item
     sensor_id, metric = split_key(key)
-    reading = Reading(sensor_id, metric, from_micros(stamp), value, event_id, stream)
+    reading = Reading(sensor_id, metric, from_micros(stamp), value, event_id, stream, stream_time)
     return key, (window_id, reading)

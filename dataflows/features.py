@@ -33,6 +33,7 @@ from dataflows.times import EPOCH, iso
 from dataflows.windows import (
     IdleCloseClock,
     reading_stream,
+    reading_stream_time,
     reading_ts,
     window_id_of,
     window_start,
@@ -76,7 +77,14 @@ def build_flow(job: JobConfig, features: FeatureConfig, stats: RunStats | None =
     windows = fold_window(
         "window",
         keyed,
-        IdleCloseClock(reading_ts, reading_stream, job.window.lateness, job.window.idle_close),
+        IdleCloseClock(
+            reading_ts,
+            reading_stream,
+            reading_stream_time,
+            job.window.lateness,
+            job.window.idle_close,
+            stats.window_times,
+        ),
         SlidingWindower(length=features.length, offset=features.step, align_to=EPOCH),
         partial(counted, partial(new_features, features.ewma_span), stats),
         add_to_features,

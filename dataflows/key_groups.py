@@ -12,6 +12,11 @@ larger of its newest reading less ``lateness`` and its stream's event time less
 ``lateness`` and ``idle_close``; a reading older than the watermark is late; a window
 closes once the watermark reaches its end, or at the end of the input. Which group a key
 is in never changes what is written, only where it is computed.
+
+The stream's event time a reading is judged by is the one it came with (each row
+carries it), so lateness never depends on how the stream was cut into batches. The idle
+rule closes a quiet key's windows on the stream's event time as far as this step has
+read it (``times``, moved on by every group's rows), never on batches still on their way.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from bytewax.operators import StatefulBatchLogic
 from dataflows.aggregates import LateRow, exact_parts
 from dataflows.readings import ReadingRow
 from dataflows.times import duration_micros
-from dataflows.windows import STREAM_TIMES, StreamTimes
+from dataflows.windows import StreamTimes
 
 __all__ = [
     "ClosedWindow",
@@ -131,18 +136,22 @@ def _by_window(
     key: str,
     newest: int | None,
     cutoff: int | None,
+    back: int | None,
     lateness: int,
     length: int,
     late: list[LateKeyRow],
 ) -> tuple[int, int, dict[int, list[float]]] | None:
     """A key's rows, reading by reading in arrival order: the late ones go to ``late``;
     returns the key's newest time and cutoff after them and the others' values by window
-    id, or None when every one was late."""
+    id, or None when every one was late. ``back`` is the idle rule's distance behind
+    each row's stream time (None: off)."""
     touched: dict[int, list[float]] = {}
     start = end = 0
     values_in: list[float] = []
     for row in rows:
         ts = row[0]
+        if back is not None and (cutoff is None or row[4] - back > cutoff):
+            cutoff = row[4] - back
         if cutoff is not None and ts < cutoff:
             late.append((key, (ts // length, row)))
             continue
@@ -169,7 +178,11 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
     ``Emitted`` a call: the windows that closed and the late readings. Times are whole
     microseconds since the epoch, so the window of a reading is one integer division.
     The state of a window is freed when it closes; what stays per key is its newest
-    reading time and stream, which the lateness rule needs.
+    reading time (or, once the idle rule closed its windows, that rule's floor plus the
+    lateness, if later) and stream, which the lateness rule needs.
+
+    ``times`` is each stream's event time as far as this step has read it: every group
+    of the run shares it and moves it on with its rows, and the idle rule reads it.
     """
 
     def __init__(
@@ -178,8 +191,8 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
         lateness: timedelta,
         idle_close: timedelta | None,
         opened: Callable[[int], None],
+        times: StreamTimes,
         resume_state: dict[str, _KeyState] | None,
-        times: StreamTimes = STREAM_TIMES,
     ) -> None:
         self._length = duration_micros(length)
         self._lateness = duration_micros(lateness)
@@ -214,36 +227,39 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
         return None if back is None else self._times.cutoff(stream, back)
 
     def on_batch(self, values: list[list[KeyRows]]) -> tuple[list[Emitted], bool]:
-        length, lateness, keys = self._length, self._lateness, self._keys
-        idle = self._idle_back is not None
+        length, lateness, keys, back = self._length, self._lateness, self._keys, self._idle_back
         out: list[ClosedWindow] = []
         late: list[LateKeyRow] = []
-        # Per stream: the idle rule's cutoff now, and the windows it may close.
-        streams: dict[str, tuple[int | None, dict[int, set[str]]]] = {}
+        # Per stream: the windows the idle rule may close, and its event time after the
+        # rows of this call.
+        dues: dict[str, dict[int, set[str]]] = {}
+        read_to: dict[str, int] = {}
         opened = 0
         for key, rows in chain.from_iterable(values):
-            stream = rows[-1][3]
-            if stream in streams:
-                floor, due = streams[stream]
-            else:
-                due = self._due.get(stream) or self._due.setdefault(stream, {})
-                floor, _ = streams[stream] = (self._floor(stream), due)
+            last = rows[-1]
+            stream = last[3]
+            due = dues.get(stream)
+            if due is None:
+                due = dues[stream] = self._due.get(stream) or self._due.setdefault(stream, {})
+                read_to[stream] = last[4]
+            elif last[4] > read_to[stream]:
+                read_to[stream] = last[4]
             state = keys.get(key)
             windows: tuple[Window, ...] = ()
             newest: int | None = None
-            if state is None:
-                cutoff = floor
-            else:
+            cutoff: int | None = None
+            if state is not None:
                 newest, _, windows = state
-                cutoff = newest - lateness if floor is None else max(newest - lateness, floor)
+                cutoff = newest - lateness
             if len(rows) == 1:
                 # A fleet's usual case, on a path of its own: one reading of a key. The
                 # lateness step is _by_window's, inlined: a call and a dict per reading
                 # were a fifth of a fleet's time in this step.
-                row = rows[0]
-                ts = row[0]
+                ts = last[0]
+                if back is not None and (cutoff is None or last[4] - back > cutoff):
+                    cutoff = last[4] - back
                 if cutoff is not None and ts < cutoff:
-                    late.append((key, (ts // length, row)))
+                    late.append((key, (ts // length, last)))
                     continue
                 if newest is None or ts > newest:
                     newest = ts
@@ -254,19 +270,19 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                 if windows and (windows[0][0] + 1) * length <= cutoff:
                     if len(windows) == 1:
                         out.append((key, windows[0]))
-                        if idle and (ids := due.get(windows[0][0])) is not None:
+                        if back is not None and (ids := due.get(windows[0][0])) is not None:
                             ids.discard(key)
                         windows = ()
                     else:
                         windows = self._close(key, stream, windows, cutoff, out)
                 window_id = ts // length
                 if windows and windows[-1][0] == window_id:
-                    windows = (*windows[:-1], _merged(windows[-1], [row[1]]))
+                    windows = (*windows[:-1], _merged(windows[-1], [last[1]]))
                 elif not windows or window_id > windows[-1][0]:
-                    value = row[1]
+                    value = last[1]
                     windows = (*windows, (window_id, 1, value, value, (value,) if value else ()))
                     opened += 1
-                    if idle:
+                    if back is not None:
                         ids = due.get(window_id)
                         if ids is None:
                             due[window_id] = {key}
@@ -274,10 +290,10 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                             ids.add(key)
                 else:
                     # Within the lateness, behind the newest window: the general way.
-                    windows = self._add(key, stream, windows, {window_id: [row[1]]})
+                    windows = self._add(key, stream, windows, {window_id: [last[1]]})
                 keys[key] = (newest, stream, windows)
                 continue
-            found = _by_window(rows, key, newest, cutoff, lateness, length, late)
+            found = _by_window(rows, key, newest, cutoff, back, lateness, length, late)
             if found is None:
                 continue  # every reading was late: nothing changed
             newest, cutoff, touched = found
@@ -289,6 +305,8 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
         self._opened_by_add = 0
         if opened:
             self._opened(opened)
+        for stream, stamp in read_to.items():
+            self._times.advance(stream, stamp)
         self._close_idle(out)
         return _emitted(out, late), self.RETAIN
 
@@ -340,12 +358,16 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
             floor = self._floor(stream) if due else None
             if floor is None:
                 continue
+            # A key whose windows close here is held to the floor from now on, as its
+            # next readings are by the stream time they carry: with several workers, a
+            # reading on its way from another one must be late, never reopen a window.
+            held = floor + self._lateness
             for window_id in [w for w in due if (w + 1) * length <= floor]:
                 for key in due.pop(window_id):
                     newest, own_stream, windows = keys[key]
                     if own_stream == stream and windows and (windows[0][0] + 1) * length <= floor:
                         closed = self._close(key, stream, windows, floor, out)
-                        keys[key] = (newest, own_stream, closed)
+                        keys[key] = (max(newest, held), own_stream, closed)
 
     def on_notify(self) -> tuple[list[Emitted], bool]:
         out: list[ClosedWindow] = []

@@ -13,8 +13,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import TypeVar
 
@@ -28,11 +28,10 @@ from connectors.sse import Subscription, subscribe
 from dataflows.config import JobConfig
 from dataflows.formats import PARSERS, FormatParser
 from dataflows.key_groups import KeyGroups, KeyRows
-from dataflows.readings import DeadLetter, Reading, parse_by_key, parse_item
+from dataflows.readings import DeadLetter, Reading, parse_by_key, parse_in_order, parse_item
 from dataflows.run_stats import RunStats
 from dataflows.runtime import start_demo_simulator
 from dataflows.times import iso, micros
-from dataflows.windows import STREAM_TIMES
 
 __all__ = ["FormatWatch", "late_letter", "read_stream", "read_stream_by_group", "sse_source"]
 
@@ -119,29 +118,14 @@ class _Intake:
     groups: KeyGroups
 
     def readings(self, items: list[StreamItem]) -> list[Reading | DeadLetter]:
-        out: list[Reading | DeadLetter] = []
-        dead: list[DeadLetter] = []
-        newest: dict[str, datetime] = {}
-        for item in items:
-            for x in parse_item(item, self.parser):
-                if isinstance(x, Reading):
-                    if x.stream not in newest or x.ts > newest[x.stream]:
-                        newest[x.stream] = x.ts
-                else:
-                    before = newest.get(x.stream)
-                    stream_time = None if before is None else micros(before)
-                    x = _placed(replace(x, stream_time=stream_time))
-                    dead.append(x)
-                out.append(x)
-        stamps = {stream: micros(ts) for stream, ts in newest.items()}
-        self._account(items, len(out) - len(dead), dead, stamps)
+        out, dead, newest = parse_in_order(items, self.parser, self.stats.times.get)
+        self._account(items, len(out) - len(dead), dead, newest)
         return out
 
     def rows_by_group(
         self, items: list[StreamItem]
     ) -> list[tuple[str, list[KeyRows]] | DeadLetter]:
-        keyed, dead, newest = parse_by_key(items, self.parser)
-        dead = [_placed(letter) for letter in dead]
+        keyed, dead, newest = parse_by_key(items, self.parser, self.stats.times.get)
         self._account(items, sum(map(len, keyed.values())), dead, newest)
         return [*self.groups.of(keyed), *dead]
 
@@ -156,14 +140,6 @@ class _Intake:
         # Only for a batch that holds the last event before a reconnect: read it again.
         stamps = [micros(r.ts) for r in parse_item(item, self.parser) if isinstance(r, Reading)]
         return max(stamps) if stamps else None
-
-
-def _placed(letter: DeadLetter) -> DeadLetter:
-    # Before the batch's first reading of its stream: the stream's event time from the
-    # batches before (the intake has not moved it on for this batch yet).
-    if letter.stream_time is not None:
-        return letter
-    return replace(letter, stream_time=STREAM_TIMES.get(letter.stream))
 
 
 def read_stream(

@@ -7,6 +7,8 @@ anything that cannot be read becomes a dead letter with a reason, never an excep
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NamedTuple
@@ -24,6 +26,7 @@ __all__ = [
     "ReadingRow",
     "key_of",
     "parse_by_key",
+    "parse_in_order",
     "parse_item",
     "reading_key",
     "split_key",
@@ -45,6 +48,9 @@ class Reading(NamedTuple):
     value: float
     event_id: str
     stream: str
+    # The stream's event time with this reading (microseconds; see ``parse_by_key``),
+    # which the idle rule judges it by; None where no stream time applies.
+    stream_time: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,39 +91,90 @@ def parse_item(item: StreamItem, parser: FormatParser) -> list[Reading | DeadLet
     return [Reading(s, m, from_micros(ts), v, event.id, stream) for s, m, ts, v in parsed]
 
 
+def parse_in_order(
+    items: list[StreamItem], parser: FormatParser, before: Callable[[str], int | None]
+) -> tuple[list[Reading | DeadLetter], list[DeadLetter], dict[str, int]]:
+    """A batch of source items to its readings and dead letters in arrival order, the dead
+    letters alone, and each stream's event time after it: as ``parse_by_key``, with
+    each reading's ``stream_time`` set."""
+    out: list[Reading | DeadLetter] = []
+    dead: list[DeadLetter] = []
+    times: dict[str, int | None] = {}
+    now = time.time_ns() // 1000
+    for stream, event in items:
+        stream_time = times[stream] if stream in times else before(stream)
+        parsed = _parse_event(event, stream, parser)
+        if isinstance(parsed, DeadLetter):
+            letter = replace(parsed, stream_time=stream_time)
+            dead.append(letter)
+            out.append(letter)
+        else:
+            for s, m, ts, v in parsed:
+                if stream_time is None or ts > stream_time:
+                    stream_time = _moved_to(stream_time, ts, now)
+                out.append(Reading(s, m, from_micros(ts), v, event.id, stream, stream_time))
+        times[stream] = stream_time
+    return out, dead, {stream: t for stream, t in times.items() if t is not None}
+
+
+def _moved_to(stream_time: int | None, ts: int, now: int) -> int:
+    """A stream's event time once a reading newer than it came: the reading's time, but
+    never ahead of the wall clock, so a sensor whose clock runs ahead cannot close
+    everyone's windows."""
+    if ts <= now:
+        return ts
+    return now if stream_time is None or stream_time < now else stream_time
+
+
 # A reading whose key is known, as a plain tuple: (timestamp in microseconds since the
-# epoch, value, event id, stream). Readings cross between processes as these, and pickle
-# takes a Reading with its datetime through Python code: ~3.7 us a round trip, against
-# ~0.3 us for a row.
-ReadingRow = tuple[int, float, str, str]
+# epoch, value, event id, stream, the stream's event time with this reading). Readings
+# cross between processes as these, and pickle takes a Reading with its datetime through
+# Python code: ~3.7 us a round trip, against ~0.3 us for a row. The stream's event time
+# travels with the reading so that whether the idle rule makes it late depends on the
+# readings before it, not on how the stream was cut into batches.
+ReadingRow = tuple[int, float, str, str, int]
 
 
 def parse_by_key(
-    items: list[StreamItem], parser: FormatParser
+    items: list[StreamItem], parser: FormatParser, before: Callable[[str], int | None]
 ) -> tuple[dict[str, list[ReadingRow]], list[DeadLetter], dict[str, int]]:
     """A batch of source items to its readings as rows grouped by ``key_of`` (in arrival
-    order within a key), its dead letters, and each stream's newest reading time. A dead
-    letter's ``stream_time`` is the newest reading before it in the batch, if any."""
+    order within a key), its dead letters, and each stream's event time after it.
+
+    A stream's event time is its newest reading so far, starting from ``before(stream)``
+    (the batches before this one) and never ahead of the wall clock. Each row carries it
+    as of that reading; a dead letter's ``stream_time`` is the one before it."""
     groups: dict[str, list[ReadingRow]] = {}
     dead: list[DeadLetter] = []
-    newest: dict[str, int] = {}
+    times: dict[str, int | None] = {}
+    now = time.time_ns() // 1000
+    current: str | None = None
+    stream_time: int | None = None
     for stream, event in items:
+        if stream != current:
+            # A batch is usually one partition's: the stream's time lives in a local.
+            if current is not None:
+                times[current] = stream_time
+            current = stream
+            stream_time = times[stream] if stream in times else before(stream)
         parsed = _parse_event(event, stream, parser)
         if isinstance(parsed, DeadLetter):
-            dead.append(replace(parsed, stream_time=newest.get(stream)))
+            dead.append(replace(parsed, stream_time=stream_time))
             continue
         event_id = event.id
         for sensor, metric, ts, value in parsed:
-            row = (ts, value, event_id, stream)
+            if stream_time is None or ts > stream_time:
+                stream_time = ts if ts <= now else _moved_to(stream_time, ts, now)
+            row = (ts, value, event_id, stream, stream_time)
             key = key_of(sensor, metric)
             group = groups.get(key)
             if group is None:
                 groups[key] = [row]
             else:
                 group.append(row)
-            if ts > newest.get(stream, ts - 1):
-                newest[stream] = ts
-    return groups, dead, newest
+    if current is not None:
+        times[current] = stream_time
+    return groups, dead, {stream: t for stream, t in times.items() if t is not None}
 
 
 def _parse_event(

@@ -86,7 +86,14 @@ def build_flow(
     emitted = op.stateful_batch(
         "windows",
         groups,
-        partial(GroupWindows, length, lateness, window.idle_close, stats.window_opened),
+        partial(
+            GroupWindows,
+            length,
+            lateness,
+            window.idle_close,
+            stats.window_opened,
+            stats.window_times,
+        ),
     )
     records = op.map("records", emitted, WindowRecords(length))
     late = op.map(

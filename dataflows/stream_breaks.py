@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from connectors.source import StreamItem
 from connectors.sse import Reconnect
-from dataflows.windows import STREAM_TIMES, StreamTimes
+from dataflows.windows import StreamTimes
 
 __all__ = ["Break", "StreamBreaks"]
 
@@ -38,7 +38,7 @@ class Break:
 
 
 class StreamBreaks:
-    def __init__(self, times: StreamTimes = STREAM_TIMES) -> None:
+    def __init__(self, times: StreamTimes) -> None:
         self._times = times
         self._lock = threading.Lock()
         self._breaks: deque[Break] = deque(maxlen=_KEPT)

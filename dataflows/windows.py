@@ -8,11 +8,11 @@ reconnect took. A key's windows close when its readings move past
 stream's event time has moved ``idle_close`` past that: a sensor that goes quiet still
 gets its last windows written.
 
-A stream's event time is the newest reading time the jobs have seen from it in this
-process (``STREAM_TIMES``), never ahead of the wall clock, so one sensor with its clock
-set a day ahead cannot close everyone's windows. Event time rather than wall time: a
-replay after a reconnect brings old readings in order, and a wall-clock rule would
-close windows that those readings still belong to.
+A stream's event time is the newest reading time the job has seen from it in this run
+(``StreamTimes``, one per run: ``RunStats.times``), never ahead of the wall clock, so one
+sensor with its clock set a day ahead cannot close everyone's windows. Event time rather
+than wall time: a replay after a reconnect brings old readings in order, and a wall-clock
+rule would close windows that those readings still belong to.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from dataflows.readings import Reading
 from dataflows.times import EPOCH, duration_micros, from_micros, micros
 
 __all__ = [
-    "STREAM_TIMES",
     "IdleCloseClock",
     "StreamTimes",
     "event_time_clock",
+    "reading_stream_time",
     "reading_ts",
     "tumbling",
     "window_id_of",
@@ -57,17 +57,26 @@ def reading_stream(reading: Reading) -> str:
     return reading.stream
 
 
+def reading_stream_time(reading: Reading) -> int | None:
+    return reading.stream_time
+
+
 class StreamTimes:
     """Each stream's event time (microseconds): the newest reading time seen, capped at
-    the wall clock. Shared by every worker of the process; it only moves forward."""
+    the wall clock. Shared by every worker of the process; it only moves forward.
+    One per run, never per process: a second run in the same process on a stream of the
+    same URL (a port the system gave out again) would otherwise start where the first
+    ended, and take its first readings for late."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._times: dict[str, int] = {}
 
     def advance(self, stream: str, stamp: int) -> None:
-        stamp = min(stamp, micros(datetime.now(UTC)))
         times = self._times
+        if stamp <= times.get(stream, stamp - 1):
+            return  # most calls: nothing new, and no need to read the clock
+        stamp = min(stamp, micros(datetime.now(UTC)))
         if stamp > times.get(stream, stamp - 1):
             with self._lock:
                 if stamp > times.get(stream, stamp - 1):
@@ -83,7 +92,6 @@ class StreamTimes:
         return None if stamp is None else stamp - back
 
 
-STREAM_TIMES = StreamTimes()
 _UTC_MIN_MICROS = micros(UTC_MIN)
 
 # A quiet key is woken at most this often while a window of it waits for its stream.
@@ -136,10 +144,19 @@ class _IdleClockLogic(ClockLogic[V, tuple[datetime, str | None]]):
     def on_item(self, value: V) -> tuple[datetime, datetime]:
         clock = self.clock
         ts = clock.ts_getter(value)
-        self.stream = clock.stream_getter(value)
+        stream = self.stream = clock.stream_getter(value)
         own = ts - clock.lateness if ts - UTC_MIN > clock.lateness else UTC_MIN
-        self.watermark = max(self.watermark, own, self._idle_watermark())
-        return ts, self.watermark
+        watermark = max(self.watermark, own)
+        stream_time = clock.stream_time_getter(value)
+        if clock.idle_close is not None and stream_time is not None:
+            # Judged by the stream time it came with, whatever the batching; the step's
+            # view of the stream moves on with it, for the keys that went quiet.
+            clock.times.advance(stream, stream_time)
+            idle = stream_time - duration_micros(clock.lateness + clock.idle_close)
+            if idle > _UTC_MIN_MICROS and from_micros(idle) > watermark:
+                watermark = from_micros(idle)
+        self.watermark = watermark
+        return ts, watermark
 
     def on_notify(self) -> datetime:
         self.watermark = max(self.watermark, self._idle_watermark())
@@ -178,14 +195,17 @@ class IdleCloseClock(Clock[V, tuple[datetime, str | None]], Generic[V]):
     The watermark of a key is the larger of its newest reading less ``lateness`` and its
     stream's event time less ``lateness`` and ``idle_close`` (None: only the key's own
     readings count, as ``event_time_clock``). A window closes when the watermark passes
-    its end; a reading older than the watermark is late.
+    its end; a reading older than the watermark is late. An item's stream time is the one
+    it came with (``stream_time_getter``); a quiet key's is ``times``, each stream's event
+    time as far as this step has read it, moved on by every key's items.
     """
 
     ts_getter: Callable[[V], datetime]
     stream_getter: Callable[[V], str]
+    stream_time_getter: Callable[[V], int | None]
     lateness: timedelta
     idle_close: timedelta | None
-    times: StreamTimes = STREAM_TIMES
+    times: StreamTimes
 
     def build(self, resume_state: Any) -> _IdleClockLogic[V]:
         if isinstance(resume_state, tuple):

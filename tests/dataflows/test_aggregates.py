@@ -74,8 +74,9 @@ def test_batches_at_once_merge_to_the_correctly_rounded_mean(
 
 def test_a_late_row_becomes_a_reading_of_its_key() -> None:
     stamp = micros(datetime(2026, 1, 1, 0, 0, 1, 250_000, tzinfo=UTC))
-    key, (window_id, reading) = late_reading((key_of("s-1", "temp"), (7, (stamp, 2.5, "9", "a"))))
+    row = (stamp, 2.5, "9", "a", stamp + 5)
+    key, (window_id, reading) = late_reading((key_of("s-1", "temp"), (7, row)))
     assert key == key_of("s-1", "temp") and window_id == 7
     assert reading == Reading(
-        "s-1", "temp", datetime(2026, 1, 1, 0, 0, 1, 250_000, tzinfo=UTC), 2.5, "9", "a"
+        "s-1", "temp", datetime(2026, 1, 1, 0, 0, 1, 250_000, tzinfo=UTC), 2.5, "9", "a", stamp + 5
     )

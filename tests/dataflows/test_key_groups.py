@@ -62,10 +62,13 @@ class Reference:
     def batch(
         self, rows: list[tuple[str, ReadingRow]], floors: dict[str, int | None]
     ) -> tuple[list[Closed], list[tuple[str, int, str]]]:
+        """``rows`` judged each by the stream time it carries; then the windows that the
+        streams' times after the batch (``floors``) close."""
         late = []
-        for key, (ts, value, event_id, stream) in rows:
+        for key, (ts, value, event_id, stream, stream_time) in rows:
             self.key_stream[key] = stream
-            bounds = [b for b in (floors[stream], _minus(self.newest.get(key))) if b is not None]
+            floor = None if self.idle is None else stream_time - LATENESS - self.idle
+            bounds = [b for b in (floor, _minus(self.newest.get(key))) if b is not None]
             if bounds and ts < max(bounds):
                 late.append((key, ts // LENGTH, event_id))
                 continue
@@ -111,7 +114,7 @@ class Groups:
         if logic is None:
             length, lateness = timedelta(microseconds=LENGTH), timedelta(microseconds=LATENESS)
             logic = self.logics[group] = GroupWindows(
-                length, lateness, self.idle, lambda _: None, state, self.times
+                length, lateness, self.idle, lambda _: None, self.times, state
             )
         return logic
 
@@ -163,21 +166,23 @@ def test_key_groups_give_what_windowing_key_by_key_and_reading_by_reading_gives(
     times = StreamTimes()
     reference = Reference(IDLE if idle_on else None)
     groups = Groups(group_count, timedelta(microseconds=IDLE) if idle_on else None, times)
-    rows = [
-        (key_of(f"s{sensor}", "t"), (ts, value, str(n), _stream_of(sensor)))
-        for n, (sensor, ts, value) in enumerate(sent)
-    ]
+    # As the intake does: each row carries its stream's event time, the newest so far.
+    stream_times: dict[str, int] = {}
+    rows: list[tuple[str, ReadingRow]] = []
+    for n, (sensor, ts, value) in enumerate(sent):
+        stream = _stream_of(sensor)
+        stream_times[stream] = max(ts, stream_times.get(stream, ts))
+        rows.append((key_of(f"s{sensor}", "t"), (ts, value, str(n), stream, stream_times[stream])))
     at = 0
     for k, size in enumerate([*cuts, len(rows)]):
         batch = rows[at : at + size]
         at += size
         if not batch:
             break
-        # As the intake does: each stream's event time moves to its newest reading first.
-        for _, (ts, _, _, stream) in batch:
-            times.advance(stream, ts)
+        # The idle rule's floor once the batch is read: each stream's time after it.
+        after = {row[3]: row[4] for _, row in rows[:at]}
         floors = {
-            s: times.cutoff(s, LATENESS + IDLE) if idle_on else None
+            s: after[s] - LATENESS - IDLE if idle_on and s in after else None
             for s in ("stream-0", "stream-1")
         }
         if k == restore_at:
@@ -197,33 +202,55 @@ def test_a_reading_older_than_its_stream_by_lateness_and_idle_close_is_late() ->
         timedelta(seconds=2),
         timedelta(seconds=30),
         lambda _: None,
-        None,
         times,
+        None,
     )
-    times.advance("s", 100 * SECOND)
-    # The key's first readings: 69 s is past 100 - 2 - 30 = 68 s; 67.5 s is not (by its
-    # own rule, 69 - 2 = 67 s, it would be on time).
-    rows = [(69 * SECOND, 1.0, "1", "s"), (67_500_000, 2.0, "2", "s")]
+    # The key's first readings, its stream at 100 s: 69 s is past 100 - 2 - 30 = 68 s;
+    # 67.5 s is not (by its own rule, 69 - 2 = 67 s, it would be on time).
+    rows = [(69 * SECOND, 1.0, "1", "s", 100 * SECOND), (67_500_000, 2.0, "2", "s", 100 * SECOND)]
     (emitted,), _ = logic.on_batch([[("k", rows)]])
-    assert emitted.late == [("k", (6, (67_500_000, 2.0, "2", "s")))]
+    assert emitted.late == [("k", (6, rows[1]))]
     assert emitted.windows == []
     assert logic.snapshot()["k"] == (69 * SECOND, "s", ((6, 1, 1.0, 1.0, (1.0,)),))
     # Without idle close, only the key's own readings count.
     own = GroupWindows(
-        timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, None, times
+        timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, times, None
     )
     out, _ = own.on_batch([[("k", rows)]])
     assert out == [] and own.snapshot()["k"][2][0][1] == 2
 
 
+def test_whether_a_reading_is_late_by_the_idle_rule_depends_on_the_rows_before_it_only() -> None:
+    # The same readings in one batch or one a batch: the stream's event time each came
+    # with decides, never the batch's newest (a batch spanning more than lateness and
+    # idle close would otherwise make its own early readings late).
+    rows = [
+        (key, [(n * 10 * SECOND, float(n), str(n), "s", n * 10 * SECOND)])
+        for n, key in enumerate(["a", "b", "c", "d", "e"])
+    ]
+    for batches in ([rows], [[row] for row in rows]):
+        logic = GroupWindows(
+            timedelta(seconds=10),
+            timedelta(seconds=2),
+            timedelta(seconds=30),
+            lambda _: None,
+            StreamTimes(),
+            None,
+        )
+        late = [e.late for batch in batches for e in logic.on_batch([batch])[0] if e.late]
+        assert late == []
+        closed = [(k, w[0]) for e in logic.on_eof()[0] for k, w in e.windows]
+        assert sorted(closed) == [(k, n) for n, (k, _) in enumerate(rows)]
+
+
 def test_a_quiet_keys_window_closes_on_the_notification_once_its_stream_moves_on() -> None:
     times, opened = StreamTimes(), []
     length, lateness, idle = timedelta(seconds=10), timedelta(seconds=2), timedelta(seconds=30)
-    logic = GroupWindows(length, lateness, idle, opened.append, None, times)
+    logic = GroupWindows(length, lateness, idle, opened.append, times, None)
     assert logic.notify_at() is None  # nothing open: no wake-ups
     start = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp()) * SECOND
-    times.advance("s", start + 5 * SECOND)
-    logic.on_batch([[("quiet", [(start + 5 * SECOND, 7.0, "1", "s")])]])
+    logic.on_batch([[("quiet", [(start + 5 * SECOND, 7.0, "1", "s", start + 5 * SECOND)])]])
+    assert times.get("s") == start + 5 * SECOND  # the step moves the stream's time on
     assert opened == [1]
     due = logic.notify_at()
     assert due is not None and due > datetime.now(UTC)
@@ -235,29 +262,38 @@ def test_a_quiet_keys_window_closes_on_the_notification_once_its_stream_moves_on
     assert [(key, window[:4]) for key, window in emitted.windows] == [
         ("quiet", (start // (10 * SECOND), 1, 7.0, 7.0))
     ]
-    assert logic.snapshot() == {"quiet": (start + 5 * SECOND, "s", ())}
+    # From now on the key is held to the floor it closed at (42 - 2 - 30 = 10 s).
+    assert logic.snapshot() == {"quiet": (start + 12 * SECOND, "s", ())}
     assert logic.notify_at() is None
 
 
 def test_a_snapshot_is_a_copy_the_logic_does_not_change_afterwards() -> None:
     logic = GroupWindows(
-        timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, None, StreamTimes()
+        timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, StreamTimes(), None
     )
-    logic.on_batch([[("k", [(1 * SECOND, 1.0, "1", "s")])]])
+    logic.on_batch([[("k", [(1 * SECOND, 1.0, "1", "s", 1 * SECOND)])]])
     before = logic.snapshot()
     copy = pickle.dumps(before)
-    logic.on_batch([[("k", [(2 * SECOND, 2.0, "2", "s")]), ("j", [(3 * SECOND, 3.0, "3", "s")])]])
+    logic.on_batch(
+        [
+            [
+                ("k", [(2 * SECOND, 2.0, "2", "s", 2 * SECOND)]),
+                ("j", [(3 * SECOND, 3.0, "3", "s", 3 * SECOND)]),
+            ]
+        ]
+    )
     logic.on_eof()
     assert pickle.dumps(before) == copy
 
 
 def test_closed_windows_leave_only_each_keys_newest_time_behind() -> None:
     logic = GroupWindows(
-        timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, None, StreamTimes()
+        timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, StreamTimes(), None
     )
     for n in range(1000):
         # A fleet: each key once per window, the windows moving on.
-        logic.on_batch([[(f"k{n % 100}", [(n * SECOND // 10, 1.0, str(n), "s")])]])
+        ts = n * SECOND // 10
+        logic.on_batch([[(f"k{n % 100}", [(ts, 1.0, str(n), "s", ts)])]])
     state = logic.snapshot()
     assert len(state) == 100
     assert sum(len(windows) for _, _, windows in state.values()) <= 200  # the last two only
@@ -288,7 +324,7 @@ def test_a_keys_group_is_the_same_in_every_process() -> None:
 def test_a_window_closes_when_its_keys_newest_reading_reaches_its_end_plus_lateness() -> None:
     def logic() -> GroupWindows:
         length, lateness = timedelta(seconds=10), timedelta(seconds=2)
-        return GroupWindows(length, lateness, None, lambda _: None, None, StreamTimes())
+        return GroupWindows(length, lateness, None, lambda _: None, StreamTimes(), None)
 
     # One reading a batch (a fleet's path) and several (a busy sensor's): at 11.999 s the
     # window [0, 10) stays open; at 12 s exactly it closes.
@@ -299,7 +335,7 @@ def test_a_window_closes_when_its_keys_newest_reading_reaches_its_end_plus_laten
         windows = logic()
         closed: list[tuple[int, ...]] = []
         for n, batch in enumerate(batches):
-            rows = [(ts, v, str(n), "s") for ts, v in batch]
+            rows = [(ts, v, str(n), "s", ts) for ts, v in batch]
             emitted, _ = windows.on_batch([[("k", rows)]])
             closed += [(n, *w[:4]) for e in emitted for _, w in e.windows]
         assert closed == [(len(batches) - 1, 0, 1, 1.0, 1.0)]
@@ -308,12 +344,12 @@ def test_a_window_closes_when_its_keys_newest_reading_reaches_its_end_plus_laten
 def test_a_reading_exactly_lateness_older_than_the_newest_is_on_time() -> None:
     for split in (True, False):  # a batch each (a fleet's path), or one batch
         logic = GroupWindows(
-            timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, None, StreamTimes()
+            timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, StreamTimes(), None
         )
         rows = [
-            (12 * SECOND, 1.0, "1", "s"),
-            (10 * SECOND, 2.0, "2", "s"),
-            (9_999_999, 3.0, "3", "s"),
+            (12 * SECOND, 1.0, "1", "s", 12 * SECOND),
+            (10 * SECOND, 2.0, "2", "s", 12 * SECOND),
+            (9_999_999, 3.0, "3", "s", 12 * SECOND),
         ]
         batches = [[r] for r in rows] if split else [rows]
         late = [e.late for batch in batches for e in logic.on_batch([[("k", batch)]])[0]]

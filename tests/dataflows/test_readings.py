@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from connectors.simulator import SequenceSpec, expected_readings, payload
 from connectors.sse import OversizedEvent, SSEEvent
 from dataflows.formats import PARSERS, VENDOR_FORMATS
-from dataflows.readings import DeadLetter, Reading, parse_item
+from dataflows.readings import DeadLetter, Reading, parse_by_key, parse_in_order, parse_item
 
 
 def parse(data: object, fmt: str = "auto", event: str = "message") -> list[Reading | DeadLetter]:
@@ -152,3 +152,64 @@ def test_an_oversized_event_is_a_dead_letter() -> None:
     assert isinstance(letter, DeadLetter)
     assert (letter.reason, letter.event_id) == ("oversized", "42")
     assert json.loads(letter.to_json())["reason"] == "oversized"
+
+
+# (stream, timestamp in ms, or None for an event that is not JSON)
+stream_events = st.lists(
+    st.tuples(st.sampled_from(["s1", "s2"]), st.one_of(st.none(), st.integers(0, 60_000))),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(stream_events, st.lists(st.integers(1, 8), max_size=20))
+def test_each_reading_carries_its_streams_event_time_whatever_the_batching(
+    sent: list[tuple[str, int | None]], cuts: list[int]
+) -> None:
+    base = int(T0.timestamp() * 1000)
+    items = [
+        (
+            stream,
+            SSEEvent(
+                "reading",
+                "{not json"
+                if ms is None
+                else json.dumps({"sensor_id": f"x{n % 3}", "ts": base + ms, "value": 1.0}),
+                str(n),
+            ),
+        )
+        for n, (stream, ms) in enumerate(sent)
+    ]
+    # The rule: a stream's event time is its newest reading so far; a dead letter gets the
+    # one before it.
+    expected: dict[str, int | None] = {}
+    newest: dict[str, int] = {}
+    for n, (stream, ms) in enumerate(sent):
+        if ms is not None:
+            newest[stream] = max(newest.get(stream, 0), (base + ms) * 1000)
+        expected[str(n)] = newest.get(stream)
+
+    for parse_batch in ("by_key", "in_order"):
+        times: dict[str, int] = {}
+        got: dict[str, int | None] = {}
+        at = 0
+        for size in [*cuts, len(items)]:
+            batch, at = items[at : at + size], at + size
+            if parse_batch == "by_key":
+                keyed, dead, after = parse_by_key(batch, PARSERS["flat"], times.get)
+                got.update((row[2], row[4]) for rows in keyed.values() for row in rows)
+            else:
+                out, dead, after = parse_in_order(batch, PARSERS["flat"], times.get)
+                got.update((r.event_id, r.stream_time) for r in out if isinstance(r, Reading))
+            got.update((letter.event_id, letter.stream_time) for letter in dead)
+            times.update(after)
+        assert got == expected
+
+
+def test_a_stream_time_never_runs_ahead_of_the_wall_clock() -> None:
+    ahead = datetime.now(UTC).timestamp() + 86_400
+    event = SSEEvent("reading", json.dumps({"sensor_id": "x", "ts": ahead, "value": 1.0}), "1")
+    keyed, _, after = parse_by_key([("s1", event)], PARSERS["flat"], lambda _: None)
+    ((row,),) = keyed.values()
+    assert row[4] <= int(datetime.now(UTC).timestamp() * 1e6) < row[0]
+    assert after == {"s1": row[4]}

@@ -187,6 +187,26 @@ def test_late_readings_become_dead_letters_exactly(simulator: StartSim, tmp_path
     assert sum(d["reason"] == "late" for d in letters) > 20
 
 
+def test_a_second_run_in_the_same_process_starts_with_its_own_stream_time(
+    simulator: StartSim, tmp_path: Path
+) -> None:
+    # Two runs on the same URL, as when the system gives a closed server's port out again:
+    # the second must not start from the first one's event time (its idle rule would take
+    # its first readings for late).
+    sim = simulator(sim_config())
+    for run in ("first", "second"):
+        out = tmp_path / run
+        run_in_process(
+            "dataflows.sensor_stats",
+            SSE_URL=sim.url,
+            LATENESS="1s",
+            IDLE_CLOSE="1s",
+            WINDOW="5s",
+            OUTPUT=str(out),
+        )
+        check_against_oracle(out, [sim], 1500, window_ms=5000, lateness_ms=1000)
+
+
 @pytest.mark.parametrize("key_groups", ["1", "64"])
 def test_a_fleet_of_20000_sensors_with_one_reading_a_window_equals_pandas(
     simulator: StartSim, tmp_path: Path, key_groups: str

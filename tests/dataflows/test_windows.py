@@ -18,10 +18,13 @@ IDLE = timedelta(seconds=30)
 class Item(NamedTuple):
     ts: datetime
     stream: str
+    stream_time: int | None = None
 
 
 def clock(times: StreamTimes, idle: timedelta | None = IDLE) -> IdleCloseClock[Item]:
-    return IdleCloseClock(lambda i: i.ts, lambda i: i.stream, LATENESS, idle, times)
+    return IdleCloseClock(
+        lambda i: i.ts, lambda i: i.stream, lambda i: i.stream_time, LATENESS, idle, times
+    )
 
 
 def at(seconds: float) -> datetime:
@@ -48,6 +51,18 @@ def test_the_streams_time_moves_a_quiet_keys_watermark() -> None:
     assert logic.on_notify() == at(18)  # 50 - 2 - 30
     times.advance("t", micros(at(500)))  # another stream moves nothing here
     assert logic.on_notify() == at(18)
+
+
+def test_an_item_is_judged_by_the_stream_time_it_came_with_and_moves_the_steps_view() -> None:
+    times = StreamTimes()
+    logic = clock(times).build(None)
+    # The stream was at 50 s when this reading came: 50 - 2 - 30 = 18 s, past its own 8 s.
+    assert logic.on_item(Item(at(10), "s", micros(at(50)))) == (at(10), at(18))
+    assert times.get("s") == micros(at(50))
+    # A reading that came earlier in the stream, handed over later, is judged by its own.
+    other = clock(times).build(None)
+    assert other.on_item(Item(at(10), "s", micros(at(12)))) == (at(10), at(8))
+    assert other.on_notify() == at(18)  # a notification reads the step's view
 
 
 def test_a_quiet_key_is_woken_when_its_stream_should_have_moved_far_enough() -> None:
