@@ -208,6 +208,20 @@ def low_count_windows(
     return low[columns].sort_values(["window_start", *keys]).reset_index(drop=True)
 
 
+def usual_range(values: pd.Series, fences: float = 3.0) -> tuple[float, float]:
+    """The span of the usual values: ``fences`` interquartile ranges beyond the quartiles
+    (Tukey's far-out fences), within the values' own range, so an axis set to it is not
+    squeezed by a few outliers. All the values when they have no spread."""
+    q1, q3 = values.quantile([0.25, 0.75])
+    spread = fences * (q3 - q1)
+    low, high = max(values.min(), q1 - spread), min(values.max(), q3 + spread)
+    if high <= low:
+        low, high = values.min(), values.max()
+    if high <= low:  # every value the same: a span around it
+        low, high = low - 0.5, high + 0.5
+    return float(low), float(high)
+
+
 def dead_letter_table(dead: pd.DataFrame) -> pd.DataFrame:
     """Dead letters by reason: how many, and the first of each as an example."""
     if not len(dead):

@@ -83,6 +83,16 @@ def test_runs_every_cell_on_its_own_demo_run(
     (tmp_path / f"{path.stem}.png").write_bytes(images[0])
 
 
+def test_the_usual_range_leaves_out_far_outliers_only() -> None:
+    usual = [0.1 * i for i in range(100)]
+    assert nd.usual_range(pd.Series(usual)) == (0.0, pytest.approx(9.9))
+    low, high = nd.usual_range(pd.Series([*usual, 100.0, -80.0]))
+    assert -80.0 < low <= 0.0 and 9.9 <= high < 100.0
+    # Mostly one value, a few others: those others are outliers only if far from it.
+    assert nd.usual_range(pd.Series([5.0] * 50 + [5.1, 4.9])) == (4.9, 5.1)
+    assert nd.usual_range(pd.Series([2.0, 2.0])) == (1.5, 2.5)
+
+
 def anomalous_stream(simulator: StartSim, fmt: str = "flat") -> tuple[object, SequenceSpec]:
     # 20 readings a second per sensor: every window of 1 s holds 20 but where one is lost.
     demo = DemoConfig(sensors=6, rate=120, events=2400)
