@@ -208,6 +208,26 @@ def low_count_windows(
     return low[columns].sort_values(["window_start", *keys]).reset_index(drop=True)
 
 
+# Panels drawn one per sensor at most: a fleet's thousands would be unreadable and slow.
+PANELS = 12
+
+
+def keys_to_draw(
+    keys: list[tuple[str, str]], sensors: list[str] | None = None, limit: int = PANELS
+) -> list[tuple[str, str]]:
+    """The (sensor_id, metric) pairs to draw a panel or a colour each for: those of
+    ``sensors`` when given, else the first ``limit``. Says what it left out."""
+    ordered = sorted(keys)
+    if sensors is None:
+        picked = ordered[:limit]
+    else:
+        wanted = set(sensors)
+        picked = [key for key in ordered if key[0] in wanted]
+    if len(picked) < len(ordered):
+        print(f"Drawing {len(picked)} of {len(ordered)} sensor series: set SENSORS to choose.")
+    return picked
+
+
 def usual_range(values: pd.Series, fences: float = 3.0) -> tuple[float, float]:
     """The span of the usual values: ``fences`` interquartile ranges beyond the quartiles
     (Tukey's far-out fences), within the values' own range, so an axis set to it is not

@@ -93,6 +93,25 @@ def test_the_usual_range_leaves_out_far_outliers_only() -> None:
     assert nd.usual_range(pd.Series([2.0, 2.0])) == (1.5, 2.5)
 
 
+def test_a_fleet_draws_the_first_sensors_or_the_ones_asked_for(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    keys = [(f"sensor-{i:05d}", metric) for i in range(20_000) for metric in ("co2", "rh")]
+    drawn = nd.keys_to_draw(keys[::-1])
+    assert drawn == sorted(keys)[: nd.PANELS]
+    assert "Drawing 12 of 40000 sensor series" in capsys.readouterr().out
+    asked = nd.keys_to_draw(keys, ["sensor-00007", "sensor-19999"])
+    assert asked == [
+        ("sensor-00007", "co2"),
+        ("sensor-00007", "rh"),
+        ("sensor-19999", "co2"),
+        ("sensor-19999", "rh"),
+    ]
+    few = [("a", "co2"), ("b", "co2")]
+    assert nd.keys_to_draw(few) == few
+    assert capsys.readouterr().out.count("Drawing") == 1  # the one asked for; none for few
+
+
 def anomalous_stream(simulator: StartSim, fmt: str = "flat") -> tuple[object, SequenceSpec]:
     # 20 readings a second per sensor: every window of 1 s holds 20 but where one is lost.
     demo = DemoConfig(sensors=6, rate=120, events=2400)
