@@ -634,8 +634,12 @@ def latency_run(
 
     Entry: from the server writing an event (its ``ts``) to ``next_batch`` handing it to
     Bytewax. Window close: from a window's end plus the lateness (on the server's clock,
-    which stamps ``ts``) to its record arriving on the job's stdout. A key's last window
-    is left out: the end of the stream closes it, not time.
+    which stamps ``ts``) to its record arriving on the job's stdout. Only windows that
+    time closes are counted: one whose end plus the lateness comes after the stream's
+    last reading (a key's last window, and the one before it when the stream ends within
+    the lateness of its end) is closed by the end of input, after the server's 204 to the
+    reconnect, which is no measure of latency. The last reading is in the newest window,
+    so a window counts when its end plus the lateness is at or before that window's start.
     """
     arrivals: list[tuple[float, bytes]] = []
 
@@ -658,15 +662,9 @@ def latency_run(
         )
         entry = json.loads(delays_file.read_text())
     records = [(at, json.loads(line)) for at, line in arrivals]
-    last_end: dict[tuple[str, str], str] = {}
-    for _, r in records:
-        key = (r["sensor_id"], r["metric"])
-        last_end[key] = max(last_end.get(key, ""), r["window_end"])
-    close = [
-        at - (_epoch_ms(r["window_end"]) + LATENCY_LATENESS_MS)
-        for at, r in records
-        if r["window_end"] != last_end[(r["sensor_id"], r["metric"])]
-    ]
+    newest_start = max(_epoch_ms(r["window_start"]) for _, r in records)
+    closes_at = [(at, _epoch_ms(r["window_end"]) + LATENCY_LATENESS_MS) for at, r in records]
+    close = [at - due for at, due in closes_at if due <= newest_start]
     return entry, close
 
 
