@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.simulator import Faults, OAuth2Server, SequenceSpec, SimulatorConfig
-from tests.helpers.oracle import KEY, ROOT, bytewax_run_cmd, job_env, sent_readings
+from tests.helpers.oracle import KEY, bytewax_run_cmd, job_env, sent_readings
 from tests.helpers.servers import StartSim, free_port
 from tests.helpers.waiting import wait_for
 
@@ -70,7 +70,8 @@ def test_metrics_match_what_the_simulator_sent(simulator: StartSim, tmp_path: Pa
             BYTEWAX_DATAFLOW_API_ENABLED="true",
             BYTEWAX_DATAFLOW_API_PORT=str(port),
         ),
-        cwd=ROOT,
+        # Bytewax's API server writes dataflow.json into the working directory.
+        cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
