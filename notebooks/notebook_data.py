@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +214,7 @@ PANELS = 12
 
 
 def keys_to_draw(
-    keys: list[tuple[str, str]], sensors: list[str] | None = None, limit: int = PANELS
+    keys: Iterable[tuple[str, str]], sensors: list[str] | None = None, limit: int = PANELS
 ) -> list[tuple[str, str]]:
     """The (sensor_id, metric) pairs to draw a panel or a colour each for: those of
     ``sensors`` when given, else the first ``limit``. Says what it left out."""
