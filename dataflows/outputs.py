@@ -22,7 +22,7 @@ from dataflows.config import OutputConfig
 from dataflows.readings import DeadLetter
 from dataflows.run_stats import RunStats
 
-__all__ = ["write_dead_letters", "write_lines", "write_record_lists", "write_records"]
+__all__ = ["write_dead_letters", "write_line_lists", "write_lines", "write_records"]
 
 X = TypeVar("X")
 
@@ -46,11 +46,11 @@ def _joined(lines: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _json_lines_of_lists(batches: list[list[dict[str, Any]]]) -> str:
-    return _json_lines([record for records in batches for record in records])
+def _joined_lists(batches: list[list[str]]) -> str:
+    return "\n".join([line for lines in batches for line in lines])
 
 
-def _records_in(batches: list[list[dict[str, Any]]]) -> int:
+def _records_in(batches: list[list[str]]) -> int:
     return sum(map(len, batches))
 
 
@@ -139,18 +139,16 @@ def write_lines(
     op.output(step_id, keyed, sink)
 
 
-def write_record_lists(
+def write_line_lists(
     step_id: str,
-    lists: Stream[list[dict[str, Any]]],
+    lists: Stream[list[str]],
     kind: str,
     output: OutputConfig,
     stats: RunStats,
 ) -> None:
-    """Like ``write_records`` (JSON Lines), for a stream of lists of records: a step that
-    makes many records at once hands them on as one item."""
-    write_lines(
-        step_id, lists, kind, output, stats, to_lines=_json_lines_of_lists, count=_records_in
-    )
+    """Like ``write_lines``, for a stream of lists of lines, each line a record: a step
+    that makes many records at once hands them on as one item."""
+    write_lines(step_id, lists, kind, output, stats, to_lines=_joined_lists, count=_records_in)
 
 
 def write_dead_letters(
