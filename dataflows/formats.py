@@ -167,8 +167,11 @@ _DT_SKIP = frozenset({"updateTime", "samples", "sampleTime", "isBackfilled"})
 
 def parse_dt(body: Any, event_type: str) -> Parsed:
     quick = _dt_usual(body)
-    if quick is not None:
-        return quick
+    return _dt_checked(body) if quick is None else quick
+
+
+def _dt_checked(body: Any) -> Parsed:
+    """A DT event read field by field, each problem named: what ``_dt_usual`` passes on."""
     result = _object(body).get("result")
     event = result.get("event") if isinstance(result, dict) else None
     if not isinstance(event, dict):
@@ -201,32 +204,40 @@ def parse_dt(body: Any, event_type: str) -> Parsed:
 
 def _dt_usual(body: Any) -> Parsed | None:
     """A measurement event in the usual shape, read without the checks; None for anything
-    else (a ping, a missing or odd field), which ``parse_dt`` reads with them."""
-    result = body.get("result") if type(body) is dict else None
-    event = result.get("event") if type(result) is dict else None
-    if type(event) is not dict:
+    else (a ping, a missing or odd field), which ``_dt_checked`` reads with them.
+
+    Plain loops and indexing rather than comprehensions and ``get``: this runs for every
+    event, and a comprehension is a call of its own. orjson gives only dicts, lists,
+    strings, numbers, booleans and None, and indexing any of those but a dict by a string
+    raises TypeError, so a lookup by a string that succeeds went through dicts."""
+    try:
+        event = body["result"]["event"]
+        kind, target = event["eventType"], event["targetName"]
+        if type(kind) is not str or type(target) is not str or not kind or kind == "ping":
+            return None
+        block = event["data"][kind]
+    except (KeyError, TypeError):
         return None
-    kind, data, target = event.get("eventType"), event.get("data"), event.get("targetName")
-    if type(kind) is not str or not kind or kind == "ping" or type(target) is not str:
-        return None
-    block = data.get(kind) if type(data) is dict else None
     if type(block) is not dict:
         return None
-    # _plain_number inlined: this runs for every field of every event.
-    numbers = [
-        (k, v)
-        for k, v in block.items()
-        if ((type(v) is float and v - v == 0.0) or type(v) is int) and k not in _DT_SKIP
-    ]
+    values: list[tuple[str, float]] = []
+    for name, value in block.items():
+        # _plain_number inlined; bookkeeping fields are strings or flags, so the type
+        # test goes first.
+        if ((type(value) is float and value - value == 0.0) or type(value) is int) and (
+            name not in _DT_SKIP
+        ):
+            values.append((name, value))
+    if not values:
+        return None
     device = target.rpartition("/")[2]
-    stamp = block.get("updateTime", event.get("timestamp"))
-    if not numbers or not device or stamp is None:
+    stamp = block["updateTime"] if "updateTime" in block else event.get("timestamp")
+    if not device or stamp is None:
         return None
     ts = _timestamp(stamp)
-    single = len(numbers) == 1
-    return [
-        (device, kind if single or name == "value" else name, ts, float(v)) for name, v in numbers
-    ]
+    if len(values) == 1:
+        return [(device, kind, ts, float(values[0][1]))]
+    return [(device, kind if name == "value" else name, ts, float(value)) for name, value in values]
 
 
 def parse_obelisk(body: Any, event_type: str) -> Parsed:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.simulator import SequenceSpec, expected_readings, payload
 from connectors.sse import OversizedEvent, SSEEvent
-from dataflows.formats import PARSERS, VENDOR_FORMATS
+from dataflows.formats import PARSERS, VENDOR_FORMATS, Reject, _dt_checked, _dt_usual
 from dataflows.readings import DeadLetter, Reading, parse_by_key, parse_in_order, parse_item
 
 
@@ -213,3 +215,73 @@ def test_a_stream_time_never_runs_ahead_of_the_wall_clock() -> None:
     ((row,),) = keyed.values()
     assert row[4] <= int(datetime.now(UTC).timestamp() * 1e6) < row[0]
     assert after == {"s1": row[4]}
+
+
+# DT events as servers send them, each with a few odd things done to it: containers of
+# the wrong type, pings, fields missing, null or of another type, numbers as text or
+# flags, bookkeeping fields, a "value" beside other numbers.
+_dt_odd_values = st.sampled_from([None, "", "21.5", True, False, [1.0], {}, 0, -0.0, 2**63 - 1])
+_dt_stamps = st.sampled_from(
+    ["2026-01-01T00:00:00.000Z", "2026-01-01T00:00:01Z", "yesterday", 1767225600, None, [], ""]
+)
+_dt_blocks = {
+    "temperature": {"value": 22.87},
+    "humidity": {"temperature": 23.63, "relativeHumidity": 51.4},
+    "co2": {"ppm": 456},
+}
+
+
+@st.composite
+def _dt_bodies(draw: st.DrawFn) -> object:
+    kind = draw(st.sampled_from(sorted(_dt_blocks)))
+    block: dict[str, object] = {**_dt_blocks[kind], "updateTime": "2026-01-01T00:00:00.001Z"}
+    event: dict[str, object] = {
+        "eventId": "ev1",
+        "targetName": "projects/p/devices/d1",
+        "eventType": kind,
+        "data": {kind: block},
+        "timestamp": "2026-01-01T00:00:00.002Z",
+    }
+    odd = st.integers(0, 9).map(lambda k: k == 5)  # each odd thing about one time in ten
+    for name in list(block):
+        if draw(odd):
+            block[name] = draw(st.one_of(_dt_odd_values, _dt_stamps))
+        if draw(odd):
+            del block[name]
+    for name in ("value", "samples", "isBackfilled", "sampleTime"):
+        if draw(odd):
+            block[name] = draw(st.one_of(st.floats(-1e6, 1e6, allow_nan=False), _dt_odd_values))
+    for name, values in (
+        ("eventType", st.sampled_from(["ping", "", "touch", 5, None, ["temperature"]])),
+        ("targetName", st.sampled_from(["d2", "projects/p/devices/", "", 3, None, ["d"]])),
+        ("timestamp", _dt_stamps),
+        ("data", st.sampled_from([None, [], "x", {}, {"ping": {}}])),
+    ):
+        if draw(odd):
+            event[name] = draw(values)
+        if draw(odd):
+            del event[name]
+    shape = draw(st.integers(0, 19))
+    inner: object = event if shape else draw(st.sampled_from([None, [], "event"]))
+    result: object = {"event": inner} if shape != 1 else [inner]
+    return {"result": result} if shape != 2 else result
+
+
+def _dt_outcome(read: Callable[[object], object], body: object) -> object:
+    try:
+        return read(body)
+    except Reject as reject:
+        return ("Reject", reject.reason)
+
+
+@settings(max_examples=600, deadline=None)
+@given(body=_dt_bodies())
+def test_the_dt_fast_path_reads_what_the_checked_path_reads(body: object) -> None:
+    # Through orjson, as events are: the fast path relies on the types it gives.
+    body = orjson.loads(orjson.dumps(body))
+    quick = _dt_outcome(_dt_usual, body)
+    if quick is not None:  # None hands the event to the checked path
+        assert quick == _dt_outcome(_dt_checked, body)
+    assert _dt_outcome(lambda b: PARSERS["dt"](b, "message"), body) == _dt_outcome(
+        _dt_checked, body
+    )
