@@ -233,6 +233,45 @@ def test_a_fleet_of_20000_sensors_with_one_reading_a_window_equals_pandas(
     assert len(read_lines(tmp_path / "aggregates" / "aggregates.jsonl")) >= 40_000
 
 
+def test_dt_fleets_on_two_streams_and_two_workers_equal_pandas_and_one_worker(
+    simulator: StartSim, tmp_path: Path
+) -> None:
+    # Two sites of 5,000 DT devices each (a humidity device gives two readings an event),
+    # each device once per 10 s window, one stream a site, with drops: the key groups
+    # take rows of both streams, on two workers as on one.
+    events = 10_000
+    sims = [
+        simulator(
+            SimulatorConfig(
+                sequence=SequenceSpec(
+                    sensors=5_000, rate=500, format="dt", sensor_offset=offset, seed=offset
+                ),
+                faults=Faults(end_after=events, drop_every=3_000 + offset // 10),
+                pace=False,
+                events_per_write=50,
+            )
+        )
+        for offset in (0, 5_000)
+    ]
+    urls = ",".join(s.url for s in sims)
+    one, two = tmp_path / "w1", tmp_path / "w2"
+    for out, workers in ((one, "1"), (two, "2")):
+        run = run_job(
+            "dataflows.sensor_stats",
+            "-w",
+            workers,
+            SSE_URL=urls,
+            SSE_FORMAT="dt",
+            OUTPUT=str(out),
+            **FAST_RETRY_ENV,
+        )
+        assert run.returncode == 0, run.stderr
+    check_against_oracle(two, sims, events)
+    lines = read_lines(two / "aggregates" / "aggregates.jsonl")
+    assert len(lines) > 2 * events  # one window a reading, and more readings than events
+    assert sorted(read_lines(one / "aggregates" / "aggregates.jsonl")) == sorted(lines)
+
+
 def test_two_streams_on_two_workers_equal_one_worker(simulator: StartSim, tmp_path: Path) -> None:
     sims = [
         simulator(sim_config(offset=0, drop_every=400)),
