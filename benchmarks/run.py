@@ -433,29 +433,36 @@ def format_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
 
 
 FLEETS = (50, 5_000, 20_000, 100_000)
+# A fleet in the Disruptive Technologies envelope (a humidity device gives two readings).
+DT_FLEET = 20_000
 
 
 def fleet_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     """sensor_stats over fleets where each sensor reports once per 10 s window (50 busy
-    sensors for comparison): events/s, windows written/s and peak RSS; then the peak RSS
-    of the largest fleet over three times the events, which stays flat when closed
-    windows are freed."""
-    configs = [Config("dataflows.sensor_stats", n, variant=(("sensors", k),)) for k in FLEETS]
+    sensors for comparison), and a fleet of DT devices: events/s, windows written/s and
+    peak RSS; then the peak RSS of the largest fleet over three times the events, which
+    stays flat when closed windows are freed."""
+    job = "dataflows.sensor_stats"
+    configs = [Config(job, n, variant=(("sensors", k),)) for k in FLEETS]
+    configs.append(Config(job, n, variant=(("fmt", "dt"), ("sensors", DT_FLEET))))
     timings = in_turn(server, configs, repeats)
     rows: list[Row] = []
-    for sensors, t in zip(FLEETS, timings, strict=True):
+    names = [f"{k:,} sensors" for k in FLEETS] + [f"{DT_FLEET:,} DT devices"]
+    for name, t in zip(names, timings, strict=True):
         rates = t.rates()
         row = Row(
             "6 fleets",
-            f"sensor_stats, {sensors:,} sensors",
+            f"sensor_stats, {name}",
             "events/s",
             rates,
             f"{t.records / n * statistics.median(rates):,.0f} windows written/s, "
             f"peak RSS {t.peak_kib / 1024:.0f} MiB",
         )
         rows.append(row)
-    for row in rows[1:]:
+    for row in rows[1:-1]:
         row.note += f"; {ratio(row, rows[0])}"
+    # The DT envelope's fleet beside the flat one of the same size.
+    rows[-1].note += f"; {ratio(rows[-1], rows[FLEETS.index(DT_FLEET)])}"
     largest = FLEETS[-1]
     memory: list[Row] = []
     for events in (n, 3 * n):
@@ -818,6 +825,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     warm += [(n_e2e, "small", 0, shape, fmt, 50) for _, shape, fmt in E2E_VARIANTS]
     warm += [(n_fleet, "small", 0, "id, data", "flat", k) for k in FLEETS]
     warm += [(3 * n_fleet, "small", 0, "id, data", "flat", FLEETS[-1])]
+    warm += [(n_fleet, "small", 0, "id, data", "dt", DT_FLEET)]
     with StreamServer(warm) as server:
         socket_ceiling(server.port, 1, "small")  # waits until the server has its bytes ready
 
