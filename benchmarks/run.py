@@ -29,7 +29,7 @@ import numpy
 import orjson
 import sseclient
 
-from benchmarks.stream_server import SHAPES, StreamServer, Warm, body, frame, spec
+from benchmarks.stream_server import FLAT_EPOCH, SHAPES, StreamServer, Warm, body, frame, spec
 from connectors.simulator.sequence import payload
 from connectors.sse import RetryPolicy, iter_events, subscribe
 from dataflows.run_stats import peak_rss_bytes
@@ -407,6 +407,7 @@ E2E_VARIANTS = [
     ("flat JSON, event, data, id", "event, data, id", "flat"),
     ("Disruptive Technologies envelope", "id, data", "dt"),
     ("Obelisk metric events", "id, data", "obelisk"),
+    ("flat JSON, epoch ms, integer values, extra fields", "id, data", FLAT_EPOCH),
 ]
 
 
@@ -416,7 +417,7 @@ def format_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     configs = []
     for _, shape, fmt in E2E_VARIANTS:
         variant = (("shape", shape), ("fmt", fmt))
-        settings = (("SSE_FORMAT", fmt),)
+        settings = (("SSE_FORMAT", "flat" if fmt == FLAT_EPOCH else fmt),)
         for target in ("dataflows.sensor_stats", "benchmarks.baselines:example()"):
             configs.append(Config(target, n, settings=settings, variant=variant))
     timings = in_turn(server, configs, repeats)

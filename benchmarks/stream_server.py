@@ -5,8 +5,8 @@ sequence of 50 sensors, stream S's own (``sensor-{50S}`` to ``sensor-{50S+49}``,
 sites or gateways would have), with ``F`` one of ``small`` (one HTTP chunk per event, as Flask and
 Starlette servers send), ``large`` (64 KiB chunks) or ``close`` (read-to-close body).
 ``shape`` (a key of ``SHAPES``) is how each event's fields are written, ``fmt`` the vendor
-format (flat, dt, obelisk), ``sensors=K`` a fleet of K sensors each reporting once per
-10 s window.
+format (flat, dt, obelisk, or ``FLAT_EPOCH``), ``sensors=K`` a fleet of K sensors each
+reporting once per 10 s window.
 A request with ``Last-Event-ID`` gets 204, so a subscription ends cleanly. With
 ``rate=R`` it instead writes N events paced at R per second, each stamped with the wall
 time it was written (for latency). ``huge=M`` sends one ``data:`` line of M MiB first.
@@ -21,9 +21,10 @@ import threading
 import time
 from collections.abc import Sequence
 from functools import cache
+from typing import Final, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from connectors.simulator.sequence import SequenceSpec, payload
+from connectors.simulator.sequence import SequenceSpec, expected_readings, payload
 from dataflows.formats import VendorFormat
 
 SENSORS_PER_STREAM = 50
@@ -60,10 +61,33 @@ def frame(shape: str, i: int, data: str) -> str:
     return template.format(i=i, d=data, d1=data[:half], d2=data[half:]).replace("\n", eol)
 
 
+# Flat JSON as other servers write it: epoch-millisecond times, integer values (the
+# reading rounded) and fields the job does not read.
+FLAT_EPOCH: Final = "flat, epoch ms"
+StreamFormat = VendorFormat | Literal["flat, epoch ms"]
+
+
+def _flat_epoch(stream_spec: SequenceSpec, i: int) -> str:
+    (reading, *_) = expected_readings(stream_spec, i)
+    body = {
+        "sensor_id": reading.sensor_id,
+        "metric": reading.metric,
+        "value": round(reading.value),
+        "ts": reading.ts_ms,
+        "unit": "ppm" if reading.metric == "co2" else "raw",
+        "site": f"site-{stream_spec.sensor_offset}",
+        "battery": 97,
+    }
+    return json.dumps(body, separators=(",", ":"))
+
+
 @cache
 def _frames(
-    n: int, stream: int = 0, shape: str = "id, data", fmt: VendorFormat = "flat", sensors: int = 50
+    n: int, stream: int = 0, shape: str = "id, data", fmt: StreamFormat = "flat", sensors: int = 50
 ) -> tuple[bytes, ...]:
+    if fmt == FLAT_EPOCH:
+        flat = spec(stream, "flat", sensors)
+        return tuple(frame(shape, i, _flat_epoch(flat, i)).encode() for i in range(n))
     stream_spec = spec(stream, fmt, sensors)
     return tuple(frame(shape, i, payload(stream_spec, i)).encode() for i in range(n))
 
@@ -74,7 +98,7 @@ def body(
     framing: str,
     stream: int = 0,
     shape: str = "id, data",
-    fmt: VendorFormat = "flat",
+    fmt: StreamFormat = "flat",
     sensors: int = SENSORS_PER_STREAM,
 ) -> bytes:
     """The response body after the head, exactly as written to the socket."""
@@ -160,7 +184,7 @@ def _handle(sock: socket.socket) -> None:
             framing = query.get("framing", "small")
             stream = int(query.get("s", "0"))
             shape = query.get("shape", "id, data")
-            fmt: VendorFormat = query.get("fmt", "flat")  # type: ignore[assignment]
+            fmt: StreamFormat = query.get("fmt", "flat")  # type: ignore[assignment]
             sensors = int(query.get("sensors", str(SENSORS_PER_STREAM)))
             sock.sendall(_head(framing) + body(n, framing, stream, shape, fmt, sensors))
             sock.shutdown(socket.SHUT_WR)
