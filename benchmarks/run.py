@@ -774,7 +774,11 @@ def profile_table(server: StreamServer, n: int) -> str:
             stacks.append((stack.split(";"), int(hits)))
     # Start-up (imports, building the flow) is its own share; the table is the steady state.
     startup = sum(c for frames, c in stacks if any("_locate_dataflow" in f for f in frames))
-    steady = [(f, c) for f, c in stacks if not any("_locate_dataflow" in x for x in f)]
+    steady = [
+        (f, c)
+        for f, c in stacks
+        if not any("_locate_dataflow" in x for x in f) and not _WAITING.search(f[-1])
+    ]
     total = sum(count for _, count in steady)
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
@@ -785,8 +789,10 @@ def profile_table(server: StreamServer, n: int) -> str:
     lines = [
         f"py-spy, {PROFILE_RATE} samples/s over one `sensor_stats` run of {n:,} events, all "
         f"threads, idle left out: {startup + total:,} samples, {startup:,} of them start-up "
-        "(imports, building the flow), left out below. Own time in `run.py:<module>` is "
-        "Bytewax's Rust worker loop (timely), which Python sees as one call.",
+        "(imports, building the flow), left out below, as are the waits py-spy takes for "
+        "work (the status line's sleep, the reader's wait for room). Own time in "
+        "`run.py:<module>` is Bytewax's Rust worker loop (timely), which Python sees as one "
+        "call.",
         "",
         "| own time | function | | incl. time | our function |",
         "|---|---|---|---|---|",
@@ -800,6 +806,9 @@ def profile_table(server: StreamServer, n: int) -> str:
 
 
 _OURS = re.compile(r"[ (/](connectors|dataflows)/")
+# Frames that only wait, where py-spy's idle test does not see it: the status line's
+# time.sleep (a C call, so its own time is the loop's) and Condition.wait.
+_WAITING = re.compile(r"^(_StatusLine\.run \(.*runtime\.py|Condition\.wait \(.*threading\.py)")
 
 
 def _short(frame: str) -> str:
