@@ -625,6 +625,8 @@ def bare_loop(n: int, repeats: int) -> Row:
 
 # -- 5. latency ----------------------------------------------------------------------
 LATENCY_WINDOW_MS, LATENCY_LATENESS_MS = 1000, 200
+# A steady stream, and one four times as busy (batches grow; no event should wait more).
+LATENCY_RATES = (5_000, 20_000)
 
 
 def latency_run(
@@ -865,7 +867,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         rows += fleet_rows(server, n_fleet, e2e_repeats)
         rows += scaling_rows(server, n_big, e2e_repeats)
 
-        rows += latency_rows(server, 5000, 3 if quick else 10, 1 if quick else 3)
+        for rate in LATENCY_RATES:
+            rows += latency_rows(server, rate, 3 if quick else 10, 1 if quick else 3)
         rows += memory_rows(server, n_e2e, n_big, 1 if quick else 2)
         profile = profile_table(server, n_e2e)
 
