@@ -436,6 +436,8 @@ def format_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
 FLEETS = (50, 5_000, 20_000, 100_000)
 # A fleet in the Disruptive Technologies envelope (a humidity device gives two readings).
 DT_FLEET = 20_000
+# The fleet whose streams are spread over two processes.
+FLEET_ON_TWO = 20_000
 
 
 def fleet_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
@@ -479,6 +481,29 @@ def fleet_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     growth = memory[1].median / memory[0].median - 1
     memory[1].note = f"{growth:+.1%} vs {n:,} events"
     return rows + memory
+
+
+def fleet_scaling_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
+    """A 20,000-sensor fleet on one process, beside two such fleets (one a stream, each
+    with its own sensors) on two processes: the key groups spread over the cluster."""
+    job, variant = "dataflows.sensor_stats", (("sensors", FLEET_ON_TWO),)
+    one, two = (
+        Row("6 fleets", f"sensor_stats, {name}", "events/s", t.rates())
+        for name, t in zip(
+            (
+                f"one stream of {FLEET_ON_TWO:,} sensors, one process",
+                f"two streams of {FLEET_ON_TWO:,} sensors each, 2 processes",
+            ),
+            in_turn(
+                server,
+                [Config(job, n, variant=variant), Config(job, n, (), 2, 2, variant=variant)],
+                repeats,
+            ),
+            strict=True,
+        )
+    )
+    two.note = ratio(two, one)
+    return [one, two]
 
 
 def scaling_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
@@ -838,6 +863,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     warm += [(n_fleet, "small", 0, "id, data", "flat", k) for k in FLEETS]
     warm += [(3 * n_fleet, "small", 0, "id, data", "flat", FLEETS[-1])]
     warm += [(n_fleet, "small", 0, "id, data", "dt", DT_FLEET)]
+    warm += [(n_fleet, "small", 1, "id, data", "flat", FLEET_ON_TWO)]
     with StreamServer(warm) as server:
         socket_ceiling(server.port, 1, "small")  # waits until the server has its bytes ready
 
@@ -865,6 +891,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         rows += metrics_rows(server, n_e2e, e2e_repeats)
         rows += format_rows(server, n_e2e, e2e_repeats)
         rows += fleet_rows(server, n_fleet, e2e_repeats)
+        rows += fleet_scaling_rows(server, n_fleet, e2e_repeats)
         rows += scaling_rows(server, n_big, e2e_repeats)
 
         for rate in LATENCY_RATES:
