@@ -41,6 +41,28 @@ jittered = st.lists(
         for n, (sensor, back) in enumerate(picks)
     ]
 )
+# A fleet: each sensor once a window, at any point of it, arriving in time order give or
+# take up to 3 s; now and then a sensor skips a window or reports twice in one, or a
+# reading arrives up to 10 s late (past the idle rule's reach).
+
+
+@st.composite
+def fleet(draw: st.DrawFn) -> list[tuple[int, int, float]]:
+    sensors, windows = draw(st.integers(3, 12)), draw(st.integers(4, 8))
+    picks = []
+    for window in range(windows):
+        for sensor in range(sensors):
+            reports = draw(st.sampled_from([1, 1, 1, 1, 1, 1, 0, 2]))
+            for _ in range(reports):
+                offset = draw(st.integers(0, 19)) * SECOND // 4
+                quarters = st.one_of(st.integers(0, 12), st.integers(0, 40))
+                delay = draw(quarters) * SECOND // 4
+                start = window * LENGTH + offset
+                picks.append((start + delay, sensor, start))
+    picks.sort()
+    return [(sensor, ts, float(n)) for n, (_, sensor, ts) in enumerate(picks)]
+
+
 readings = st.one_of(scattered, jittered)
 
 Closed = tuple[str, int, int, float, float, float]  # key, window id, count, min, max, mean
@@ -157,6 +179,35 @@ def _flat(emitted: list) -> list[Closed]:
     st.integers(0, 30),
 )
 def test_key_groups_give_what_windowing_key_by_key_and_reading_by_reading_gives(
+    sent: list[tuple[int, int, float]],
+    cuts: list[int],
+    group_count: int,
+    idle_on: bool,
+    restore_at: int,
+) -> None:
+    check_against_reference(sent, cuts, group_count, idle_on, restore_at)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    fleet(),
+    # Small batches, as a fleet's keys come: one reading of a key a batch, mostly.
+    st.lists(st.integers(1, 8), min_size=30, max_size=60),
+    st.sampled_from([1, 3, 64]),
+    st.booleans(),
+    st.integers(0, 30),
+)
+def test_a_fleets_windows_batch_by_batch_are_what_windowing_key_by_key_gives(
+    sent: list[tuple[int, int, float]],
+    cuts: list[int],
+    group_count: int,
+    idle_on: bool,
+    restore_at: int,
+) -> None:
+    check_against_reference(sent, cuts, group_count, idle_on, restore_at)
+
+
+def check_against_reference(
     sent: list[tuple[int, int, float]],
     cuts: list[int],
     group_count: int,
