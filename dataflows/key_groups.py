@@ -291,6 +291,8 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                 else:
                     # Within the lateness, behind the newest window: the general way.
                     windows = self._add(key, stream, windows, {window_id: [last[1]]})
+                if state is not None and state[1] != stream:
+                    self._restream(key, state[1], stream, windows)
                 keys[key] = (newest, stream, windows)
                 continue
             found = _by_window(rows, key, newest, cutoff, back, lateness, length, late)
@@ -300,6 +302,8 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
             windows = self._add(key, stream, windows, touched)
             if (windows[0][0] + 1) * length <= cutoff:
                 windows = self._close(key, stream, windows, cutoff, out)
+            if state is not None and state[1] != stream:
+                self._restream(key, state[1], stream, windows)
             keys[key] = (newest, stream, windows)
         opened += self._opened_by_add
         self._opened_by_add = 0
@@ -309,6 +313,18 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
             self._times.advance(stream, stamp)
         self._close_idle(out)
         return _emitted(out, late), self.RETAIN
+
+    def _restream(self, key: str, old: str, new: str, windows: tuple[Window, ...]) -> None:
+        """A key whose on-time reading came by another stream than its last (a sensor
+        heard by two gateways): the idle rule judges it by the new stream's time from now
+        on, so its open windows wait for that stream's time, not the old one's."""
+        if self._idle_back is None:
+            return
+        before = self._due.get(old, {})
+        for window in windows:
+            if (ids := before.get(window[0])) is not None:
+                ids.discard(key)
+            self._due_at(new, window[0], key)
 
     def _add(
         self,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataflows.key_groups import GroupWindows, KeyGroups, group_of, window_mean
+from dataflows.key_groups import GroupWindows, KeyGroups, KeyRows, group_of, window_mean
 from dataflows.readings import ReadingRow, key_of
 from dataflows.windows import StreamTimes
 from tests.helpers.oracle import ROOT
@@ -42,12 +42,13 @@ jittered = st.lists(
     ]
 )
 # A fleet: each sensor once a window, at any point of it, arriving in time order give or
-# take up to 3 s; now and then a sensor skips a window or reports twice in one, or a
-# reading arrives up to 10 s late (past the idle rule's reach).
+# take up to 3 s; now and then a sensor skips a window or reports twice in one, a reading
+# arrives up to 10 s late (past the idle rule's reach), or comes by the other stream (a
+# sensor heard by two gateways).
 
 
 @st.composite
-def fleet(draw: st.DrawFn) -> list[tuple[int, int, float]]:
+def fleet(draw: st.DrawFn) -> list[tuple[int, int, float, str]]:
     sensors, windows = draw(st.integers(3, 12)), draw(st.integers(4, 8))
     picks = []
     for window in range(windows):
@@ -57,10 +58,11 @@ def fleet(draw: st.DrawFn) -> list[tuple[int, int, float]]:
                 offset = draw(st.integers(0, 19)) * SECOND // 4
                 quarters = st.one_of(st.integers(0, 12), st.integers(0, 40))
                 delay = draw(quarters) * SECOND // 4
+                stream = _stream_of(sensor + draw(st.sampled_from([0, 0, 0, 0, 0, 0, 0, 1])))
                 start = window * LENGTH + offset
-                picks.append((start + delay, sensor, start))
+                picks.append((start + delay, sensor, start, stream))
     picks.sort()
-    return [(sensor, ts, float(n)) for n, (_, sensor, ts) in enumerate(picks)]
+    return [(sensor, ts, float(n), stream) for n, (_, sensor, ts, stream) in enumerate(picks)]
 
 
 readings = st.one_of(scattered, jittered)
@@ -73,7 +75,9 @@ def _stream_of(sensor: int) -> str:
 
 
 class Reference:
-    """Windowing key by key and reading by reading, as the rules say."""
+    """Windowing key by key and reading by reading, as the rules say. A key is judged by
+    the stream its newest on-time reading came by; once the idle rule closed a key's
+    windows, it is held to that floor, so a window it closed is never opened again."""
 
     def __init__(self, idle: int | None) -> None:
         self.idle = idle
@@ -88,12 +92,12 @@ class Reference:
         streams' times after the batch (``floors``) close."""
         late = []
         for key, (ts, value, event_id, stream, stream_time) in rows:
-            self.key_stream[key] = stream
             floor = None if self.idle is None else stream_time - LATENESS - self.idle
             bounds = [b for b in (floor, _minus(self.newest.get(key))) if b is not None]
             if bounds and ts < max(bounds):
                 late.append((key, ts // LENGTH, event_id))
                 continue
+            self.key_stream[key] = stream
             self.newest[key] = max(ts, self.newest.get(key, ts))
             self.open[key].setdefault(ts // LENGTH, []).append(value)
         return self.close(floors), late
@@ -101,11 +105,12 @@ class Reference:
     def close(self, floors: dict[str, int | None]) -> list[Closed]:
         closed = []
         for key, windows in self.open.items():
-            bounds = [
-                b for b in (floors[self.key_stream[key]], _minus(self.newest[key])) if b is not None
-            ]
+            floor, own = floors[self.key_stream[key]], _minus(self.newest[key])
+            bounds = [b for b in (floor, own) if b is not None]
             for window_id in [w for w in windows if bounds and (w + 1) * LENGTH <= max(bounds)]:
                 closed.append(_closed(key, window_id, windows.pop(window_id)))
+                if floor is not None and (own is None or own < (window_id + 1) * LENGTH):
+                    self.newest[key] = max(self.newest[key], floor + LATENESS)
         return sorted(closed)
 
     def end(self) -> list[Closed]:
@@ -141,14 +146,20 @@ class Groups:
         return logic
 
     def batch(self, rows: list[tuple[str, ReadingRow]]) -> tuple[list[Closed], list[tuple]]:
-        keyed: dict[str, list[ReadingRow]] = {}
+        # Each stream's rows are a source batch of their own, routed on their own, so a
+        # key's rows in an item share a stream, as the job's do.
+        by_stream: dict[str, dict[str, list[ReadingRow]]] = {}
         for key, row in rows:
-            keyed.setdefault(key, []).append(row)
+            by_stream.setdefault(row[3], {}).setdefault(key, []).append(row)
+        items: dict[str, list[list[KeyRows]]] = {}
+        for keyed in by_stream.values():
+            for group, members in self.routing.of(keyed):
+                # Bytewax hands a logic every item of its key in the batch: two a stream.
+                half = len(members) // 2
+                items.setdefault(group, []).extend([members[:half], members[half:]])
         closed, late = [], []
-        for group, members in self.routing.of(keyed):
-            # Bytewax hands a logic every item of its key in the batch: split them in two.
-            half = len(members) // 2
-            emitted, _ = self._logic(group).on_batch([members[:half], members[half:]])
+        for group, values in items.items():
+            emitted, _ = self._logic(group).on_batch(values)
             closed += _flat(emitted)
             late += [(k, w, row[2]) for e in emitted for k, (w, row) in e.late]
         for logic in self.logics.values():
@@ -198,7 +209,7 @@ def test_key_groups_give_what_windowing_key_by_key_and_reading_by_reading_gives(
     st.integers(0, 30),
 )
 def test_a_fleets_windows_batch_by_batch_are_what_windowing_key_by_key_gives(
-    sent: list[tuple[int, int, float]],
+    sent: list[tuple[int, int, float, str]],
     cuts: list[int],
     group_count: int,
     idle_on: bool,
@@ -208,7 +219,7 @@ def test_a_fleets_windows_batch_by_batch_are_what_windowing_key_by_key_gives(
 
 
 def check_against_reference(
-    sent: list[tuple[int, int, float]],
+    sent: list[tuple[int, int, float]] | list[tuple[int, int, float, str]],
     cuts: list[int],
     group_count: int,
     idle_on: bool,
@@ -220,16 +231,20 @@ def check_against_reference(
     # As the intake does: each row carries its stream's event time, the newest so far.
     stream_times: dict[str, int] = {}
     rows: list[tuple[str, ReadingRow]] = []
-    for n, (sensor, ts, value) in enumerate(sent):
-        stream = _stream_of(sensor)
+    for n, (sensor, ts, value, *via) in enumerate(sent):
+        stream = via[0] if via else _stream_of(sensor)
         stream_times[stream] = max(ts, stream_times.get(stream, ts))
         rows.append((key_of(f"s{sensor}", "t"), (ts, value, str(n), stream, stream_times[stream])))
     at = 0
     for k, size in enumerate([*cuts, len(rows)]):
-        batch = rows[at : at + size]
+        # As the job's source batches come: each is one stream's (one partition's), so a
+        # batch here is its streams' rows one stream after the other, each in order.
+        cut = rows[at : at + size]
         at += size
-        if not batch:
+        if not cut:
             break
+        streams = list(dict.fromkeys(row[3] for _, row in cut))
+        batch = sorted(cut, key=lambda keyed: streams.index(keyed[1][3]))
         # The idle rule's floor once the batch is read: each stream's time after it.
         after = {row[3]: row[4] for _, row in rows[:at]}
         floors = {
