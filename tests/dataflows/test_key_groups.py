@@ -181,41 +181,25 @@ def _flat(emitted: list) -> list[Closed]:
     return [(key, w[0], w[1], w[2], w[3], window_mean(w)) for e in emitted for key, w in e.windows]
 
 
+# How a run goes: the group count, idle close on or off, and the batch to restore before.
+runs = st.tuples(st.sampled_from([1, 3, 64]), st.booleans(), st.integers(0, 30))
+
+
 @settings(max_examples=300, deadline=None)
-@given(
-    readings,
-    st.lists(st.one_of(st.integers(1, 3), st.integers(1, 12)), max_size=40),
-    st.sampled_from([1, 3, 64]),
-    st.booleans(),
-    st.integers(0, 30),
-)
+@given(readings, st.lists(st.one_of(st.integers(1, 3), st.integers(1, 12)), max_size=40), runs)
 def test_key_groups_give_what_windowing_key_by_key_and_reading_by_reading_gives(
-    sent: list[tuple[int, int, float]],
-    cuts: list[int],
-    group_count: int,
-    idle_on: bool,
-    restore_at: int,
+    sent: list[tuple[int, int, float]], cuts: list[int], run: tuple[int, bool, int]
 ) -> None:
-    check_against_reference(sent, cuts, group_count, idle_on, restore_at)
+    check_against_reference(sent, cuts, *run)
 
 
+# Small batches, as a fleet's keys come: one reading of a key a batch, mostly.
 @settings(max_examples=150, deadline=None)
-@given(
-    fleet(),
-    # Small batches, as a fleet's keys come: one reading of a key a batch, mostly.
-    st.lists(st.integers(1, 8), min_size=30, max_size=60),
-    st.sampled_from([1, 3, 64]),
-    st.booleans(),
-    st.integers(0, 30),
-)
+@given(fleet(), st.lists(st.integers(1, 8), min_size=30, max_size=60), runs)
 def test_a_fleets_windows_batch_by_batch_are_what_windowing_key_by_key_gives(
-    sent: list[tuple[int, int, float, str]],
-    cuts: list[int],
-    group_count: int,
-    idle_on: bool,
-    restore_at: int,
+    sent: list[tuple[int, int, float, str]], cuts: list[int], run: tuple[int, bool, int]
 ) -> None:
-    check_against_reference(sent, cuts, group_count, idle_on, restore_at)
+    check_against_reference(sent, cuts, *run)
 
 
 def check_against_reference(
