@@ -34,27 +34,33 @@ __all__ = ["WindowLines", "WindowRecords", "build_flow"]
 log = logging.getLogger(__name__)
 
 
+# Window bounds as text are kept per window id (a fleet closes thousands with the same);
+# past this many ids, they are made again as needed.
+_MAX_WINDOW_IDS = 4096
+
+
+def _bounds_text(window_id: int, length: timedelta) -> tuple[str, str]:
+    start = window_start(window_id, length)
+    return iso(start), iso(start + length)
+
+
 class WindowRecords:
     """A closed window as its record (a dict): what the benchmarks' baselines write, the
     way a pipeline usually does; the job writes the same as text (``WindowLines``)."""
 
     def __init__(self, length: timedelta) -> None:
         self._length = length
-        # Window bounds as text, per window id: a fleet closes thousands with the same.
         self._bounds: dict[int, tuple[str, str]] = {}
 
-    def bounds(self, window_id: int) -> tuple[str, str]:
-        bounds = self._bounds.get(window_id)
-        if bounds is None:
-            if len(self._bounds) > 4096:
-                self._bounds.clear()
-            start = window_start(window_id, self._length)
-            bounds = self._bounds[window_id] = (iso(start), iso(start + self._length))
+    def _bounds_of(self, window_id: int) -> tuple[str, str]:
+        if len(self._bounds) > _MAX_WINDOW_IDS:
+            self._bounds.clear()
+        bounds = self._bounds[window_id] = _bounds_text(window_id, self._length)
         return bounds
 
     def record(self, key: str, window: Window) -> dict[str, Any]:
         window_id, count, minimum, maximum, _ = window
-        start, end = self.bounds(window_id)
+        start, end = self._bounds.get(window_id) or self._bounds_of(window_id)
         sensor_id, metric = split_key(key)
         return {
             "sensor_id": sensor_id,
@@ -80,7 +86,7 @@ class WindowLines:
     text of a key's fields is kept per key, that of a window's bounds per window id."""
 
     def __init__(self, length: timedelta) -> None:
-        self._records = WindowRecords(length)
+        self._length = length
         self._heads: dict[str, str] = {}
         self._spans: dict[int, str] = {}
 
@@ -95,9 +101,9 @@ class WindowLines:
         return head
 
     def _span(self, window_id: int) -> str:
-        if len(self._spans) > 4096:
+        if len(self._spans) > _MAX_WINDOW_IDS:
             self._spans.clear()
-        start, end = self._records.bounds(window_id)
+        start, end = _bounds_text(window_id, self._length)
         span = self._spans[window_id] = f'"window_start":"{start}","window_end":"{end}",'
         return span
 

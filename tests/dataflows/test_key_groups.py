@@ -41,14 +41,14 @@ jittered = st.lists(
         for n, (sensor, back) in enumerate(picks)
     ]
 )
-# A fleet: each sensor once a window, at any point of it, arriving in time order give or
-# take up to 3 s; now and then a sensor skips a window or reports twice in one, a reading
-# arrives up to 10 s late (past the idle rule's reach), or comes by the other stream (a
-# sensor heard by two gateways).
 
 
 @st.composite
 def fleet(draw: st.DrawFn) -> list[tuple[int, int, float, str]]:
+    """A fleet: each sensor once a window, at any point of it, arriving in time order give
+    or take up to 3 s; now and then a sensor skips a window or reports twice in one, a
+    reading arrives up to 10 s late (past the idle rule's reach), or comes by the other
+    stream (a sensor heard by two gateways)."""
     sensors, windows = draw(st.integers(3, 12)), draw(st.integers(4, 8))
     picks = []
     for window in range(windows):
