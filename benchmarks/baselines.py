@@ -124,7 +124,15 @@ def _windows(job: JobConfig, bodies: Stream[Any]) -> None:
         merge_stats,
     )
     records = op.map("record", windows.down, partial(_record, records=WindowRecords(length)))
-    write_records("aggregates_out", records, "aggregates", job.output, RunStats("baseline"))
+    write_records(
+        "aggregates_out",
+        records,
+        "aggregates",
+        job.output,
+        RunStats("baseline"),
+        time_field="window_start",
+        settle=job.window.length + job.window.lateness,
+    )
 
 
 def _record(item: tuple[str, tuple[int, WindowStats]], records: WindowRecords) -> dict[str, Any]:

@@ -294,9 +294,9 @@ def time_runs(
             timings.startups.append(startup)
             timings.runs.append(seconds)
             timings.peak_kib = max(timings.peak_kib, rss)
-            aggregates = Path(tmp) / f"r{k}" / "aggregates" / "aggregates.jsonl"
-            if aggregates.exists():
-                timings.records = len(aggregates.read_bytes().splitlines())
+            parts = aggregate_parts(Path(tmp) / f"r{k}")
+            if parts:
+                timings.records = sum(len(p.read_bytes().splitlines()) for p in parts)
     return timings
 
 
@@ -569,6 +569,11 @@ class ArithmeticControl:
         return [alone, pair]
 
 
+def aggregate_parts(out: Path) -> list[Path]:
+    """The finished aggregate part files a job wrote under ``out``."""
+    return sorted((out / "aggregates").glob("date=*/hour=*/part-*.jsonl"))
+
+
 def same_windows(target: str, baseline: str, server: StreamServer, n: int) -> None:
     """Stop the benchmark if a baseline's windows differ from the job's: it would not be
     doing the same work."""
@@ -576,8 +581,8 @@ def same_windows(target: str, baseline: str, server: StreamServer, n: int) -> No
     with tempfile.TemporaryDirectory() as tmp:
         for flow in (target, baseline):
             run_flow(flow, server.url(n), f"{tmp}/{len(outputs)}")
-            lines = Path(f"{tmp}/{len(outputs)}/aggregates/aggregates.jsonl").read_text()
-            outputs.append(sorted(lines.splitlines()))
+            parts = aggregate_parts(Path(f"{tmp}/{len(outputs)}"))
+            outputs.append(sorted(line for p in parts for line in p.read_text().splitlines()))
     if outputs[0] != outputs[1] or not outputs[0]:
         raise RuntimeError(f"{baseline} wrote other windows than {target} over {n} events")
 

@@ -2,7 +2,7 @@
 
 Run: ``python -m bytewax.run dataflows.alerts`` with ``ALERT_RULES`` naming a TOML rules
 file (default: ``dataflows/alert_rules.toml``). Alerts go to stdout, or with OUTPUT a
-directory to ``OUTPUT/alerts/alerts.jsonl``.
+directory to hourly part files under ``OUTPUT/alerts/`` (by alert time).
 
 All readings meet in one stateful step: silence is judged against the whole stream's
 event time, which no per-sensor step can see.
@@ -10,7 +10,7 @@ event time, which no per-sensor step can see.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -68,8 +68,12 @@ def build_flow(
     readings, dead = read_stream(flow, job, stats)
     together = op.key_on("together", readings, _one_key)
     alerts = op.stateful_batch("alerts", together, partial(_AlertLogic, rules))
-    write_records("alerts_out", op.map("record", alerts, _record), "alerts", job.output, stats)
-    write_dead_letters(dead, job.output, stats)
+    records = op.map("record", alerts, _record)
+    settle = job.window.lateness + (job.window.idle_close or timedelta(0))
+    write_records(
+        "alerts_out", records, "alerts", job.output, stats, time_field="ts", settle=settle
+    )
+    write_dead_letters(dead, job.output, stats, settle=settle)
     return flow
 
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
+from connectors.sinks import Cluster
 from connectors.sse import (
     DEFAULT_MAX_EVENT_BYTES,
     Auth,
@@ -48,11 +49,16 @@ __all__ = [
     "load_feature_config",
     "load_runtime_config",
     "parse_duration",
+    "parse_size",
     "settings_of",
 ]
 
 
 T = TypeVar("T")
+
+OutputMode = Literal["new", "append", "overwrite"]
+OUTPUT_MODES: tuple[OutputMode, ...] = ("new", "append", "overwrite")
+DEFAULT_ROLL_SIZE = 128 * 2**20
 
 
 class ConfigError(ValueError):
@@ -100,15 +106,25 @@ class FeatureConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """``directory`` None: JSON Lines on stdout (dead letters on stderr).
+    """``directory`` None: JSON Lines on stdout (dead letters on stderr); else hourly
+    part files under it (``connectors.sinks.rolling``), each ``roll_size`` bytes at most.
 
-    ``resume``: ``bytewax.run`` was given a recovery directory, so output files are kept
-    for Bytewax's FileSink to truncate to the snapshot it resumes from; otherwise each
-    run starts them empty.
+    ``recovery``: the recovery directory ``bytewax.run`` was given, so the part files are
+    left to the sink, which brings them back to the snapshot it resumes from. Otherwise
+    ``mode`` says what a run does with records already there: ``new`` refuses to start,
+    ``append`` adds to them, ``overwrite`` removes them first. ``cluster``: this process's
+    place in the cluster, whose every worker writes its own part files.
     """
 
     directory: Path | None = None
-    resume: bool = False
+    recovery: Path | None = None
+    mode: OutputMode = "new"
+    roll_size: int = DEFAULT_ROLL_SIZE
+    cluster: Cluster = field(default_factory=Cluster)
+
+    @property
+    def resume(self) -> bool:
+        return self.recovery is not None
 
 
 @dataclass(frozen=True)
@@ -171,6 +187,27 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(number) * _UNITS[unit])
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+
+
+def parse_size(text: str) -> int:
+    """``128MiB``, ``500KB``, ``1GiB``, ``4096`` (bytes) to a number of bytes."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a size like 4096, 500KB, 64MiB or 1GiB")
+    number, unit = match.groups()
+    return int(float(number) * _SIZE_UNITS[(unit or "b").lower()])
+
+
 class _Env:
     """Reads variables, collecting every problem so the user fixes them all at once, and
     noting each variable it was asked for with its default (``python -m dataflows``
@@ -227,6 +264,22 @@ class _Env:
             self.problems.append(f"{name} must be at least {minimum:g}; got {raw!r}")
             return default
         return value
+
+    def size(self, name: str, default: str, *, minimum: int = 0) -> int:
+        raw = self._raw(name, default) or default
+        try:
+            value = parse_size(raw)
+        except ValueError as exc:
+            self.problems.append(f"{name}: {exc}")
+            return parse_size(default)
+        if value < minimum:
+            self.problems.append(f"{name} must be at least {minimum} bytes; got {raw!r}")
+            return parse_size(default)
+        return value
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        return self._env
 
     def flag(self, name: str, default: bool) -> bool:
         raw = self._raw(name, "true" if default else "false")
@@ -426,7 +479,13 @@ def _job(env: _Env, argv: Sequence[str]) -> JobConfig:
         idle_close=idle_close if idle_close > timedelta(0) else None,
         key_groups=int(env.number("KEY_GROUPS", 64, minimum=1, integer=True)),
     )
-    output = OutputConfig(directory=_output_directory(env), resume=_recovery_configured(env, argv))
+    output = OutputConfig(
+        directory=_output_directory(env),
+        recovery=_recovery_directory(env, argv),
+        mode=env.choice("OUTPUT_MODE", OUTPUT_MODES, "new"),  # type: ignore[arg-type]
+        roll_size=env.size("OUTPUT_ROLL_SIZE", "128MiB", minimum=1024),
+        cluster=_cluster(env, argv),
+    )
     demo = _demo(env) if not stream.urls else None
     return JobConfig(stream=stream, window=window, output=output, demo=demo)
 
@@ -508,14 +567,38 @@ def _alerts(env: _Env) -> AlertConfig:
     return AlertConfig(rules=Path(env.text("ALERT_RULES") or DEFAULT_RULES))
 
 
-def _recovery_configured(env: _Env, argv: Sequence[str]) -> bool:
-    """Whether ``bytewax.run`` was given a recovery directory (``-r`` or its variable)."""
-    if env.text("BYTEWAX_RECOVERY_DIRECTORY"):
-        return True
-    return any(
-        arg in ("-r", "--recovery-directory") or arg.startswith("--recovery-directory=")
-        for arg in argv
+def _flag_value(argv: Sequence[str], short: str, long: str) -> str | None:
+    """The value ``bytewax.run`` was given for a flag (``-w 2``, ``--workers-per-process=2``)."""
+    for at, arg in enumerate(argv):
+        if arg in (short, long) and at + 1 < len(argv):
+            return argv[at + 1]
+        if arg.startswith(long + "="):
+            return arg.partition("=")[2]
+        if arg.startswith(short) and len(arg) > len(short) and not arg.startswith("--"):
+            return arg[len(short) :]
+    return None
+
+
+def _cluster(env: _Env, argv: Sequence[str]) -> Cluster:
+    """This process's place in the cluster, as ``bytewax.run`` reads it (flags first,
+    then its variables); not a setting of ours, so not listed among them."""
+    environ = env.environ
+    workers = _flag_value(argv, "-w", "--workers-per-process") or environ.get(
+        "BYTEWAX_WORKERS_PER_PROCESS", "1"
     )
+    process = _flag_value(argv, "-i", "--process-id") or environ.get("BYTEWAX_PROCESS_ID", "0")
+    try:
+        return Cluster(process=max(int(process), 0), workers=max(int(workers), 1))
+    except ValueError:
+        return Cluster()  # bytewax.run refuses such a value itself
+
+
+def _recovery_directory(env: _Env, argv: Sequence[str]) -> Path | None:
+    """The recovery directory ``bytewax.run`` was given (``-r`` or its variable)."""
+    given = _flag_value(argv, "-r", "--recovery-directory") or env.text(
+        "BYTEWAX_RECOVERY_DIRECTORY"
+    )
+    return Path(given) if given else None
 
 
 # What each variable means, for ``python -m dataflows --help``; a test checks that every
@@ -547,7 +630,10 @@ MEANINGS: dict[str, str] = {
     "LATENESS": "a reading this much older than its sensor's newest is late",
     "KEY_GROUPS": "sensor_stats keeps every sensor's windows in this many Bytewax keys",
     "IDLE_CLOSE": "close a quiet sensor's window once its stream is this far past it; 0: off",
-    "OUTPUT": "-: stdout and stderr; a directory: one file per kind of record",
+    "OUTPUT": "-: stdout and stderr; a directory: OUTPUT/<kind>/date=.../hour=.../ part files",
+    "OUTPUT_MODE": "a run without recovery into records already there: new (refuse), append "
+    "or overwrite",
+    "OUTPUT_ROLL_SIZE": "a part file is finished at this size (B, KB, MB, GB, KiB, MiB, GiB)",
     "BYTEWAX_RECOVERY_DIRECTORY": "Bytewax's recovery directory (or bytewax.run -r)",
     "SIM_SENSORS": "simulator: sensors",
     "SIM_RATE": "simulator: events per second",

@@ -3,7 +3,8 @@
 Run: ``python -m bytewax.run dataflows.features``. Windows are FEATURE_WINDOW long and
 start every FEATURE_STEP from the UTC epoch, holding readings with
 ``window_start <= ts < window_end``. Columns: see ``feature_math``. With OUTPUT a
-directory the rows go to ``OUTPUT/features/features.csv`` (with a header), else stdout.
+directory the rows go to ``OUTPUT/features/`` as hourly JSON Lines part files (by
+window start), else stdout.
 """
 
 from __future__ import annotations
@@ -95,8 +96,18 @@ def build_flow(job: JobConfig, features: FeatureConfig, stats: RunStats | None =
     late = op.map(
         "late", late_once, partial(late_letter, lateness=job.window.lateness, stats=stats)
     )
-    write_records("features_out", rows, "features", job.output, stats, csv_columns=COLUMNS)
-    write_dead_letters(dead, job.output, stats, late=late)
+    window = job.window
+    settle = features.length + window.lateness + (window.idle_close or timedelta(0))
+    write_records(
+        "features_out",
+        rows,
+        "features",
+        job.output,
+        stats,
+        time_field="window_start",
+        settle=settle,
+    )
+    write_dead_letters(dead, job.output, stats, settle=settle, late=late)
     return flow
 
 

@@ -1,81 +1,194 @@
-"""What every job shares on the way out: records and lines to stdout/stderr or to files.
+"""What every job shares on the way out: records as JSON Lines, to the console or to
+hourly part files, and what a run does with the records already in ``OUTPUT``.
 
-With ``OUTPUT`` a directory, each kind of record has its own file under it, written
-through Bytewax's FileSink so that recovery neither loses nor repeats a line.
+With ``OUTPUT`` a directory, each kind of record goes under ``OUTPUT/<kind>/`` in
+``date=YYYY-MM-DD/hour=HH`` folders by its event time (``connectors.sinks.rolling``):
+an aggregate or a feature row by its window's start, an alert by its time, a dead
+letter by its stream's event time (the wall clock before the stream's first reading).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Callable
+import contextlib
+import itertools
+import logging
+import os
+import secrets
+import zlib
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import bytewax.operators as op
 import orjson
 from bytewax.dataflow import Stream
 
-from connectors.sinks import HeaderFileSink, StdErrSink, StdOutSink, line_file_sink
-from dataflows.config import OutputConfig
+from connectors.sinks import HourlyPartSink, StdErrSink, StdOutSink, part_files
+from connectors.sinks.layout import HOUR_MICROS
+from dataflows.config import ConfigError, OutputConfig
 from dataflows.readings import DeadLetter
 from dataflows.run_stats import RunStats
+from dataflows.times import micros
 
-__all__ = ["write_dead_letters", "write_line_lists", "write_lines", "write_records"]
+__all__ = [
+    "JOB_OUTPUTS",
+    "HourLines",
+    "hour_of_iso",
+    "prepare_output",
+    "write_dead_letters",
+    "write_hour_lines",
+    "write_records",
+]
+
+log = logging.getLogger("dataflows")
 
 X = TypeVar("X")
 
+HourLines = dict[int, list[str]]
+"""Lines by the hour of their records' event time (hours since the epoch, UTC)."""
 
-def _json_lines(records: list[dict[str, Any]]) -> str:
+# The kinds of record each job writes; dead letters are every job's, each in its own files.
+JOB_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "sensor_stats": ("aggregates", "dead_letters"),
+    "features": ("features", "dead_letters"),
+    "alerts": ("alerts", "dead_letters"),
+}
+
+# Beyond what a job says its records may lag behind event time: batches on their way
+# between the steps, and the streams' times moving apart.
+_SETTLE_MARGIN = timedelta(minutes=1)
+
+_HOURS: dict[str, int] = {}
+
+
+def hour_of_iso(moment: str) -> int:
+    """The hour (since the epoch) of an ISO 8601 UTC time as the jobs write it
+    (``2026-12-03T08:15:00.000Z``), read from its first 13 characters."""
+    head = moment[:13]
+    hour = _HOURS.get(head)
+    if hour is None:
+        if len(_HOURS) > 4096:
+            _HOURS.clear()
+        start = datetime.strptime(head, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+        hour = _HOURS[head] = micros(start) // HOUR_MICROS
+    return hour
+
+
+def _records_by_hour(records: list[dict[str, Any]], time_field: str) -> HourLines:
     # orjson: a fleet writes a record per reading, and json.dumps took a sixth of the job.
     # Same JSON (UTF-8, compact); numbers the shortest that read back the same float.
-    return "\n".join([orjson.dumps(record).decode() for record in records])
+    by_hour: HourLines = {}
+    for record in records:
+        hour = hour_of_iso(record[time_field])
+        lines = by_hour.get(hour)
+        if lines is None:
+            lines = by_hour[hour] = []
+        lines.append(orjson.dumps(record).decode())
+    return by_hour
 
 
-def _csv_lines(records: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    buffer = io.StringIO()
-    # None is an empty field, which pandas.read_csv reads as NaN.
-    csv.writer(buffer, lineterminator="\n").writerows(
-        ["" if record[c] is None else record[c] for c in columns] for record in records
-    )
-    return buffer.getvalue()[:-1]
+def _merged(batch: list[HourLines]) -> HourLines:
+    if len(batch) == 1:
+        return batch[0]
+    by_hour: HourLines = {}
+    for item in batch:
+        for hour, lines in item.items():
+            known = by_hour.get(hour)
+            if known is None:
+                by_hour[hour] = list(lines)
+            else:
+                known.extend(lines)
+    return by_hour
 
 
-def _joined(lines: list[str]) -> str:
-    return "\n".join(lines)
+def _letters_by_hour(letters: list[DeadLetter]) -> HourLines:
+    by_hour: HourLines = {}
+    arrival: int | None = None
+    for letter in letters:
+        stamp = letter.stream_time
+        if stamp is None:
+            arrival = arrival or micros(datetime.now(UTC))
+            stamp = arrival
+        by_hour.setdefault(stamp // HOUR_MICROS, []).append(letter.to_json())
+    return by_hour
 
 
-def _joined_lists(batches: list[list[str]]) -> str:
-    return "\n".join([line for lines in batches for line in lines])
-
-
-def _records_in(batches: list[list[str]]) -> int:
-    return sum(map(len, batches))
-
-
-def _lines_of(
-    batch: list[X],
-    to_lines: Callable[[list[X]], str],
-    kind: str,
-    stats: RunStats,
-    count: Callable[[list[X]], int] = len,
+def _console_lines(
+    batch: list[X], by_hour: Callable[[list[X]], HourLines], kind: str, stats: RunStats
 ) -> list[str]:
-    # A batch's lines as one item: the sink writes it and its line end at once, and the
-    # runtime moves one item where a fleet has one record per reading.
-    records = count(batch)
-    stats.count_records(kind, records)
-    return [to_lines(batch)] if records else []
+    # A batch's lines as one item: the sink writes it and its line end at once.
+    grouped = by_hour(batch)
+    lines = [line for hour in sorted(grouped) for line in grouped[hour]]
+    stats.count_records(kind, len(lines))
+    return ["\n".join(lines)] if lines else []
 
 
-def _keyed_lines_of(
+def _chunks(
     batch: list[X],
-    to_lines: Callable[[list[X]], str],
+    by_hour: Callable[[list[X]], HourLines],
     kind: str,
     stats: RunStats,
-    count: Callable[[list[X]], int] = len,
-) -> list[tuple[str, str]]:
-    return [("", lines) for lines in _lines_of(batch, to_lines, kind, stats, count)]
+    routes: Iterator[str],
+) -> list[tuple[str, tuple[int, str]]]:
+    # One item per hour a batch touches: the runtime's cost per item is paid a few times
+    # a batch, where a fleet has one record per reading.
+    grouped = by_hour(batch)
+    stats.count_records(kind, sum(map(len, grouped.values())))
+    route = next(routes)
+    return [(route, (hour, "\n".join(lines))) for hour, lines in grouped.items() if lines]
+
+
+def _write(
+    step_id: str,
+    items: Stream[X],
+    kind: str,
+    output: OutputConfig,
+    stats: RunStats,
+    by_hour: Callable[[list[X]], HourLines],
+    settle: timedelta,
+    console_stderr: bool = False,
+) -> None:
+    if output.directory is None:
+        lines = op.flat_map_batch(
+            f"{step_id}_lines",
+            items,
+            partial(_console_lines, by_hour=by_hour, kind=kind, stats=stats),
+        )
+        stats.output(kind, "stderr" if console_stderr else "stdout")
+        op.output(step_id, lines, StdErrSink() if console_stderr else StdOutSink())
+        return
+    directory = output.directory / kind
+    sink = HourlyPartSink(
+        directory,
+        stats.job,
+        output.cluster,
+        clock=stats.times.slowest,
+        settle=settle + _SETTLE_MARGIN,
+        roll_size=output.roll_size,
+        # Without recovery no restart continues a file: one left hidden would be lost.
+        finish_on_exit=output.recovery is None,
+        run=None if output.recovery is None else _store_run(output.recovery),
+    )
+    routes = itertools.cycle(sink.route_keys())
+    chunks = op.flat_map_batch(
+        f"{step_id}_lines",
+        items,
+        partial(_chunks, by_hour=by_hour, kind=kind, stats=stats, routes=routes),
+    )
+    stats.output(kind, str(directory))
+    op.output(step_id, chunks, sink)
+
+
+def _store_run(recovery: Path) -> str:
+    """A name for the part files of one recovery store's history: the same for every
+    attempt on the store, another for a store made anew at the same path."""
+    stores = sorted(recovery.glob("*.sqlite3"))
+    if not stores:
+        return f"r{secrets.token_hex(4)}"  # bytewax.run refuses such a directory itself
+    made = stores[0].stat()
+    return f"r{zlib.crc32(f'{made.st_ino}-{made.st_ctime_ns}'.encode()):08x}"
 
 
 def write_records(
@@ -85,70 +198,27 @@ def write_records(
     output: OutputConfig,
     stats: RunStats,
     *,
-    csv_columns: tuple[str, ...] | None = None,
+    time_field: str,
+    settle: timedelta,
 ) -> None:
-    """Records as JSON Lines (stdout, or ``OUTPUT/<kind>/<kind>.jsonl``), or, with
-    ``csv_columns`` and an OUTPUT directory, as ``OUTPUT/<kind>/<kind>.csv`` with a header."""
-    if csv_columns is None or output.directory is None:
-        write_lines(step_id, records, kind, output, stats, to_lines=_json_lines)
-        return
-    to_csv = partial(_csv_lines, columns=csv_columns)
-    keyed = op.flat_map_batch(
-        f"{step_id}_lines",
-        records,
-        partial(_keyed_lines_of, to_lines=to_csv, kind=kind, stats=stats),
-    )
-    path = output.directory / kind / f"{kind}.csv"
-    stats.output(kind, str(path))
-    header = ",".join(csv_columns)
-    sink = HeaderFileSink(path, header)
-    _start_file(path, header + "\n", output)
-    op.output(step_id, keyed, sink)
+    """Records as JSON Lines, each in the hour of its ``time_field`` (ISO 8601, UTC), to
+    stdout or ``OUTPUT/<kind>/``; ``settle``: how far behind the streams' event time a
+    record of an hour may still come, so that the hour's files are finished after it."""
+    by_hour = partial(_records_by_hour, time_field=time_field)
+    _write(step_id, records, kind, output, stats, by_hour, settle)
 
 
-def write_lines(
+def write_hour_lines(
     step_id: str,
-    items: Stream[X],
+    items: Stream[HourLines],
     kind: str,
     output: OutputConfig,
     stats: RunStats,
     *,
-    to_lines: Callable[[list[X]], str] = _joined,  # type: ignore[assignment]
-    count: Callable[[list[X]], int] = len,
-    console_stderr: bool = False,
+    settle: timedelta,
 ) -> None:
-    """Items as lines to ``OUTPUT/<kind>/<kind>.jsonl``, or to stdout (stderr) when OUTPUT
-    is ``-``; ``to_lines`` formats a batch of them (by default they are lines already), and
-    ``count`` tells how many records a batch holds (by default one an item).
-    Counting and formatting are one step a batch: a step per line costs the runtime's
-    per-item call several times a record."""
-    lines_of = partial(_lines_of, to_lines=to_lines, kind=kind, stats=stats, count=count)
-    if output.directory is None:
-        lines = op.flat_map_batch(f"{step_id}_lines", items, lines_of)
-        stats.output(kind, "stderr" if console_stderr else "stdout")
-        op.output(step_id, lines, StdErrSink() if console_stderr else StdOutSink())
-        return
-    keyed_lines_of = partial(
-        _keyed_lines_of, to_lines=to_lines, kind=kind, stats=stats, count=count
-    )
-    keyed = op.flat_map_batch(f"{step_id}_lines", items, keyed_lines_of)
-    path = output.directory / kind / f"{kind}.jsonl"
-    stats.output(kind, str(path))
-    sink = line_file_sink(path)
-    _start_file(path, "", output)
-    op.output(step_id, keyed, sink)
-
-
-def write_line_lists(
-    step_id: str,
-    lists: Stream[list[str]],
-    kind: str,
-    output: OutputConfig,
-    stats: RunStats,
-) -> None:
-    """Like ``write_lines``, for a stream of lists of lines, each line a record: a step
-    that makes many records at once hands them on as one item."""
-    write_lines(step_id, lists, kind, output, stats, to_lines=_joined_lists, count=_records_in)
+    """Like ``write_records``, for a step that makes its lines itself, many at a time."""
+    _write(step_id, items, kind, output, stats, _merged, settle)
 
 
 def write_dead_letters(
@@ -156,20 +226,104 @@ def write_dead_letters(
     output: OutputConfig,
     stats: RunStats,
     *,
-    late: Stream[str] | None = None,
+    settle: timedelta,
+    late: Stream[DeadLetter] | None = None,
 ) -> None:
-    """Dead letters (and late readings already as lines) to stderr or ``OUTPUT/dead_letters``."""
-    letters = op.map("letter", dead, DeadLetter.to_json)
-    if late is not None:
-        letters = op.merge("dead_letters", letters, late)
-    write_lines("dead_letters_out", letters, "dead_letters", output, stats, console_stderr=True)
+    """Dead letters (and late readings) to stderr or ``OUTPUT/dead_letters/``."""
+    letters = dead if late is None else op.merge("dead_letters", dead, late)
+    _write(
+        "dead_letters_out",
+        letters,
+        "dead_letters",
+        output,
+        stats,
+        _letters_by_hour,
+        settle,
+        console_stderr=True,
+    )
 
 
-def _start_file(path: Path, content: str, output: OutputConfig) -> None:
-    # Bytewax opens a file sink at its first line, so a run with nothing to write would
-    # leave an earlier run's file in place. A fresh run starts each file anew; a run with
-    # recovery keeps it (FileSink truncates it to the snapshot it resumes from).
-    if output.resume:
-        path.touch()
-    else:
-        path.write_text(content)
+def prepare_output(job: str, output: OutputConfig) -> None:
+    """Before a run without recovery: refuse to start where ``job`` has records in
+    ``OUTPUT`` already (mode ``new``), add to them (``append``; files a killed run left
+    unfinished are finished, cut to their last whole line), or remove them
+    (``overwrite``). Raises ConfigError with the one line to show."""
+    if output.directory is None or output.resume:
+        return
+    kinds = JOB_OUTPUTS[job]
+    finished, unfinished, legacy = _records_of(job, output.directory, kinds)
+    if not (finished or unfinished or legacy):
+        return
+    count = len(finished) + len(unfinished) + len(legacy)
+    if output.mode == "new":
+        raise ConfigError(
+            f"OUTPUT {str(output.directory)!r} already holds {count} files of {job}'s records "
+            f"({', '.join(kinds)}): set OUTPUT_MODE=append to add to them, "
+            "OUTPUT_MODE=overwrite to replace them, or run with recovery (-r) to continue"
+        )
+    if output.mode == "overwrite":
+        for path in [*finished, *unfinished, *legacy]:
+            path.unlink(missing_ok=True)
+        for kind in kinds:
+            _remove_empty_folders(output.directory / kind)
+        log.info("OUTPUT_MODE=overwrite: removed %d files of %s's records", count, job)
+        return
+    for path in unfinished:
+        _finish_left_over(path)
+    for path in legacy:
+        log.warning(
+            "%s is the single file of an older sensorwax: readers of %s will read it too; "
+            "move it away",
+            path,
+            path.parent,
+        )
+
+
+def _records_of(
+    job: str, directory: Path, kinds: tuple[str, ...]
+) -> tuple[list[Path], list[Path], list[Path]]:
+    finished: list[Path] = []
+    unfinished: list[Path] = []
+    legacy: list[Path] = []
+    for kind in kinds:
+        folder = directory / kind
+        if not folder.is_dir():
+            continue
+        for path, done in part_files(folder, f"part-{job}-"):
+            (finished if done else unfinished).append(path)
+        # The one file per kind that sensorwax wrote before part files.
+        legacy += [p for p in (folder / f"{kind}.jsonl", folder / f"{kind}.csv") if p.exists()]
+    return finished, unfinished, legacy
+
+
+def _finish_left_over(path: Path) -> None:
+    """A part file a killed run left unfinished, cut to its last whole line and finished."""
+    with path.open("rb+") as handle:
+        handle.truncate(_after_last_line(handle, handle.seek(0, os.SEEK_END)))
+    visible = path.with_name(path.name[1:].removesuffix(".inprogress"))
+    # Another process of the cluster may have finished it first.
+    with contextlib.suppress(FileNotFoundError):
+        path.rename(visible)
+    log.warning("finished %s, which a run that was killed left unfinished", visible)
+
+
+def _after_last_line(handle: BinaryIO, size: int) -> int:
+    """How many bytes of the file are whole lines: up to and with its last newline."""
+    end = size
+    while end > 0:
+        start = max(end - 65536, 0)
+        handle.seek(start)
+        at = handle.read(end - start).rfind(b"\n")
+        if at >= 0:
+            return start + at + 1
+        end = start
+    return 0
+
+
+def _remove_empty_folders(directory: Path) -> None:
+    for folder in sorted(directory.glob("date=*/hour=*"), reverse=True):
+        for empty in (folder, folder.parent):
+            try:
+                empty.rmdir()
+            except OSError:
+                break

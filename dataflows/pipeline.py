@@ -185,8 +185,10 @@ def _is_parsed(item: object) -> bool:
     return not isinstance(item, DeadLetter)
 
 
-def late_letter(item: tuple[str, tuple[int, Reading]], lateness: timedelta, stats: RunStats) -> str:
-    """A reading the window dropped as late, as a dead letter line."""
+def late_letter(
+    item: tuple[str, tuple[int, Reading]], lateness: timedelta, stats: RunStats
+) -> DeadLetter:
+    """A reading the window dropped as late, as a dead letter at its stream's time."""
     _, (_, reading) = item
     stats.count(0, ["late"])
     data = json.dumps(
@@ -199,4 +201,4 @@ def late_letter(item: tuple[str, tuple[int, Reading]], lateness: timedelta, stat
         separators=(",", ":"),
     )
     detail = f"more than {lateness.total_seconds():g} s older than a reading already seen"
-    return DeadLetter("late", detail, data, reading.event_id, reading.stream).to_json()
+    return DeadLetter("late", detail, data, reading.event_id, reading.stream, reading.stream_time)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
@@ -34,6 +34,7 @@ from dataflows.config import (
     load_runtime_config,
     settings_in_effect,
 )
+from dataflows.outputs import prepare_output
 from dataflows.run_record import RunRecord
 from dataflows.run_stats import RunStats, StatsNow
 
@@ -125,6 +126,7 @@ def start_job(name: str, load: Callable[[], T]) -> tuple[RunStats, T]:
     runtime = settings(load_runtime_config)
     setup_process(runtime)
     loaded = settings(load)
+    settings(partial(prepare_output, name, settings(load_config).output))
     stats = RunStats(name)
     atexit.register(lambda: log.info("%s", stats.summary_line()))
     record = _run_record(name, stats)

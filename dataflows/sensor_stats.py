@@ -17,16 +17,17 @@ import orjson
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 
+from connectors.sinks.layout import HOUR_MICROS
 from connectors.source import StreamItem
 from dataflows.aggregates import late_reading
 from dataflows.config import JobConfig, load_config
 from dataflows.key_groups import Emitted, GroupWindows, LateKeyRow, Window, window_mean
-from dataflows.outputs import write_dead_letters, write_line_lists
+from dataflows.outputs import HourLines, write_dead_letters, write_hour_lines
 from dataflows.pipeline import late_letter, read_stream_by_group
 from dataflows.readings import split_key
 from dataflows.run_stats import RunStats
 from dataflows.runtime import job_flow, start_job
-from dataflows.times import iso
+from dataflows.times import iso, micros
 from dataflows.windows import window_start
 
 __all__ = ["WindowLines", "WindowRecords", "build_flow"]
@@ -88,7 +89,8 @@ class WindowLines:
     def __init__(self, length: timedelta) -> None:
         self._length = length
         self._heads: dict[str, str] = {}
-        self._spans: dict[int, str] = {}
+        # Per window id: the bounds as text, and the hour the window starts in.
+        self._spans: dict[int, tuple[str, int]] = {}
 
     def _head(self, key: str) -> str:
         if len(self._heads) >= _MAX_HEADS:
@@ -100,17 +102,21 @@ class WindowLines:
         )
         return head
 
-    def _span(self, window_id: int) -> str:
+    def _span(self, window_id: int) -> tuple[str, int]:
         if len(self._spans) > _MAX_WINDOW_IDS:
             self._spans.clear()
         start, end = _bounds_text(window_id, self._length)
-        span = self._spans[window_id] = f'"window_start":"{start}","window_end":"{end}",'
+        hour = micros(window_start(window_id, self._length)) // HOUR_MICROS
+        span = self._spans[window_id] = (f'"window_start":"{start}","window_end":"{end}",', hour)
         return span
 
     def line(self, key: str, window: Window) -> str:
-        window_id, count, minimum, maximum, _ = window
+        span = self._spans.get(window[0]) or self._span(window[0])
+        return self._line(key, window, span[0])
+
+    def _line(self, key: str, window: Window, span: str) -> str:
+        _, count, minimum, maximum, _ = window
         head = self._heads.get(key) or self._head(key)
-        span = self._spans.get(window_id) or self._span(window_id)
         # orjson writes the numbers, so each is the text it writes in a record.
         if count == 1 and minimum:
             # A fleet's usual window: its one reading is its mean, minimum and maximum
@@ -121,9 +127,18 @@ class WindowLines:
         mean, low, high = numbers[1:-1].split(",")
         return f'{head}{span}"count":{count},"mean":{mean},"min":{low},"max":{high}}}'
 
-    def __call__(self, item: tuple[str, Emitted]) -> list[str]:
-        line = self.line
-        return [line(key, window) for key, window in item[1].windows]
+    def __call__(self, item: tuple[str, Emitted]) -> HourLines:
+        """A group's closed windows as lines, by the hour each window starts in."""
+        spans, line = self._spans, self._line
+        by_hour: HourLines = {}
+        hour, lines = -1, []
+        for key, window in item[1].windows:
+            span = spans.get(window[0]) or self._span(window[0])
+            if span[1] != hour:
+                hour = span[1]
+                lines = by_hour.setdefault(hour, [])
+            lines.append(line(key, window, span[0]))
+        return by_hour
 
 
 def _late_rows(item: tuple[str, Emitted]) -> list[LateKeyRow]:
@@ -158,8 +173,11 @@ def build_flow(
         op.map("late_reading", op.flat_map("late_rows", emitted, _late_rows), late_reading),
         partial(late_letter, lateness=lateness, stats=stats),
     )
-    write_line_lists("aggregates_out", lines, "aggregates", job.output, stats)
-    write_dead_letters(dead, job.output, stats, late=late)
+    # A window's record comes once the stream is past its end, its lateness and (for a
+    # quiet sensor) the idle rule.
+    settle = length + lateness + (window.idle_close or timedelta(0))
+    write_hour_lines("aggregates_out", lines, "aggregates", job.output, stats, settle=settle)
+    write_dead_letters(dead, job.output, stats, settle=settle, late=late)
     return flow
 
 

@@ -85,6 +85,11 @@ class StreamTimes:
     def get(self, stream: str) -> int | None:
         return self._times.get(stream)
 
+    def slowest(self) -> int | None:
+        """The event time of the stream furthest behind; None before any reading."""
+        times = list(self._times.values())
+        return min(times) if times else None
+
     def cutoff(self, stream: str, back: int) -> int | None:
         """The idle rule, for every step that applies it: ``back`` microseconds (lateness
         plus idle close) before the stream's event time; None before its first reading."""

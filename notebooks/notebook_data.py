@@ -85,17 +85,57 @@ def run_job(module: str, output: Path, **settings: str) -> Path:
     return output
 
 
-def load_jsonl(path: Path, time_columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """JSON Lines to a frame; floats parsed exactly (``pd.read_json`` rounds them)."""
-    rows = (
-        [json.loads(line) for line in path.read_text().splitlines() if line]
-        if path.exists()
-        else []
-    )
+def hour_folders(
+    directory: Path, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
+) -> list[Path]:
+    """The ``date=/hour=`` folders of a kind's directory whose hour overlaps
+    ``[start, end)`` (UTC; either open), in time order: the only ones a range reads."""
+    folders = []
+    for folder in sorted(Path(directory).glob("date=*/hour=*")):
+        hour = pd.Timestamp(f"{folder.parent.name[5:]}T{folder.name[5:]}:00", tz="UTC")
+        if (start is None or hour + pd.Timedelta(hours=1) > start) and (end is None or hour < end):
+            folders.append(folder)
+    return folders
+
+
+def load_records(
+    output: Path,
+    kind: str,
+    time_columns: tuple[str, ...] = (),
+    *,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+    sensors: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """A kind of record a job wrote under ``output`` (its finished part files), floats
+    parsed exactly (``pd.read_json`` rounds them). With ``start``/``end`` only the hour
+    folders of that range are read, and rows whose first time column falls outside it
+    are left out; with ``sensors`` only their rows are kept."""
+    low = None if start is None else pd.Timestamp(start, tz="UTC")
+    high = None if end is None else pd.Timestamp(end, tz="UTC")
+    wanted = None if sensors is None else set(sensors)
+    rows = []
+    for folder in hour_folders(Path(output) / kind, low, high):
+        for path in sorted(folder.glob("*.jsonl")):
+            if path.name.startswith((".", "_")):
+                continue
+            for line in path.read_text().splitlines():
+                if line:
+                    row = json.loads(line)
+                    if wanted is None or row.get("sensor_id") in wanted:
+                        rows.append(row)
     frame = pd.DataFrame(rows)
     for column in time_columns:
         if column in frame:
             frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    if time_columns and time_columns[0] in frame and (low is not None or high is not None):
+        moments = frame[time_columns[0]]
+        keep = pd.Series(True, index=frame.index)
+        if low is not None:
+            keep &= moments >= low
+        if high is not None:
+            keep &= moments < high
+        frame = frame[keep].reset_index(drop=True)
     return frame
 
 

@@ -93,8 +93,9 @@ def _every(k: int, n: int) -> bool:
 class SimulatorConfig:
     """How the server serves: address, pacing, body framing, auth it requires, faults.
 
-    ``pace`` sends events at ``sequence.rate`` per second of wall time; without it the
-    server writes as fast as the socket takes. ``chunked`` uses HTTP/1.1 chunked bodies,
+    ``pace`` sends events at ``sequence.rate`` per second of wall time (``pace_rate``
+    per second, when set: a day of event time served in minutes); without it the server
+    writes as fast as the socket takes. ``chunked`` uses HTTP/1.1 chunked bodies,
     one chunk per ``events_per_write`` events; otherwise a read-to-close body.
     ``line_end`` ends every SSE line (LF, CRLF or CR); ``bom`` starts each body with one.
     ``oauth2`` serves a token endpoint at ``token_url`` and makes the stream take only the
@@ -106,6 +107,7 @@ class SimulatorConfig:
     host: str = "127.0.0.1"
     port: int = 0
     pace: bool = True
+    pace_rate: float | None = None
     ping_interval: float = 5.0
     chunked: bool = True
     events_per_write: int = 1
@@ -423,7 +425,7 @@ class _Handler(BaseHTTPRequestHandler):
             if stream_no == 0 and faults.stall_after is not None and sent_here < faults.stall_after:
                 count = min(count, faults.stall_after - sent_here)
             if config.pace:
-                due = started + (sent_here + count - 1) / spec.rate
+                due = started + (sent_here + count - 1) / (config.pace_rate or spec.rate)
                 while (wait := due - time.monotonic()) > 0:
                     if time.monotonic() - last_write >= ping_interval:
                         self._write(self._ping(spec, sse))

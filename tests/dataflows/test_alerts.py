@@ -15,7 +15,7 @@ from dataflows.alert_engine import AlertEngine
 from dataflows.alert_rules import MetricRules, RulesError, load_rules
 from dataflows.config import DEFAULT_RULES
 from dataflows.readings import Reading
-from tests.helpers.oracle import ROOT, bytewax_run_cmd, job_env, read_lines, run_job
+from tests.helpers.oracle import ROOT, bytewax_run_cmd, job_env, read_records, run_job
 from tests.helpers.servers import StartSim
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -212,7 +212,7 @@ def test_the_job_alerts_through_faults_as_the_engine_does(
         SSE_RETRY_MAX="50ms",
     )
     assert result.returncode == 0, result.stderr
-    got = [json.loads(line) for line in read_lines(out / "alerts" / "alerts.jsonl")]
+    got = [json.loads(line) for line in read_records(out, "alerts")]
     # The same readings, in the order sent, through the engine alone.
     engine = AlertEngine(load_rules(rules_file))
     expected = [
@@ -288,7 +288,7 @@ def test_a_default_run_raises_exactly_the_simulators_injected_anomalies(tmp_path
     # default rules. Its noise must not raise anything.
     result = run_job("dataflows.alerts", OUTPUT=str(tmp_path), timeout=180)
     assert result.returncode == 0, result.stderr
-    alerts = [json.loads(line) for line in read_lines(tmp_path / "alerts" / "alerts.jsonl")]
+    alerts = [json.loads(line) for line in read_records(tmp_path, "alerts")]
     assert sorted((a["sensor_id"], a["metric"], a["rule"], a["state"]) for a in alerts) == [
         ("sensor-000", "temperature", "high", "cleared"),
         ("sensor-000", "temperature", "high", "raised"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
 from dataflows.config import ConfigError, load_feature_config
 from dataflows.feature_math import add_to_features, feature_values, new_features
 from dataflows.readings import Reading
-from tests.helpers.oracle import KEY, run_in_process, sent_readings
+from tests.helpers.oracle import KEY, read_records, run_in_process, sent_readings
 from tests.helpers.servers import StartSim
 
 pytestmark = pytest.mark.slow
@@ -73,8 +74,9 @@ def expected_features(sent: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values([*KEY, "window_start_ms"]).reset_index(drop=True)
 
 
-def load_features(path: Path) -> pd.DataFrame:
-    frame = pd.read_csv(path)
+def load_features(lines: list[str]) -> pd.DataFrame:
+    # json, not pd.read_json: pandas' default float parser is not correctly rounded.
+    frame = pd.DataFrame([json.loads(line) for line in lines])
     starts = pd.to_datetime(frame.pop("window_start"), utc=True, format="ISO8601")
     ends = pd.to_datetime(frame.pop("window_end"), utc=True, format="ISO8601")
     assert ((ends - starts) == pd.Timedelta(milliseconds=WINDOW_MS)).all()
@@ -100,15 +102,13 @@ def test_every_feature_of_every_window_matches_pandas(simulator: StartSim, tmp_p
         SSE_RETRY_INITIAL="10ms",
         SSE_RETRY_MAX="50ms",
     )
-    path = tmp_path / "features" / "features.csv"
-    assert path.read_text().count("sensor_id,metric,window_start") == 1
-    got = load_features(path)
+    got = load_features(read_records(tmp_path, "features"))
     expected = expected_features(sent_readings(sim, 1200))
     assert got[["sensor_id", "metric", "window_start_ms"]].equals(
         expected[["sensor_id", "metric", "window_start_ms"]]
     )
     assert (got["count"] == expected["count"]).all()
-    # A single reading has no std, slope or z-score: empty fields, read as NaN.
+    # A single reading has no std, slope or z-score: null, read as NaN.
     assert got["std"].isna().equals(expected["std"].isna())
     for column in FEATURES:
         np.testing.assert_allclose(

@@ -21,7 +21,7 @@ import pytest
 
 from connectors.simulator import Faults, SequenceSpec, SimulatorConfig, payload
 from dataflows.run_stats import peak_rss_bytes
-from tests.helpers.oracle import ROOT, bytewax_run_cmd, job_env, read_lines, run_job
+from tests.helpers.oracle import ROOT, bytewax_run_cmd, job_env, read_records, run_job
 from tests.helpers.servers import (
     StartScripted,
     StartSim,
@@ -75,9 +75,9 @@ def test_an_endless_data_line_is_skipped_in_bounded_memory(
     )
     assert code == 0, stderr
     assert peak < PEAK_RSS_BOUND, f"peak RSS {peak / MIB:.0f} MiB"
-    letters = [json.loads(x) for x in read_lines(tmp_path / "dead_letters" / "dead_letters.jsonl")]
+    letters = [json.loads(x) for x in read_records(tmp_path, "dead_letters")]
     assert [d["reason"] for d in letters] == ["oversized"]
-    (record,) = [json.loads(x) for x in read_lines(tmp_path / "aggregates" / "aggregates.jsonl")]
+    (record,) = [json.loads(x) for x in read_records(tmp_path, "aggregates")]
     assert record["count"] == 1
 
 
@@ -139,6 +139,6 @@ def test_a_million_events_through_the_job(simulator: StartSim, tmp_path: Path) -
     )
     assert code == 0, stderr
     assert f"summary: {events} events, {events} readings, 0 dead letters" in stderr
-    records = [json.loads(x) for x in read_lines(tmp_path / "aggregates" / "aggregates.jsonl")]
+    records = [json.loads(x) for x in read_records(tmp_path, "aggregates")]
     assert sum(r["count"] for r in records) == events
     assert peak < PEAK_RSS_BOUND, f"peak RSS {peak / MIB:.0f} MiB"

@@ -1,15 +1,18 @@
-"""Crash recovery: SIGKILL a job at three points, restart it, and get the same files.
+"""Crash recovery: SIGKILL a job at four points, restart it, and get the same records.
 
 The kill points: early (before the first snapshot is committed, so the restart starts
 over), mid-window (after a snapshot, while the newest event sent sits in the middle of a
-window), and just after a snapshot is committed. Each restart must send the
-``Last-Event-ID`` that the recovery store holds for the stream (none before the first
-snapshot), and the final files must equal an uninterrupted run's: the same lines, none
-doubled, none missing, and the features CSV with one header.
+window), just after a snapshot is committed, and just after a part file was finished
+(renamed into sight). Each restart must send the ``Last-Event-ID`` that the recovery
+store holds for the stream (none before the first snapshot), and the finished part
+files must hold what an uninterrupted run's hold: the same lines, none doubled, none
+missing, none left unfinished. The stream spans midnight, files roll every 2 KiB, and
+hours close while the job runs, so kills fall among rolls and renames.
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 import sqlite3
 import subprocess
@@ -26,9 +29,11 @@ from tests.helpers.oracle import (
     assert_same_aggregates,
     bytewax_run_cmd,
     expected_aggregates,
+    finished_parts,
     job_env,
     load_aggregates,
     read_lines,
+    read_records,
     run_job,
     sent_readings,
 )
@@ -38,14 +43,21 @@ from tests.helpers.waiting import wait_for
 pytestmark = pytest.mark.slow
 
 EVENTS = 2400
-WINDOW_MS = 500
-WINDOW = {"WINDOW": "500ms", "LATENESS": "200ms", "FEATURE_WINDOW": "1s", "FEATURE_STEP": "500ms"}
-# Each job, and the output files that must come out the same.
-JOBS = {
-    "sensor_stats": ("aggregates/aggregates.jsonl", "dead_letters/dead_letters.jsonl"),
-    "features": ("features/features.csv", "dead_letters/dead_letters.jsonl"),
+WINDOW_MS = 10_000
+WINDOW = {
+    "WINDOW": "10s",
+    "LATENESS": "200ms",
+    "FEATURE_WINDOW": "20s",
+    "FEATURE_STEP": "10s",
+    "OUTPUT_ROLL_SIZE": "2KiB",
 }
-KILL_POINTS = ["early", "mid-window", "after-snapshot"]
+# Each job, and the kind of record that must come out the same (dead letters too).
+JOBS = {"sensor_stats": "aggregates", "features": "features"}
+KILL_POINTS = ["early", "mid-window", "after-snapshot", "after-finish"]
+# 2 events a second of event time from 23:50 UTC: 20 minutes across midnight, the
+# stream's 23:00 hour closing in the job at 00:01:40 (window, lateness, idle rule, margin).
+START_MS = 1_764_546_600_000  # 2025-11-30T23:50:00Z
+EVENT_RATE = 2.0
 
 
 def _recovery_args(directory: Path) -> list[str]:
@@ -93,17 +105,33 @@ class RecoveryStore:
         return None if state is None else str(state)
 
 
+def _on_disk(written: Path) -> list[str]:
+    """Every line in the part files of a kind, finished or not, while the job writes
+    them (a file renamed between the listing and the read is listed again)."""
+    while True:
+        try:
+            paths = sorted(written.glob("date=*/hour=*/*"))
+            return [line for path in paths for line in read_lines(path)]
+        except FileNotFoundError:
+            continue
+
+
 def _kill_when(point: str, sim: SensorSimulator, store: RecoveryStore, written: Path) -> None:
     """Wait for the kill point; return at it."""
     if point == "early":
         wait_for(lambda: len(sim.sent_ids) >= 100, "the first events")
         assert store.commit_epoch() is None, "too late for an early kill"
         return
-    wait_for(lambda: written.exists() and written.stat().st_size > 0, "the first output")
+    wait_for(lambda: len(_on_disk(written)) > 0, "the first output")
     wait_for(lambda: store.commit_epoch() is not None, "the first snapshot")
     if point == "after-snapshot":
         committed = store.commit_epoch()
         wait_for(lambda: store.commit_epoch() != committed, "the next snapshot")
+        return
+    if point == "after-finish":
+        kind = written.name
+        finished = len(finished_parts(written.parent, kind))
+        wait_for(lambda: len(finished_parts(written.parent, kind)) > finished, "a finished file")
         return
     # Mid-window: the newest event sent lies in the middle third of its window.
     spec = sim.config.sequence
@@ -131,7 +159,7 @@ def _run_until_killed(
     first_request = len(sim.requests)
     proc = subprocess.Popen(
         bytewax_run_cmd(module, *_recovery_args(state)),
-        env=job_env(SSE_URL=sim.url, OUTPUT=str(written.parent.parent), **settings),
+        env=job_env(SSE_URL=sim.url, OUTPUT=str(written.parent), **settings),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -150,20 +178,42 @@ def _same_lines(got: list[str], expected: list[str], name: str) -> None:
     assert sorted(got) == sorted(expected), name
 
 
+def _paced(seed: int) -> SimulatorConfig:
+    # Served at 600 events/s, the stream lasts 4 s: time to kill it at each point.
+    return SimulatorConfig(
+        sequence=SequenceSpec(sensors=8, rate=EVENT_RATE, seed=seed, start_ms=START_MS),
+        faults=Faults(end_after=EVENTS, malformed_every=150),
+        events_per_write=4,
+        pace_rate=600,
+    )
+
+
+def _assert_same_records(recovered: Path, whole: Path, kind: str, reference: str, url: str) -> None:
+    """The recovered run's finished records equal the uninterrupted run's, each in the
+    folder of its own hour, and nothing is left unfinished."""
+    assert not [p for p in recovered.rglob(".*") if p.is_file()], "unfinished part files"
+    _same_lines(read_records(recovered, kind), read_records(whole, kind), kind)
+    uninterrupted_letters = [
+        line.replace(reference, url) for line in read_records(whole, "dead_letters")
+    ]
+    _same_lines(read_records(recovered, "dead_letters"), uninterrupted_letters, "dead letters")
+    assert len(uninterrupted_letters) == EVENTS // 150
+    folders = {p.parent.relative_to(recovered / kind) for p in finished_parts(recovered, kind)}
+    assert folders == {Path("date=2025-11-30/hour=23"), Path("date=2025-12-01/hour=00")}
+    for path in finished_parts(recovered, kind):
+        starts = {json.loads(line)["window_start"][:13] for line in read_lines(path)}
+        folder = path.parent
+        assert starts == {f"{folder.parent.name[5:]}T{folder.name[5:]}"}, path
+
+
 @pytest.mark.parametrize("point", KILL_POINTS)
 @pytest.mark.parametrize("job", list(JOBS))
 def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_does(
     simulator: StartSim, tmp_path: Path, job: str, point: str
 ) -> None:
     module = f"dataflows.{job}"
-    main_file, letters_file = JOBS[job]
-    seed = KILL_POINTS.index(point) + 1
-    # Paced at 600 events/s, the stream lasts 4 s: time to kill it at each point.
-    paced = SimulatorConfig(
-        sequence=SequenceSpec(sensors=8, rate=600, seed=seed),
-        faults=Faults(end_after=EVENTS, malformed_every=150),
-        events_per_write=4,
-    )
+    kind = JOBS[job]
+    paced = _paced(seed=KILL_POINTS.index(point) + 1)
     sim = simulator(paced)
     settings = {"SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", **WINDOW}
 
@@ -176,11 +226,10 @@ def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_d
     recovered, state = tmp_path / "recovered", tmp_path / "state"
     _init_recovery(state)
     store = RecoveryStore(state)
-    assert _run_until_killed(point, module, sim, state, recovered / main_file, settings) == -9
+    assert _run_until_killed(point, module, sim, state, recovered / kind, settings) == -9
     assert len(sim.sent_ids) < EVENTS, "the stream ended before the kill"
-    partial = read_lines(recovered / main_file) if (recovered / main_file).exists() else []
     if point != "early":  # killed mid-stream with output on disk: some windows, not all
-        assert 1 < len(partial) < len(read_lines(whole / main_file))
+        assert 1 < len(_on_disk(recovered / kind)) < len(read_records(whole, kind))
     expected_resume = store.resume_id(f"{job}.sse")
     if point == "early":
         assert expected_resume is None
@@ -195,19 +244,10 @@ def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_d
     resumed_from = sim.requests[requests_before_restart].headers.get("Last-Event-ID")
     assert resumed_from == expected_resume
 
-    _same_lines(read_lines(recovered / main_file), read_lines(whole / main_file), main_file)
-    uninterrupted_letters = [
-        line.replace(reference.url, sim.url) for line in read_lines(whole / letters_file)
-    ]
-    _same_lines(read_lines(recovered / letters_file), uninterrupted_letters, letters_file)
-    assert len(uninterrupted_letters) == EVENTS // 150
-    if main_file.endswith(".csv"):
-        lines = read_lines(recovered / main_file)
-        assert lines[0].startswith("sensor_id,metric,")
-        assert sum(line.startswith("sensor_id,") for line in lines) == 1
-    else:
+    _assert_same_records(recovered, whole, kind, reference.url, sim.url)
+    if kind == "aggregates":
         expected, _ = expected_aggregates([sent_readings(sim, EVENTS)], WINDOW_MS, 200)
-        assert_same_aggregates(load_aggregates(read_lines(recovered / main_file)), expected)
+        assert_same_aggregates(load_aggregates(read_records(recovered, kind)), expected)
 
 
 @pytest.mark.parametrize("job", list(JOBS))
@@ -217,12 +257,8 @@ def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
     """Early, then mid-window, then just after a snapshot, all on the same recovery state;
     each restart resumes from the snapshot the previous run committed."""
     module = f"dataflows.{job}"
-    main_file, letters_file = JOBS[job]
-    paced = SimulatorConfig(
-        sequence=SequenceSpec(sensors=8, rate=600, seed=7),
-        faults=Faults(end_after=EVENTS, malformed_every=150),
-        events_per_write=4,
-    )
+    kind = JOBS[job]
+    paced = _paced(seed=7)
     sim = simulator(paced)
     reference = simulator(replace(paced, pace=False))
     settings = {"SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", **WINDOW}
@@ -236,7 +272,7 @@ def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
     for point in KILL_POINTS:
         expected_resume = store.resume_id(f"{job}.sse")
         first_request = len(sim.requests)
-        code = _run_until_killed(point, module, sim, state, recovered / main_file, settings)
+        code = _run_until_killed(point, module, sim, state, recovered / kind, settings)
         assert code == -9, f"the run ended before its {point} kill"
         got = sim.requests[first_request].headers.get("Last-Event-ID")
         resumed.append((got, expected_resume))
@@ -250,9 +286,4 @@ def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
     resumed.append((sim.requests[first_request].headers.get("Last-Event-ID"), expected_resume))
     assert all(got == expected for got, expected in resumed), resumed
     assert resumed[0] == (None, None) and resumed[-1][0] is not None
-
-    _same_lines(read_lines(recovered / main_file), read_lines(whole / main_file), main_file)
-    uninterrupted_letters = [
-        line.replace(reference.url, sim.url) for line in read_lines(whole / letters_file)
-    ]
-    _same_lines(read_lines(recovered / letters_file), uninterrupted_letters, letters_file)
+    _assert_same_records(recovered, whole, kind, reference.url, sim.url)

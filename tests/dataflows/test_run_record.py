@@ -60,4 +60,4 @@ def test_the_run_record_puts_each_break_where_the_stream_broke(
         assert b["event_time"] == iso(datetime.fromtimestamp(newest / 1000, UTC))
     assert record["summary"]["events"] == events
     assert record["summary"]["reconnects"] == len(breaks)
-    assert record["outputs"]["aggregates"] == str(tmp_path / "aggregates" / "aggregates.jsonl")
+    assert record["outputs"]["aggregates"] == str(tmp_path / "aggregates")

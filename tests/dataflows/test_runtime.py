@@ -13,7 +13,7 @@ import pytest
 
 from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
 from dataflows.config import JOB_SETTINGS, MEANINGS, settings_of
-from tests.helpers.oracle import ROOT, job_env, run_job
+from tests.helpers.oracle import ROOT, job_env, read_records, run_job
 from tests.helpers.servers import StartSim
 
 pytestmark = pytest.mark.slow
@@ -141,9 +141,8 @@ def test_the_summary_names_what_was_written_where(simulator: StartSim, tmp_path:
     )
     run = run_job("dataflows.sensor_stats", SSE_URL=sim.url, OUTPUT=str(tmp_path))
     assert run.returncode == 0, run.stderr
-    aggregates = tmp_path / "aggregates" / "aggregates.jsonl"
-    written = len(aggregates.read_text().splitlines())
+    written = len(read_records(tmp_path, "aggregates"))
     assert (
-        f"; wrote {written} aggregates to {aggregates}, "
-        f"2 dead letters to {tmp_path / 'dead_letters' / 'dead_letters.jsonl'}"
+        f"; wrote {written} aggregates to {tmp_path / 'aggregates'}, "
+        f"2 dead letters to {tmp_path / 'dead_letters'}"
     ) in run.stderr

@@ -28,7 +28,7 @@ from tests.helpers.oracle import (
     expected_aggregates,
     job_env,
     load_aggregates,
-    read_lines,
+    read_records,
     run_in_process,
     run_job,
     run_job_watching,
@@ -65,9 +65,9 @@ def check_against_oracle(
     dead letters with reason late."""
     sent = [sent_readings(sim, events) for sim in sims]
     expected, late = expected_aggregates(sent, window_ms, lateness_ms)
-    got = load_aggregates(read_lines(out / "aggregates" / "aggregates.jsonl"))
+    got = load_aggregates(read_records(out, "aggregates"))
     assert_same_aggregates(got, expected)
-    letters = [json.loads(line) for line in read_lines(out / "dead_letters" / "dead_letters.jsonl")]
+    letters = [json.loads(line) for line in read_records(out, "dead_letters")]
     late_letters = sorted(
         (d["stream"], int(d["event_id"])) for d in letters if d["reason"] == "late"
     )
@@ -96,7 +96,7 @@ def test_each_format_through_drops_statuses_and_malformed_events(
     )
     assert run.returncode == 0, run.stderr
     check_against_oracle(tmp_path, [sim], 1500)
-    letters = [json.loads(x) for x in read_lines(tmp_path / "dead_letters" / "dead_letters.jsonl")]
+    letters = [json.loads(x) for x in read_records(tmp_path, "dead_letters")]
     assert sorted(
         int(d["event_id"]) for d in letters if d["reason"] == "invalid_json"
     ) == malformed_ids(sim, 1500)
@@ -183,7 +183,7 @@ def test_late_readings_become_dead_letters_exactly(simulator: StartSim, tmp_path
         "dataflows.sensor_stats", SSE_URL=sim.url, LATENESS="1s", WINDOW="5s", OUTPUT=str(tmp_path)
     )
     check_against_oracle(tmp_path, [sim], 1500, window_ms=5000, lateness_ms=1000)
-    letters = [json.loads(x) for x in read_lines(tmp_path / "dead_letters" / "dead_letters.jsonl")]
+    letters = [json.loads(x) for x in read_records(tmp_path, "dead_letters")]
     assert sum(d["reason"] == "late" for d in letters) > 20
 
 
@@ -230,7 +230,7 @@ def test_a_fleet_of_20000_sensors_with_one_reading_a_window_equals_pandas(
         **FAST_RETRY_ENV,
     )
     check_against_oracle(tmp_path, [sim], events)
-    assert len(read_lines(tmp_path / "aggregates" / "aggregates.jsonl")) >= 40_000
+    assert len(read_records(tmp_path, "aggregates")) >= 40_000
 
 
 def test_dt_fleets_on_two_streams_and_two_workers_equal_pandas_and_one_worker(
@@ -267,9 +267,9 @@ def test_dt_fleets_on_two_streams_and_two_workers_equal_pandas_and_one_worker(
         )
         assert run.returncode == 0, run.stderr
     check_against_oracle(two, sims, events)
-    lines = read_lines(two / "aggregates" / "aggregates.jsonl")
+    lines = read_records(two, "aggregates")
     assert len(lines) > 2 * events  # one window a reading, and more readings than events
-    assert sorted(read_lines(one / "aggregates" / "aggregates.jsonl")) == sorted(lines)
+    assert sorted(read_records(one, "aggregates")) == sorted(lines)
 
 
 def test_two_streams_on_two_workers_equal_one_worker(simulator: StartSim, tmp_path: Path) -> None:
@@ -285,9 +285,7 @@ def test_two_streams_on_two_workers_equal_one_worker(simulator: StartSim, tmp_pa
         )
         assert run.returncode == 0, run.stderr
     check_against_oracle(two, sims, 1500)
-    assert sorted(read_lines(one / "aggregates" / "aggregates.jsonl")) == sorted(
-        read_lines(two / "aggregates" / "aggregates.jsonl")
-    )
+    assert sorted(read_records(one, "aggregates")) == sorted(read_records(two, "aggregates"))
 
 
 def test_two_processes_equal_one(simulator: StartSim, tmp_path: Path) -> None:

@@ -66,11 +66,19 @@ def test_one_reading_of_minus_zero_has_a_mean_of_zero() -> None:
     assert line.endswith('"count":1,"mean":0.0,"min":-0.0,"max":-0.0}')
 
 
-def test_a_batch_is_one_line_per_closed_window_in_order() -> None:
+def test_a_batch_is_one_line_per_closed_window_in_order_by_the_hour_it_starts_in() -> None:
+    # 10 s windows: ids 359 and 360 start at 00:59:50 and 01:00:00 of the epoch.
     closed = [
-        (key_of("s1", "t"), window_of(1, [1.5])),
-        (key_of("s2", "t"), window_of(1, [2.0, 3.0])),
+        (key_of("s1", "t"), window_of(359, [1.5])),
+        (key_of("s2", "t"), window_of(359, [2.0, 3.0])),
+        (key_of("s3", "t"), window_of(360, [4.0])),
+        (key_of("s4", "t"), window_of(1, [5.0])),
     ]
-    lines = WindowLines(LENGTH)(("0", Emitted(closed, [])))
-    assert [json.loads(x)["sensor_id"] for x in lines] == ["s1", "s2"]
-    assert json.loads(lines[1])["mean"] == 2.5
+    by_hour = WindowLines(LENGTH)(("0", Emitted(closed, [])))
+    assert sorted(by_hour) == [0, 1]
+    assert [json.loads(x)["sensor_id"] for x in by_hour[0]] == ["s1", "s2", "s4"]
+    assert [json.loads(x)["sensor_id"] for x in by_hour[1]] == ["s3"]
+    assert json.loads(by_hour[0][1])["mean"] == 2.5
+    for hour, lines in by_hour.items():
+        starts = {json.loads(line)["window_start"][:13] for line in lines}
+        assert starts == {f"1970-01-01T{hour:02d}"}

@@ -116,6 +116,16 @@ def read_lines(path: Path) -> list[str]:
     return [line for line in path.read_text().splitlines() if line]
 
 
+def finished_parts(out: Path, kind: str) -> list[Path]:
+    """The part files of ``kind`` a reader sees: finished ones, in their hour folders."""
+    return sorted(p for p in (out / kind).glob("date=*/hour=*/*.jsonl") if p.name[0] != ".")
+
+
+def read_records(out: Path, kind: str) -> list[str]:
+    """Every line of ``kind`` a reader of ``out`` sees: those of its finished part files."""
+    return [line for path in finished_parts(out, kind) for line in read_lines(path)]
+
+
 def run_job_watching(
     module: str, sim: SensorSimulator, *args: str, timeout: float = 120, **settings: str
 ) -> tuple[JobRun, list[tuple[str, int]]]:

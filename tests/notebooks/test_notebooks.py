@@ -155,10 +155,8 @@ def test_sensor_analysis_on_a_jobs_output_marks_each_break_where_the_stream_brok
         pd.Timestamp(datetime.fromtimestamp(ms / 1000, UTC)) for ms in expected
     ]
     # Every short window is explained, and each malformed event explains one.
-    aggregates = nd.load_jsonl(
-        out / "aggregates" / "aggregates.jsonl", ("window_start", "window_end")
-    )
-    dead = nd.load_jsonl(out / "dead_letters" / "dead_letters.jsonl")
+    aggregates = nd.load_records(out, "aggregates", ("window_start", "window_end"))
+    dead = nd.load_records(out, "dead_letters")
     low = nd.low_count_windows(aggregates, dead, marks)
     assert "unexplained" not in set(low.explained_by)
     assert low.explained_by.str.contains("invalid_json").sum() == len(dead) == 5
@@ -191,7 +189,7 @@ def test_feature_exploration_on_jobs_outputs_shows_exactly_the_injected_anomalie
         FEATURES_OUTPUT=outputs["features"],
         ALERTS_OUTPUT=outputs["alerts"],
     )
-    alerts = nd.load_jsonl(outputs["alerts"] / "alerts" / "alerts.jsonl", ("ts",))
+    alerts = nd.load_records(outputs["alerts"], "alerts", ("ts",))
     episodes = nd.alert_episodes(alerts)
     start = pd.Timestamp(datetime.fromtimestamp(spec.start_ms / 1000, UTC))
 

@@ -35,7 +35,7 @@ from tests.helpers.oracle import (
     assert_same_aggregates,
     expected_aggregates,
     load_aggregates,
-    read_lines,
+    read_records,
     run_job,
     sent_readings,
 )
@@ -377,9 +377,9 @@ def test_job_secrets_through_data_faults(simulator: StartSim, tmp_path: Path, wa
     assert run.returncode == 0, run.stderr
 
     expected, _ = expected_aggregates([sent_readings(sim, events)], 10_000, 2_000)
-    got = load_aggregates(read_lines(tmp_path / "aggregates" / "aggregates.jsonl"))
+    got = load_aggregates(read_records(tmp_path, "aggregates"))
     assert_same_aggregates(got, expected)
-    letters = [json.loads(x) for x in read_lines(tmp_path / "dead_letters" / "dead_letters.jsonl")]
+    letters = [json.loads(x) for x in read_records(tmp_path, "dead_letters")]
     by_reason = {
         reason: sorted(int(d["event_id"]) for d in letters if d["reason"] == reason)
         for reason in {d["reason"] for d in letters}
