@@ -192,7 +192,7 @@ class _HourlyPartition(StatefulSinkPartition[Chunk, PartState]):
         for hour, (seq, size) in state["open"].items():
             part = self._file(hour, seq)
             _bring_back(part, size)
-            self._handles[hour] = part.hidden.open("ab")
+            self._handles[hour] = part.hidden.open("ab", buffering=0)
             self._open[hour] = [seq, size]
 
     def write_batch(self, values: list[Chunk]) -> None:
@@ -200,8 +200,7 @@ class _HourlyPartition(StatefulSinkPartition[Chunk, PartState]):
             handles, opened, limit = self._handles, self._open, self._roll_size
             for hour, text in values:
                 data = (text + "\n").encode()
-                handle = handles.get(hour) or self._start(hour)
-                handle.write(data)
+                _write_all(handles.get(hour) or self._start(hour), data)
                 written = opened[hour]
                 written[1] += len(data)
                 if written[1] >= limit:
@@ -211,7 +210,7 @@ class _HourlyPartition(StatefulSinkPartition[Chunk, PartState]):
     def _start(self, hour: int) -> BinaryIO:
         part = self._file(hour, self._next)
         part.hidden.parent.mkdir(parents=True, exist_ok=True)
-        handle = self._handles[hour] = part.hidden.open("wb")
+        handle = self._handles[hour] = part.hidden.open("wb", buffering=0)
         self._open[hour] = [self._next, 0]
         self._next += 1
         return handle
@@ -232,8 +231,6 @@ class _HourlyPartition(StatefulSinkPartition[Chunk, PartState]):
     def snapshot(self) -> PartState:
         with self._lock:
             self._close_settled()
-            for handle in self._handles.values():
-                handle.flush()
             # Closed as of the previous snapshot, which is committed by now.
             for hour, seq, _ in self._closing:
                 _finish(self._file(hour, seq))
@@ -251,12 +248,9 @@ class _HourlyPartition(StatefulSinkPartition[Chunk, PartState]):
 
     def exit(self) -> None:
         """The process is exiting before the end of input."""
-        with self._lock:
-            if self._finish_on_exit:
+        if self._finish_on_exit:
+            with self._lock:
                 self._finish_all()
-            else:
-                for handle in self._handles.values():
-                    handle.flush()
 
     def _finish_all(self) -> None:
         for hour in list(self._open):
@@ -265,6 +259,14 @@ class _HourlyPartition(StatefulSinkPartition[Chunk, PartState]):
             _finish(self._file(hour, seq))
         self._closing, self._closed = [], []
         _LIVE.discard(self)
+
+
+def _write_all(handle: BinaryIO, data: bytes) -> None:
+    # Unbuffered: what a batch wrote is in the file when write_batch returns, as a kill
+    # would leave it, and a snapshot has nothing to flush.
+    view = memoryview(data)
+    while view:
+        view = view[handle.write(view) or 0 :]
 
 
 def _bring_back(part: PartFile, size: int) -> None:

@@ -33,6 +33,7 @@ from tests.helpers.oracle import (
     run_job,
     run_job_watching,
     sent_readings,
+    writers,
 )
 from tests.helpers.secrets import assert_clean
 from tests.helpers.servers import StartSim, free_port
@@ -286,6 +287,9 @@ def test_two_streams_on_two_workers_equal_one_worker(simulator: StartSim, tmp_pa
         assert run.returncode == 0, run.stderr
     check_against_oracle(two, sims, 1500)
     assert sorted(read_records(one, "aggregates")) == sorted(read_records(two, "aggregates"))
+    # Each worker wrote part files of its own.
+    assert writers(two, "aggregates") == {"000-000", "000-001"}
+    assert writers(one, "aggregates") == {"000-000"}
 
 
 def test_two_processes_equal_one(simulator: StartSim, tmp_path: Path) -> None:
@@ -306,6 +310,8 @@ def test_two_processes_equal_one(simulator: StartSim, tmp_path: Path) -> None:
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     check_against_oracle(tmp_path, sims, 1500)
+    # Each process wrote the windows it made, in part files of its own.
+    assert writers(tmp_path, "aggregates") == {"000-000", "001-000"}
 
 
 def test_stdout_output_and_dead_letters_on_stderr(simulator: StartSim) -> None:

@@ -121,6 +121,11 @@ def finished_parts(out: Path, kind: str) -> list[Path]:
     return sorted(p for p in (out / kind).glob("date=*/hour=*/*.jsonl") if p.name[0] != ".")
 
 
+def writers(out: Path, kind: str) -> set[str]:
+    """The partitions (``<process>-<worker slot>``) that wrote finished files of ``kind``."""
+    return {"-".join(p.name.split("-")[-4:-2]) for p in finished_parts(out, kind)}
+
+
 def read_records(out: Path, kind: str) -> list[str]:
     """Every line of ``kind`` a reader of ``out`` sees: those of its finished part files."""
     return [line for path in finished_parts(out, kind) for line in read_lines(path)]
