@@ -58,6 +58,8 @@ T = TypeVar("T")
 
 OutputMode = Literal["new", "append", "overwrite"]
 OUTPUT_MODES: tuple[OutputMode, ...] = ("new", "append", "overwrite")
+OutputFormat = Literal["jsonl", "delta"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("jsonl", "delta")
 DEFAULT_ROLL_SIZE = 128 * 2**20
 
 
@@ -106,8 +108,9 @@ class FeatureConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """``directory`` None: JSON Lines on stdout (dead letters on stderr); else hourly
-    part files under it (``connectors.sinks.rolling``), each ``roll_size`` bytes at most.
+    """``directory`` None: JSON Lines on stdout (dead letters on stderr); else, by
+    ``format``, hourly JSON Lines part files under it (``connectors.sinks.rolling``),
+    each finished at ``roll_size`` bytes, or a Delta table per kind (``.delta``).
 
     ``recovery``: the recovery directory ``bytewax.run`` was given, so the part files are
     left to the sink, which brings them back to the snapshot it resumes from. Otherwise
@@ -117,6 +120,7 @@ class OutputConfig:
     """
 
     directory: Path | None = None
+    format: OutputFormat = "jsonl"
     recovery: Path | None = None
     mode: OutputMode = "new"
     roll_size: int = DEFAULT_ROLL_SIZE
@@ -481,6 +485,7 @@ def _job(env: _Env, argv: Sequence[str]) -> JobConfig:
     )
     output = OutputConfig(
         directory=_output_directory(env),
+        format=env.choice("OUTPUT_FORMAT", OUTPUT_FORMATS, "jsonl"),  # type: ignore[arg-type]
         recovery=_recovery_directory(env, argv),
         mode=env.choice("OUTPUT_MODE", OUTPUT_MODES, "new"),  # type: ignore[arg-type]
         roll_size=env.size("OUTPUT_ROLL_SIZE", "128MiB", minimum=1024),
@@ -631,6 +636,7 @@ MEANINGS: dict[str, str] = {
     "KEY_GROUPS": "sensor_stats keeps every sensor's windows in this many Bytewax keys",
     "IDLE_CLOSE": "close a quiet sensor's window once its stream is this far past it; 0: off",
     "OUTPUT": "-: stdout and stderr; a directory: OUTPUT/<kind>/date=.../hour=.../ part files",
+    "OUTPUT_FORMAT": "jsonl (hourly JSON Lines part files) or delta (a Delta Lake table a kind)",
     "OUTPUT_MODE": "a run without recovery into records already there: new (refuse), append "
     "or overwrite",
     "OUTPUT_ROLL_SIZE": "a part file is finished at this size (B, KB, MB, GB, KiB, MiB, GiB)",

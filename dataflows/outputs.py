@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import bytewax.operators as op
 import orjson
@@ -31,6 +31,9 @@ from dataflows.config import ConfigError, OutputConfig
 from dataflows.readings import DeadLetter
 from dataflows.run_stats import RunStats
 from dataflows.times import micros
+
+if TYPE_CHECKING:
+    from connectors.sinks.delta import DeltaSink
 
 __all__ = [
     "JOB_OUTPUTS",
@@ -160,17 +163,37 @@ def _write(
         op.output(step_id, lines, StdErrSink() if console_stderr else StdOutSink())
         return
     directory = output.directory / kind
-    sink = HourlyPartSink(
-        directory,
-        stats.job,
-        output.cluster,
-        clock=stats.times.slowest,
-        settle=settle + _SETTLE_MARGIN,
-        roll_size=output.roll_size,
-        # Without recovery no restart continues a file: one left hidden would be lost.
-        finish_on_exit=output.recovery is None,
-        run=None if output.recovery is None else _store_run(output.recovery),
-    )
+    run = None if output.recovery is None else _store_run(output.recovery)
+    # Without recovery no restart continues what a partition holds: at a stop it is
+    # finished (JSON Lines) or committed (Delta) as the process exits.
+    finish_on_exit = output.recovery is None
+    sink: HourlyPartSink | DeltaSink
+    if output.format == "delta":
+        # Only here: deltalake and pyarrow are about 90 MiB a JSON Lines job does not need.
+        from connectors.sinks.delta import DeltaSink
+        from dataflows.tables import TABLE_SCHEMAS
+
+        sink = DeltaSink(
+            directory,
+            stats.job,
+            output.cluster,
+            TABLE_SCHEMAS[kind],
+            clock=stats.times.slowest,
+            settle=settle + _SETTLE_MARGIN,
+            finish_on_exit=finish_on_exit,
+            run=run,
+        )
+    else:
+        sink = HourlyPartSink(
+            directory,
+            stats.job,
+            output.cluster,
+            clock=stats.times.slowest,
+            settle=settle + _SETTLE_MARGIN,
+            roll_size=output.roll_size,
+            finish_on_exit=finish_on_exit,
+            run=run,
+        )
     routes = itertools.cycle(sink.route_keys())
     chunks = op.flat_map_batch(
         f"{step_id}_lines",
@@ -244,14 +267,23 @@ def write_dead_letters(
 
 
 def prepare_output(job: str, output: OutputConfig) -> None:
-    """Before a run without recovery: refuse to start where ``job`` has records in
-    ``OUTPUT`` already (mode ``new``), add to them (``append``; files a killed run left
-    unfinished are finished, cut to their last whole line), or remove them
-    (``overwrite``). Raises ConfigError with the one line to show."""
-    if output.directory is None or output.resume:
+    """Before a run: refuse an ``OUTPUT`` whose kinds are in the other format; then,
+    without recovery, refuse to start where ``job`` has records there already (mode
+    ``new``), add to them (``append``; JSON Lines files a killed run left unfinished are
+    finished, cut to their last whole line), or remove them (``overwrite``). Raises
+    ConfigError with the one line to show."""
+    if output.directory is None:
         return
     kinds = JOB_OUTPUTS[job]
-    finished, unfinished, legacy = _records_of(job, output.directory, kinds)
+    _check_format(output, kinds)
+    if output.resume:
+        return
+    unfinished: list[Path] = []
+    legacy: list[Path] = []
+    if output.format == "delta":
+        finished = _committed_files(job, output.directory, kinds)
+    else:
+        finished, unfinished, legacy = _records_of(job, output.directory, kinds)
     if not (finished or unfinished or legacy):
         return
     count = len(finished) + len(unfinished) + len(legacy)
@@ -262,10 +294,13 @@ def prepare_output(job: str, output: OutputConfig) -> None:
             "OUTPUT_MODE=overwrite to replace them, or run with recovery (-r) to continue"
         )
     if output.mode == "overwrite":
-        for path in [*finished, *unfinished, *legacy]:
-            path.unlink(missing_ok=True)
-        for kind in kinds:
-            _remove_empty_folders(output.directory / kind)
+        if output.format == "delta":
+            _remove_from_tables(job, output.directory, kinds)
+        else:
+            for path in [*finished, *unfinished, *legacy]:
+                path.unlink(missing_ok=True)
+            for kind in kinds:
+                _remove_empty_folders(output.directory / kind)
         log.info("OUTPUT_MODE=overwrite: removed %d files of %s's records", count, job)
         return
     for path in unfinished:
@@ -277,6 +312,62 @@ def prepare_output(job: str, output: OutputConfig) -> None:
             path,
             path.parent,
         )
+
+
+def _check_format(output: OutputConfig, kinds: tuple[str, ...]) -> None:
+    assert output.directory is not None
+    for kind in kinds:
+        folder = output.directory / kind
+        table = (folder / "_delta_log").is_dir()
+        if output.format == "delta" and not table and next(part_files(folder), None):
+            raise ConfigError(
+                f"OUTPUT: {str(folder)!r} holds JSON Lines part files, and OUTPUT_FORMAT=delta "
+                "needs it for a Delta table: set another OUTPUT, or OUTPUT_FORMAT=jsonl"
+            )
+        if output.format == "jsonl" and table:
+            raise ConfigError(
+                f"OUTPUT: {str(folder)!r} is a Delta table: set OUTPUT_FORMAT=delta to add "
+                "to it, or another OUTPUT"
+            )
+
+
+def _committed_files(job: str, directory: Path, kinds: tuple[str, ...]) -> list[Path]:
+    """The data files of ``job`` in the kinds' Delta tables, as their current versions
+    hold them."""
+    from deltalake import DeltaTable
+
+    found = []
+    for kind in kinds:
+        uri = directory / kind
+        if DeltaTable.is_deltatable(str(uri)):
+            for path in DeltaTable(str(uri)).file_uris():
+                if Path(path).name.startswith(f"part-{job}-"):
+                    found.append(Path(path))
+    return found
+
+
+def _remove_from_tables(job: str, directory: Path, kinds: tuple[str, ...]) -> None:
+    """One transaction a table, removing ``job``'s files (``vacuum`` deletes them later)."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+    from deltalake.transaction import AddAction, RemoveAction
+
+    for kind in kinds:
+        uri = directory / kind
+        if not DeltaTable.is_deltatable(str(uri)):
+            continue
+        table = DeltaTable(str(uri))
+        actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        removes: list[AddAction | RemoveAction] = [
+            RemoveAction(row["path"], True, now, row["size_bytes"], {"date": row["partition.date"]})
+            for row in actions
+            if Path(row["path"]).name.startswith(f"part-{job}-")
+        ]
+        if removes:
+            table.create_write_transaction(
+                removes, mode="append", schema=table.schema(), partition_by=["date"]
+            )
 
 
 def _records_of(

@@ -22,12 +22,10 @@ whole lines without the last line end.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import secrets
 import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +34,7 @@ from typing import BinaryIO, TypedDict
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
+from connectors.sinks.exits import forget, remember
 from connectors.sinks.layout import HOUR_MICROS, PartFile, part_files, seq_of
 
 __all__ = ["Chunk", "Cluster", "HourlyPartSink", "PartState"]
@@ -136,16 +135,6 @@ class HourlyPartSink(FixedPartitionedSink[Chunk, PartState]):
         )
 
 
-# Partitions still writing, for the exit hook.
-_LIVE: weakref.WeakSet[_HourlyPartition] = weakref.WeakSet()
-
-
-@atexit.register
-def _at_exit() -> None:
-    for partition in list(_LIVE):
-        partition.exit()
-
-
 class _HourlyPartition(StatefulSinkPartition[Chunk, PartState]):
     def __init__(
         self,
@@ -175,7 +164,7 @@ class _HourlyPartition(StatefulSinkPartition[Chunk, PartState]):
         self._next = 0 if state is None else state["next"]
         if state is not None:
             self._restore(state)
-        _LIVE.add(self)
+        remember(self)
 
     def _file(self, hour: int, seq: int) -> PartFile:
         return PartFile(self._directory, self._prefix, seq, hour)
@@ -258,7 +247,7 @@ class _HourlyPartition(StatefulSinkPartition[Chunk, PartState]):
         for hour, seq, _ in self._closing + self._closed:
             _finish(self._file(hour, seq))
         self._closing, self._closed = [], []
-        _LIVE.discard(self)
+        forget(self)
 
 
 def _write_all(handle: BinaryIO, data: bytes) -> None:

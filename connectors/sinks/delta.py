@@ -1,0 +1,334 @@
+"""Delta Lake tables (delta-rs, through the ``deltalake`` package), partitioned by date,
+an idempotent transaction per worker and snapshot, compacted as dates settle.
+
+``DeltaSink`` takes the same items as ``HourlyPartSink``: ``(route, (hour, text))``,
+whole JSON lines of one hour of event time. A partition keeps the lines of each date
+and, at every snapshot (or every ``stage_rows`` rows, so memory stays bounded), parses
+them with pyarrow's JSON reader against the table's schema (typed columns; floats read
+back exactly as written) into a Parquet file in the table's ``date=`` folder. No reader
+sees such a file until it is committed: at the snapshot after the one that listed it
+(which is committed by then), one Delta transaction adds every file of the snapshot
+before, with an application transaction (``txn``: the partition's id and a version
+counting its commits). A partition's snapshot is what it has staged and not yet
+committed, as file names, never the rows.
+
+On resume from a snapshot, the files it lists are committed unless the table's version
+for the partition's id shows they were already (the crash came after that commit);
+files staged after the snapshot are removed, and the source's replay stages their rows
+again. Writer ``000-000`` compacts (``optimize``) each date's small files once an hour of
+it settles, and every writer compacts the dates it wrote at the end of input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypedDict
+
+import pyarrow as pa
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from deltalake import DeltaTable
+from deltalake.exceptions import CommitFailedError
+from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Transaction
+
+from connectors.sinks.exits import forget, remember
+from connectors.sinks.layout import HOUR_MICROS, seq_of
+from connectors.sinks.rolling import Chunk, Cluster
+
+__all__ = ["DeltaSink", "DeltaState", "TableSettings"]
+
+log = logging.getLogger(__name__)
+
+DATE = "date"
+
+
+class DeltaState(TypedDict):
+    """A partition's snapshot: its run, its next file's number, the version its next
+    commit carries, and its staged files not yet committed: (date, file name, bytes,
+    rows)."""
+
+    run: str
+    next: int
+    version: int
+    staged: list[tuple[str, str, int, int]]
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """How a table is kept: compaction's target file size, how long files that
+    compaction replaced stay for readers of older versions (then ``vacuum`` removes
+    them), and how long the log keeps old versions."""
+
+    target_size: int = 128 * 2**20
+    deleted_file_retention: timedelta = timedelta(hours=1)
+    log_retention: timedelta = timedelta(days=2)
+
+
+def _date_of(hour: int) -> str:
+    return f"{datetime(1970, 1, 1, tzinfo=UTC) + timedelta(hours=hour):%Y-%m-%d}"
+
+
+def _interval(span: timedelta) -> str:
+    return f"interval {int(span.total_seconds())} seconds"
+
+
+def open_table(uri: Path, schema: pa.Schema, settings: TableSettings) -> None:
+    """Create the table (``schema`` plus the ``date`` column it is partitioned by)
+    unless it exists; one that exists must have the same columns."""
+    full = schema.append(pa.field(DATE, pa.string(), nullable=False))
+    if not DeltaTable.is_deltatable(str(uri)):
+        uri.mkdir(parents=True, exist_ok=True)
+        # Another process of the cluster may make it first.
+        with contextlib.suppress(CommitFailedError):
+            DeltaTable.create(
+                str(uri),
+                schema=full,
+                mode="ignore",
+                partition_by=[DATE],
+                configuration={
+                    "delta.logRetentionDuration": _interval(settings.log_retention),
+                    "delta.deletedFileRetentionDuration": _interval(
+                        settings.deleted_file_retention
+                    ),
+                    # delta-rs writes a checkpoint every this many commits (its default,
+                    # said here so that a table made elsewhere keeps it too).
+                    "delta.checkpointInterval": "100",
+                },
+            )
+    found = DeltaTable(str(uri)).schema().to_arrow()
+    names = [field.name for field in pa.schema(found)]
+    if names != full.names:
+        raise ValueError(
+            f"the Delta table {uri} has the columns {', '.join(names)}, "
+            f"not {', '.join(full.names)}: write to another OUTPUT"
+        )
+
+
+class DeltaSink(FixedPartitionedSink[Chunk, DeltaState]):
+    """A Delta table at ``uri`` whose columns are ``schema`` and ``date``; partitions as
+    ``HourlyPartSink``'s (one per worker), files ``part-<name>-<partition>-...``.
+    ``clock`` and ``settle`` say when an hour is complete (for compaction);
+    ``finish_on_exit`` and ``run`` as for ``HourlyPartSink``."""
+
+    def __init__(
+        self,
+        uri: Path,
+        name: str,
+        cluster: Cluster,
+        schema: pa.Schema,
+        *,
+        clock: Callable[[], int | None],
+        settle: timedelta,
+        settings: TableSettings = TableSettings(),
+        finish_on_exit: bool = False,
+        run: str | None = None,
+        stage_rows: int = 65_536,
+    ) -> None:
+        open_table(uri, schema, settings)
+        self._uri = uri
+        self._name = name
+        self._cluster = cluster
+        self._schema = schema
+        self._clock = clock
+        self._settle = settle // timedelta(microseconds=1)
+        self._settings = settings
+        self._finish_on_exit = finish_on_exit
+        self._run = run
+        self._stage_rows = stage_rows
+
+    def route_keys(self) -> list[str]:
+        first = self._cluster.process * self._cluster.workers
+        return [str(first + slot) for slot in range(self._cluster.workers)]
+
+    def list_parts(self) -> list[str]:
+        process, workers = self._cluster.process, self._cluster.workers
+        return [f"{process:03d}-{slot:03d}" for slot in range(workers)]
+
+    def part_fn(self, item_key: str) -> int:
+        return int(item_key)
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: DeltaState | None
+    ) -> _DeltaPartition:
+        if resume_state is None:
+            run = self._run or f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}{secrets.token_hex(2)}"
+            resume_state = {"run": run, "next": 0, "version": 0, "staged": []}
+        return _DeltaPartition(
+            self,
+            f"part-{self._name}-{for_part}",
+            resume_state,
+            compacts=for_part == "000-000",
+        )
+
+
+class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
+    def __init__(self, sink: DeltaSink, writer: str, state: DeltaState, compacts: bool) -> None:
+        self._sink = sink
+        self._uri = sink._uri
+        self._run = state["run"]
+        self._prefix = f"{writer}-{self._run}"
+        self._app = f"sensorwax-{self._prefix}"
+        self._next = state["next"]
+        self._version = state["version"]
+        self._compacts = compacts
+        self._lock = threading.Lock()
+        self._lines: dict[str, list[str]] = {}
+        self._buffered = 0
+        # Staged as of the last snapshot (committed at the next), and since.
+        self._listed: list[tuple[str, str, int, int]] = []
+        self._staged: list[tuple[str, str, int, int]] = []
+        self._dates: set[str] = set()
+        self._settled_hour: int | None = None
+        self._restore(state)
+        if sink._finish_on_exit:
+            remember(self)
+
+    def _table(self) -> DeltaTable:
+        return DeltaTable(str(self._uri))
+
+    def _restore(self, state: DeltaState) -> None:
+        table = self._table()
+        live = {Path(path).name for path in table.file_uris()}
+        for path in self._uri.glob(f"{DATE}=*/{self._prefix}-*.parquet"):
+            seq = seq_of(path.with_suffix(".jsonl"))
+            if seq is not None and seq >= self._next and path.name not in live:
+                path.unlink()  # staged after the snapshot: the replay stages its rows again
+        if state["staged"]:
+            self._listed = list(state["staged"])
+            self._commit_listed()
+
+    def write_batch(self, values: list[Chunk]) -> None:
+        with self._lock:
+            lines = self._lines
+            for hour, text in values:
+                date = _date_of(hour)
+                known = lines.get(date)
+                if known is None:
+                    known = lines[date] = []
+                known.append(text)
+                self._buffered += text.count("\n") + 1
+            if self._buffered >= self._sink._stage_rows:
+                self._stage()
+
+    def _stage(self) -> None:
+        """Every buffered line into a Parquet file per date, not yet in the table."""
+        schema = self._sink._schema
+        options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+        for date, texts in self._lines.items():
+            data = ("\n".join(texts) + "\n").encode()
+            table = pa_json.read_json(io.BytesIO(data), parse_options=options).select(schema.names)
+            name = f"{self._prefix}-{self._next:06d}.parquet"
+            folder = self._uri / f"{DATE}={date}"
+            folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, folder / name, compression="zstd")
+            size = (folder / name).stat().st_size
+            self._staged.append((date, name, size, table.num_rows))
+            self._dates.add(date)
+            self._next += 1
+        self._lines, self._buffered = {}, 0
+
+    def _commit_listed(self) -> None:
+        """One transaction adding the files of the last snapshot, unless the table has
+        it already (a crash after the commit, before the snapshot that followed it)."""
+        if not self._listed:
+            return
+        table = self._table()
+        done = table.transaction_version(self._app)
+        if done is None or done < self._version:
+            now = int(time.time() * 1000)
+            actions: list[AddAction | RemoveAction] = [
+                AddAction(
+                    f"{DATE}={date}/{name}",
+                    size,
+                    {DATE: date},
+                    now,
+                    True,
+                    f'{{"numRecords":{rows}}}',
+                )
+                for date, name, size, rows in self._listed
+            ]
+            table.create_write_transaction(
+                actions,
+                mode="append",
+                schema=table.schema(),
+                partition_by=[DATE],
+                commit_properties=CommitProperties(
+                    app_transactions=[Transaction(app_id=self._app, version=self._version)],
+                    max_commit_retries=100,
+                ),
+            )
+        self._version += 1
+        self._listed = []
+
+    def snapshot(self) -> DeltaState:
+        with self._lock:
+            if self._lines:
+                self._stage()
+            self._commit_listed()
+            self._listed, self._staged = self._staged, []
+            if self._compacts:
+                self._compact_settled()
+            return {
+                "run": self._run,
+                "next": self._next,
+                "version": self._version,
+                "staged": list(self._listed),
+            }
+
+    def _compact_settled(self) -> None:
+        # Once an hour settles, its date's small files are compacted: a finished date
+        # ends as a few large files however often snapshots came.
+        now = self._sink._clock()
+        if now is None:
+            return
+        settled = (now - self._sink._settle) // HOUR_MICROS - 1
+        if self._settled_hour is not None and settled > self._settled_hour:
+            self._compact(_date_of(self._settled_hour))
+        self._settled_hour = settled
+
+    def _compact(self, date: str) -> None:
+        try:
+            metrics = self._table().optimize.compact(
+                partition_filters=[(DATE, "=", date)],
+                target_size=self._sink._settings.target_size,
+                commit_properties=CommitProperties(max_commit_retries=100),
+            )
+        except CommitFailedError as exc:
+            log.info("%s: compaction of %s left to another writer (%s)", self._uri, date, exc)
+            return
+        if metrics.get("numFilesRemoved"):
+            log.info(
+                "%s: compacted %s: %s files into %s",
+                self._uri,
+                date,
+                metrics["numFilesRemoved"],
+                metrics["numFilesAdded"],
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._commit_all()
+            for date in sorted(self._dates):
+                self._compact(date)
+
+    def exit(self) -> None:
+        with self._lock:
+            self._commit_all()
+
+    def _commit_all(self) -> None:
+        if self._lines:
+            self._stage()
+        self._commit_listed()
+        self._listed, self._staged = self._staged, []
+        self._commit_listed()
+        forget(self)
