@@ -16,7 +16,8 @@ On resume from a snapshot, the files it lists are committed unless the table's v
 for the partition's id shows they were already (the crash came after that commit);
 files staged after the snapshot are removed, and the source's replay stages their rows
 again. Writer ``000-000`` compacts (``optimize``) each date's small files once an hour of
-it settles, and every writer compacts the dates it wrote at the end of input.
+it settles, and every writer of the first process compacts the dates it wrote at the
+end of input, one at a time.
 """
 
 from __future__ import annotations
@@ -167,12 +168,27 @@ class DeltaSink(FixedPartitionedSink[Chunk, DeltaState]):
             self,
             f"part-{self._name}-{for_part}",
             resume_state,
-            compacts=for_part == "000-000",
+            compacts=self._cluster.process == 0,
+            hourly=for_part == "000-000",
         )
 
 
+# Compactions of one table, one at a time: delta-rs let two concurrent compactions of a
+# date both commit (each removing the same small files and adding its own merged file:
+# every row twice), so only the first process compacts, one writer at a time.
+_COMPACTIONS: dict[Path, threading.Lock] = {}
+_COMPACTIONS_LOCK = threading.Lock()
+
+
+def _compaction_lock(uri: Path) -> threading.Lock:
+    with _COMPACTIONS_LOCK:
+        return _COMPACTIONS.setdefault(uri.resolve(), threading.Lock())
+
+
 class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
-    def __init__(self, sink: DeltaSink, writer: str, state: DeltaState, compacts: bool) -> None:
+    def __init__(
+        self, sink: DeltaSink, writer: str, state: DeltaState, compacts: bool, hourly: bool
+    ) -> None:
         self._sink = sink
         self._uri = sink._uri
         self._run = state["run"]
@@ -181,6 +197,7 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
         self._next = state["next"]
         self._version = state["version"]
         self._compacts = compacts
+        self._hourly = hourly
         self._lock = threading.Lock()
         self._lines: dict[str, list[str]] = {}
         self._buffered = 0
@@ -276,7 +293,7 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
                 self._stage()
             self._commit_listed()
             self._listed, self._staged = self._staged, []
-            if self._compacts:
+            if self._hourly:
                 self._compact_settled()
             return {
                 "run": self._run,
@@ -292,19 +309,21 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
         if now is None:
             return
         settled = (now - self._sink._settle) // HOUR_MICROS - 1
-        if self._settled_hour is not None and settled > self._settled_hour:
-            self._compact(_date_of(self._settled_hour))
+        if self._settled_hour is None or settled > self._settled_hour:
+            self._compact(_date_of(settled))
         self._settled_hour = settled
 
     def _compact(self, date: str) -> None:
+        if not self._compacts:
+            return
         try:
-            metrics = self._table().optimize.compact(
-                partition_filters=[(DATE, "=", date)],
-                target_size=self._sink._settings.target_size,
-                commit_properties=CommitProperties(max_commit_retries=100),
-            )
+            with _compaction_lock(self._uri):
+                metrics = self._table().optimize.compact(
+                    partition_filters=[(DATE, "=", date)],
+                    target_size=self._sink._settings.target_size,
+                )
         except CommitFailedError as exc:
-            log.info("%s: compaction of %s left to another writer (%s)", self._uri, date, exc)
+            log.warning("%s: compaction of %s failed, left for later (%s)", self._uri, date, exc)
             return
         if metrics.get("numFilesRemoved"):
             log.info(

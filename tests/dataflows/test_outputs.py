@@ -11,13 +11,17 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from deltalake import DeltaTable
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
 from tests.helpers.oracle import (
     ROOT,
     assert_same_aggregates,
     bytewax_run_cmd,
+    delta_files,
+    delta_records,
     expected_aggregates,
     finished_parts,
     job_env,
@@ -229,3 +233,70 @@ def test_a_stopped_run_finishes_its_files_and_a_killed_ones_are_finished_on_appe
         assert finished.read_bytes() == whole
         for line in whole.decode().splitlines():
             json.loads(line)
+
+
+def test_delta_tables_hold_what_json_lines_hold_typed_by_date_and_compacted(
+    simulator: StartSim, tmp_path: Path
+) -> None:
+    # 90 minutes of event time across midnight, served in about 4 s so that the Delta
+    # run, with a snapshot every second, commits a few dozen times on two workers.
+    events = 21_600
+    config = across_midnight(events, rate=4.0, pace=True, pace_rate=5_000)
+    jsonl, delta, state = tmp_path / "jsonl", tmp_path / "delta", tmp_path / "state"
+    sim = simulator(config)
+    run = run_job("dataflows.sensor_stats", SSE_URL=sim.url, OUTPUT=str(jsonl), **FAST_RETRY)
+    assert run.returncode == 0, run.stderr
+    state.mkdir()
+    init = subprocess.run(
+        [*bytewax_run_cmd("x")[:2], "bytewax.recovery", str(state), "1"],
+        env=job_env(),
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+    )
+    assert init.returncode == 0, init.stderr
+    run = run_job(
+        "dataflows.sensor_stats",
+        "-w",
+        "2",
+        "-r",
+        str(state),
+        "-s",
+        "1",
+        "-b",
+        "0",
+        SSE_URL=sim.url,
+        OUTPUT=str(delta),
+        OUTPUT_FORMAT="delta",
+        **FAST_RETRY,
+    )
+    assert run.returncode == 0, run.stderr
+    for kind in ("aggregates", "dead_letters"):
+        assert sorted(delta_records(delta, kind)) == sorted(read_records(jsonl, kind)), kind
+    expected, _ = expected_aggregates([sent_readings(sim, events)], 10_000, 2_000)
+    assert_same_aggregates(load_aggregates(delta_records(delta, "aggregates")), expected)
+
+    table = DeltaTable(str(delta / "aggregates"))
+    types = {field.name: str(field.type) for field in table.to_pyarrow_table().schema}
+    assert types == {
+        "sensor_id": "string",
+        "metric": "string",
+        "window_start": "timestamp[us, tz=UTC]",
+        "window_end": "timestamp[us, tz=UTC]",
+        "count": "int64",
+        "mean": "double",
+        "min": "double",
+        "max": "double",
+        "date": "string",
+    }
+    new_year = table.to_pandas(filters=[("date", "=", "2026-01-01")])
+    assert len(new_year) == (expected.window_start_ms >= 1_767_225_600_000).sum()
+    assert (new_year.window_start >= pd.Timestamp("2026-01-01", tz="UTC")).all()
+    # However many snapshots there were, each date ends as a file or two (a writer each).
+    files = delta_files(delta, "aggregates")
+    assert {Path(f).parent.name for f in files} == {"date=2025-12-31", "date=2026-01-01"}
+    for date in ("date=2025-12-31", "date=2026-01-01"):
+        assert 1 <= sum(Path(f).parent.name == date for f in files) <= 2, files
+    assert table.history(limit=1000)[-1]["operation"] == "CREATE TABLE"
+    commits = [h for h in table.history(limit=1000) if h["operation"] == "WRITE"]
+    assert len(commits) > 4, "too few commits to tell compaction from none"

@@ -22,12 +22,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from deltalake import DeltaTable
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
 from tests.helpers.oracle import (
     ROOT,
     assert_same_aggregates,
     bytewax_run_cmd,
+    delta_records,
     expected_aggregates,
     finished_parts,
     job_env,
@@ -54,6 +56,7 @@ WINDOW = {
 # Each job, and the kind of record that must come out the same (dead letters too).
 JOBS = {"sensor_stats": "aggregates", "features": "features"}
 KILL_POINTS = ["early", "mid-window", "after-snapshot", "after-finish"]
+FORMATS = ["jsonl", "delta"]
 # 2 events a second of event time from 23:50 UTC: 20 minutes across midnight, the
 # stream's 23:00 hour closing in the job at 00:01:40 (window, lateness, idle rule, margin).
 START_MS = 1_764_546_600_000  # 2025-11-30T23:50:00Z
@@ -116,22 +119,39 @@ def _on_disk(written: Path) -> list[str]:
             continue
 
 
+def _written(written: Path) -> int:
+    """How much of a kind is on disk: lines (JSON Lines), or staged Parquet files."""
+    return len(_on_disk(written)) + len(list(written.glob("date=*/*.parquet")))
+
+
+def _finished(written: Path) -> int:
+    """How much of a kind a reader sees: finished files, or the Delta table's version."""
+    if (written / "_delta_log").is_dir():
+        return DeltaTable(str(written)).version()
+    return len(finished_parts(written.parent, written.name))
+
+
+def _records(out: Path, kind: str) -> list[str]:
+    if (out / kind / "_delta_log").is_dir():
+        return delta_records(out, kind)
+    return read_records(out, kind)
+
+
 def _kill_when(point: str, sim: SensorSimulator, store: RecoveryStore, written: Path) -> None:
     """Wait for the kill point; return at it."""
     if point == "early":
         wait_for(lambda: len(sim.sent_ids) >= 100, "the first events")
         assert store.commit_epoch() is None, "too late for an early kill"
         return
-    wait_for(lambda: len(_on_disk(written)) > 0, "the first output")
+    wait_for(lambda: _written(written) > 0, "the first output")
     wait_for(lambda: store.commit_epoch() is not None, "the first snapshot")
     if point == "after-snapshot":
         committed = store.commit_epoch()
         wait_for(lambda: store.commit_epoch() != committed, "the next snapshot")
         return
-    if point == "after-finish":
-        kind = written.name
-        finished = len(finished_parts(written.parent, kind))
-        wait_for(lambda: len(finished_parts(written.parent, kind)) > finished, "a finished file")
+    if point == "after-finish":  # a file renamed into sight, or a Delta commit
+        finished = _finished(written)
+        wait_for(lambda: _finished(written) > finished, "a finished file or a commit")
         return
     # Mid-window: the newest event sent lies in the middle third of its window.
     spec = sim.config.sequence
@@ -190,14 +210,19 @@ def _paced(seed: int) -> SimulatorConfig:
 
 def _assert_same_records(recovered: Path, whole: Path, kind: str, reference: str, url: str) -> None:
     """The recovered run's finished records equal the uninterrupted run's, each in the
-    folder of its own hour, and nothing is left unfinished."""
+    folder of its own hour (or date), and nothing is left unfinished."""
     assert not [p for p in recovered.rglob(".*") if p.is_file()], "unfinished part files"
-    _same_lines(read_records(recovered, kind), read_records(whole, kind), kind)
+    _same_lines(_records(recovered, kind), _records(whole, kind), kind)
     uninterrupted_letters = [
-        line.replace(reference, url) for line in read_records(whole, "dead_letters")
+        line.replace(reference, url) for line in _records(whole, "dead_letters")
     ]
-    _same_lines(read_records(recovered, "dead_letters"), uninterrupted_letters, "dead letters")
+    _same_lines(_records(recovered, "dead_letters"), uninterrupted_letters, "dead letters")
     assert len(uninterrupted_letters) == EVENTS // 150
+    if (recovered / kind / "_delta_log").is_dir():
+        table = DeltaTable(str(recovered / kind)).to_pandas()
+        assert set(table.date) == {"2025-11-30", "2025-12-01"}
+        assert (table.window_start.dt.strftime("%Y-%m-%d") == table.date).all()
+        return
     folders = {p.parent.relative_to(recovered / kind) for p in finished_parts(recovered, kind)}
     assert folders == {Path("date=2025-11-30/hour=23"), Path("date=2025-12-01/hour=00")}
     for path in finished_parts(recovered, kind):
@@ -206,16 +231,18 @@ def _assert_same_records(recovered: Path, whole: Path, kind: str, reference: str
         assert starts == {f"{folder.parent.name[5:]}T{folder.name[5:]}"}, path
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("point", KILL_POINTS)
 @pytest.mark.parametrize("job", list(JOBS))
 def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_does(
-    simulator: StartSim, tmp_path: Path, job: str, point: str
+    simulator: StartSim, tmp_path: Path, job: str, point: str, fmt: str
 ) -> None:
     module = f"dataflows.{job}"
     kind = JOBS[job]
     paced = _paced(seed=KILL_POINTS.index(point) + 1)
     sim = simulator(paced)
-    settings = {"SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", **WINDOW}
+    settings = {"SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", "OUTPUT_FORMAT": fmt}
+    settings |= WINDOW
 
     # The uninterrupted run reads the same events unpaced; its dead letters name its URL.
     reference = simulator(replace(paced, pace=False))
@@ -229,7 +256,8 @@ def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_d
     assert _run_until_killed(point, module, sim, state, recovered / kind, settings) == -9
     assert len(sim.sent_ids) < EVENTS, "the stream ended before the kill"
     if point != "early":  # killed mid-stream with output on disk: some windows, not all
-        assert 1 < len(_on_disk(recovered / kind)) < len(read_records(whole, kind))
+        assert _written(recovered / kind) > 0
+        assert len(_records(recovered, kind)) < len(_records(whole, kind))
     expected_resume = store.resume_id(f"{job}.sse")
     if point == "early":
         assert expected_resume is None
@@ -247,21 +275,24 @@ def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_d
     _assert_same_records(recovered, whole, kind, reference.url, sim.url)
     if kind == "aggregates":
         expected, _ = expected_aggregates([sent_readings(sim, EVENTS)], WINDOW_MS, 200)
-        assert_same_aggregates(load_aggregates(read_records(recovered, kind)), expected)
+        assert_same_aggregates(load_aggregates(_records(recovered, kind)), expected)
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("job", list(JOBS))
 def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
-    simulator: StartSim, tmp_path: Path, job: str
+    simulator: StartSim, tmp_path: Path, job: str, fmt: str
 ) -> None:
-    """Early, then mid-window, then just after a snapshot, all on the same recovery state;
-    each restart resumes from the snapshot the previous run committed."""
+    """Early, mid-window, just after a snapshot, then just after a file was finished (a
+    Delta commit), all on the same recovery state; each restart resumes from the
+    snapshot the previous run committed."""
     module = f"dataflows.{job}"
     kind = JOBS[job]
     paced = _paced(seed=7)
     sim = simulator(paced)
     reference = simulator(replace(paced, pace=False))
-    settings = {"SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", **WINDOW}
+    settings = {"SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", "OUTPUT_FORMAT": fmt}
+    settings |= WINDOW
     whole = tmp_path / "uninterrupted"
     assert run_job(module, SSE_URL=reference.url, OUTPUT=str(whole), **settings).returncode == 0
 

@@ -11,8 +11,10 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+import orjson
 import pandas as pd
 
 from connectors.simulator import SensorSimulator
@@ -119,6 +121,28 @@ def read_lines(path: Path) -> list[str]:
 def finished_parts(out: Path, kind: str) -> list[Path]:
     """The part files of ``kind`` a reader sees: finished ones, in their hour folders."""
     return sorted(p for p in (out / kind).glob("date=*/hour=*/*.jsonl") if p.name[0] != ".")
+
+
+def delta_records(out: Path, kind: str) -> list[str]:
+    """The rows of ``kind``'s Delta table as the JSON lines the JSON Lines format writes
+    (the ``date`` partition left out), so that the two formats compare line for line."""
+    from deltalake import DeltaTable
+
+    from dataflows.times import iso
+
+    table = DeltaTable(str(out / kind)).to_pyarrow_table()
+    columns = [name for name in table.column_names if name != "date"]
+    return [
+        orjson.dumps({c: iso(v) if isinstance(v, datetime) else v for c, v in row.items()}).decode()
+        for row in table.select(columns).to_pylist()
+    ]
+
+
+def delta_files(out: Path, kind: str) -> list[str]:
+    """The data files the current version of ``kind``'s Delta table holds."""
+    from deltalake import DeltaTable
+
+    return sorted(DeltaTable(str(out / kind)).file_uris())
 
 
 def writers(out: Path, kind: str) -> set[str]:
