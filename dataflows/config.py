@@ -124,6 +124,8 @@ class OutputConfig:
     recovery: Path | None = None
     mode: OutputMode = "new"
     roll_size: int = DEFAULT_ROLL_SIZE
+    # Records older than this (by event time) are removed while the job runs; None: kept.
+    retention: timedelta | None = None
     cluster: Cluster = field(default_factory=Cluster)
 
     @property
@@ -175,12 +177,12 @@ class JobConfig:
     demo: DemoConfig | None  # set when the job serves its own simulator
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(text: str) -> timedelta:
-    """``250ms``, ``10s``, ``1.5m``, ``2h`` to a timedelta; a bare number is seconds."""
+    """``250ms``, ``10s``, ``1.5m``, ``2h``, ``30d`` to a timedelta; a bare number is seconds."""
     match = _DURATION.match(text)
     if match is None:
         try:
@@ -489,6 +491,7 @@ def _job(env: _Env, argv: Sequence[str]) -> JobConfig:
         recovery=_recovery_directory(env, argv),
         mode=env.choice("OUTPUT_MODE", OUTPUT_MODES, "new"),  # type: ignore[arg-type]
         roll_size=env.size("OUTPUT_ROLL_SIZE", "128MiB", minimum=1024),
+        retention=_retention(env),
         cluster=_cluster(env, argv),
     )
     demo = _demo(env) if not stream.urls else None
@@ -572,6 +575,18 @@ def _alerts(env: _Env) -> AlertConfig:
     return AlertConfig(rules=Path(env.text("ALERT_RULES") or DEFAULT_RULES))
 
 
+def _retention(env: _Env) -> timedelta | None:
+    # An hour at least: a file of the hour being written is never removed under a writer.
+    keep = env.duration("OUTPUT_RETENTION", "0s")
+    if keep and keep < timedelta(hours=1):
+        env.problems.append(
+            f"OUTPUT_RETENTION must be at least 1h (or 0: keep everything); "
+            f"got {keep.total_seconds():g}s"
+        )
+        return None
+    return keep or None
+
+
 def _flag_value(argv: Sequence[str], short: str, long: str) -> str | None:
     """The value ``bytewax.run`` was given for a flag (``-w 2``, ``--workers-per-process=2``)."""
     for at, arg in enumerate(argv):
@@ -639,6 +654,7 @@ MEANINGS: dict[str, str] = {
     "OUTPUT_FORMAT": "jsonl (hourly JSON Lines part files) or delta (a Delta Lake table a kind)",
     "OUTPUT_MODE": "a run without recovery into records already there: new (refuse), append "
     "or overwrite",
+    "OUTPUT_RETENTION": "remove records older than this (by event time; e.g. 30d); 0: keep all",
     "OUTPUT_ROLL_SIZE": "a part file is finished at this size (B, KB, MB, GB, KiB, MiB, GiB)",
     "BYTEWAX_RECOVERY_DIRECTORY": "Bytewax's recovery directory (or bytewax.run -r)",
     "SIM_SENSORS": "simulator: sensors",

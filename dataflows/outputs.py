@@ -167,6 +167,9 @@ def _write(
     # Without recovery no restart continues what a partition holds: at a stop it is
     # finished (JSON Lines) or committed (Delta) as the process exits.
     finish_on_exit = output.recovery is None
+    retention = None
+    if output.retention is not None:
+        retention = (output.retention, partial(stats.removed, kind))
     sink: HourlyPartSink | DeltaSink
     if output.format == "delta":
         # Only here: deltalake and pyarrow are about 90 MiB a JSON Lines job does not need.
@@ -182,6 +185,7 @@ def _write(
             settle=settle + _SETTLE_MARGIN,
             finish_on_exit=finish_on_exit,
             run=run,
+            retention=retention,
         )
     else:
         sink = HourlyPartSink(
@@ -193,6 +197,7 @@ def _write(
             roll_size=output.roll_size,
             finish_on_exit=finish_on_exit,
             run=run,
+            retention=retention,
         )
     routes = itertools.cycle(sink.route_keys())
     chunks = op.flat_map_batch(

@@ -4,9 +4,9 @@ a log.
 
 ``OUTPUT/runs/<start>-<pid>.json`` holds the job, its start and end (UTC), every setting
 it read (secrets masked), per stream the events, bytes and each reconnect (wall time,
-reason, the last event id before it and the stream's event time there), and the summary
-counts. It is written when the job ends, however it ends, and rewritten at each status
-line, so a job that is killed still leaves what it had done.
+reason, the last event id before it and the stream's event time there), the summary
+counts, and what retention removed. It is written when the job ends, however it ends,
+and rewritten at each status line, so a job that is killed still leaves what it had done.
 """
 
 from __future__ import annotations
@@ -85,4 +85,6 @@ class RunRecord:
                 "peak_rss_mib": None if peak is None else round(peak / 2**20, 1),
             },
             "outputs": stats.outputs(),
+            # What retention (OUTPUT_RETENTION) removed in this run.
+            "removed": stats.removals(),
         }

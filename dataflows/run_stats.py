@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from connectors.sse import Subscription
 from dataflows.stream_breaks import StreamBreaks
-from dataflows.times import micros
+from dataflows.times import iso, micros
 from dataflows.windows import StreamTimes
 
 __all__ = ["RunStats", "StatsNow", "StreamNow", "counted", "peak_rss_bytes"]
@@ -75,6 +75,7 @@ class RunStats:
     _dead_letters: Counter[str] = field(default_factory=Counter)
     _records: Counter[str] = field(default_factory=Counter)
     _written_to: dict[str, str] = field(default_factory=dict)
+    _removed: list[dict[str, object]] = field(default_factory=list)
     _windows_opened: int = 0
     _started: float = field(default_factory=time.monotonic)
     breaks: StreamBreaks = field(init=False)
@@ -96,6 +97,17 @@ class RunStats:
         """Records of ``kind`` go to ``where`` (a path, stdout or stderr)."""
         with self._lock:
             self._written_to[kind] = where
+
+    def removed(self, kind: str, partition: str, files: int) -> None:
+        """Retention removed a partition of ``kind`` (``date=.../hour=...``)."""
+        with self._lock:
+            self._removed.append(
+                {"kind": kind, "partition": partition, "files": files, "at": iso(datetime.now(UTC))}
+            )
+
+    def removals(self) -> list[dict[str, object]]:
+        with self._lock:
+            return list(self._removed)
 
     def count_records(self, kind: str, records: int) -> None:
         with self._lock:

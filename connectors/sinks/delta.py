@@ -28,6 +28,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,7 @@ from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Tra
 
 from connectors.sinks.exits import forget, remember
 from connectors.sinks.layout import HOUR_MICROS, seq_of
+from connectors.sinks.retention import Removed
 from connectors.sinks.rolling import Chunk, Cluster
 
 __all__ = ["DeltaSink", "DeltaState", "TableSettings"]
@@ -119,7 +121,8 @@ class DeltaSink(FixedPartitionedSink[Chunk, DeltaState]):
     """A Delta table at ``uri`` whose columns are ``schema`` and ``date``; partitions as
     ``HourlyPartSink``'s (one per worker), files ``part-<name>-<partition>-...``.
     ``clock`` and ``settle`` say when an hour is complete (for compaction);
-    ``finish_on_exit`` and ``run`` as for ``HourlyPartSink``."""
+    ``finish_on_exit``, ``run`` and ``retention`` as for ``HourlyPartSink`` (a date is
+    removed once its end is that old: a delete, then ``vacuum``)."""
 
     def __init__(
         self,
@@ -134,6 +137,7 @@ class DeltaSink(FixedPartitionedSink[Chunk, DeltaState]):
         finish_on_exit: bool = False,
         run: str | None = None,
         stage_rows: int = 65_536,
+        retention: tuple[timedelta, Removed] | None = None,
     ) -> None:
         open_table(uri, schema, settings)
         self._uri = uri
@@ -146,6 +150,7 @@ class DeltaSink(FixedPartitionedSink[Chunk, DeltaState]):
         self._finish_on_exit = finish_on_exit
         self._run = run
         self._stage_rows = stage_rows
+        self._retention = retention
 
     def route_keys(self) -> list[str]:
         first = self._cluster.process * self._cluster.workers
@@ -206,6 +211,7 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
         self._staged: list[tuple[str, str, int, int]] = []
         self._dates: set[str] = set()
         self._settled_hour: int | None = None
+        self._expired_before: str | None = None
         self._restore(state)
         if sink._finish_on_exit:
             remember(self)
@@ -257,6 +263,17 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
     def _commit_listed(self) -> None:
         """One transaction adding the files of the last snapshot, unless the table has
         it already (a crash after the commit, before the snapshot that followed it)."""
+        cutoff = self._cutoff()
+        if cutoff is not None:
+            # Rows of a date retention has removed are not added back.
+            expired = Counter(date for date, *_ in self._listed if date < cutoff)
+            for date, name, _, _ in self._listed:
+                if date < cutoff:
+                    (self._uri / f"{DATE}={date}" / name).unlink(missing_ok=True)
+            self._listed = [entry for entry in self._listed if entry[0] >= cutoff]
+            assert self._sink._retention is not None
+            for date, files in sorted(expired.items()):
+                self._sink._retention[1](f"{DATE}={date}", files)
         if not self._listed:
             return
         table = self._table()
@@ -295,6 +312,7 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
             self._listed, self._staged = self._staged, []
             if self._hourly:
                 self._compact_settled()
+                self._expire()
             return {
                 "run": self._run,
                 "next": self._next,
@@ -312,6 +330,39 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
         if self._settled_hour is None or settled > self._settled_hour:
             self._compact(_date_of(settled))
         self._settled_hour = settled
+
+    def _cutoff(self) -> str | None:
+        """The first date retention keeps, by the event clock; None: every date."""
+        retention, now = self._sink._retention, self._sink._clock()
+        if retention is None or now is None:
+            return None
+        return _date_of((now - retention[0] // timedelta(microseconds=1)) // HOUR_MICROS)
+
+    def _expire(self) -> None:
+        """Dates that ended ``retention`` or longer ago: deleted, then vacuumed."""
+        before = self._cutoff()
+        if before is None or self._sink._retention is None:
+            return
+        on_removed = self._sink._retention[1]
+        if self._expired_before is not None and before <= self._expired_before:
+            return
+        table = self._table()
+        dates = sorted({p[DATE] for p in table.partitions() if (p[DATE] or "") < before})
+        if dates:
+            files = pa.table(table.get_add_actions(flatten=True)).column("partition.date")
+            counts = {date: files.to_pylist().count(date) for date in dates}
+            try:
+                table.delete(f"{DATE} < '{before}'")
+            except CommitFailedError as exc:
+                log.warning("%s: removing dates before %s failed (%s)", self._uri, before, exc)
+                return
+            hours = self._sink._settings.deleted_file_retention.total_seconds() / 3600
+            self._table().vacuum(
+                retention_hours=int(hours), enforce_retention_duration=False, dry_run=False
+            )
+            for date in dates:
+                on_removed(f"{DATE}={date}", counts[date])
+        self._expired_before = before
 
     def _compact(self, date: str) -> None:
         if not self._compacts:

@@ -36,6 +36,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from connectors.sinks.exits import forget, remember
 from connectors.sinks.layout import HOUR_MICROS, PartFile, part_files, seq_of
+from connectors.sinks.retention import HourExpiry, Removed
 
 __all__ = ["Chunk", "Cluster", "HourlyPartSink", "PartState"]
 
@@ -76,6 +77,9 @@ class HourlyPartSink(FixedPartitionedSink[Chunk, PartState]):
     reaching the end of input (a stop, a fatal error) finishes its open files; leave it
     off with recovery, where a restart continues them.
 
+    ``retention``: how long to keep records (by event time) and whom to tell of each
+    hour folder removed; writer ``000-000`` removes them as its snapshots come.
+
     ``run`` names the files of a recovery store's history (the same in every attempt
     on that store): a partition that starts with no snapshot removes every file of its
     own with that name, which an attempt killed before its first snapshot left. None
@@ -93,9 +97,11 @@ class HourlyPartSink(FixedPartitionedSink[Chunk, PartState]):
         roll_size: int,
         finish_on_exit: bool,
         run: str | None = None,
+        retention: tuple[timedelta, Removed] | None = None,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self._run = run
+        self._retention = retention
         self._directory = directory
         self._name = name
         self._cluster = cluster
@@ -124,6 +130,9 @@ class HourlyPartSink(FixedPartitionedSink[Chunk, PartState]):
     ) -> _HourlyPartition:
         if resume_state is None and self._run is not None:
             resume_state = {"run": self._run, "next": 0, "open": {}, "closing": []}
+        expiry = None
+        if self._retention is not None and for_part == "000-000":
+            expiry = HourExpiry(self._directory, *self._retention)
         return _HourlyPartition(
             self._directory,
             f"part-{self._name}-{for_part}",
@@ -132,6 +141,7 @@ class HourlyPartSink(FixedPartitionedSink[Chunk, PartState]):
             settle=self._settle,
             roll_size=self._roll_size,
             finish_on_exit=self._finish_on_exit,
+            expiry=expiry,
         )
 
 
@@ -146,8 +156,10 @@ class _HourlyPartition(StatefulSinkPartition[Chunk, PartState]):
         settle: int,
         roll_size: int,
         finish_on_exit: bool,
+        expiry: HourExpiry | None = None,
     ) -> None:
         self._directory = directory
+        self._expiry = expiry
         self._clock = clock
         self._settle = settle
         self._roll_size = roll_size
@@ -224,6 +236,8 @@ class _HourlyPartition(StatefulSinkPartition[Chunk, PartState]):
             for hour, seq, _ in self._closing:
                 _finish(self._file(hour, seq))
             self._closing, self._closed = self._closed, []
+            if self._expiry is not None:
+                self._expiry(self._clock())
             return {
                 "run": self._run,
                 "next": self._next,

@@ -31,8 +31,8 @@ SCHEMA = pa.schema(
         pa.field("value", pa.float64()),
     ]
 )
-# Hours either side of a midnight: 2026-01-01T22:00Z is hour 491_470.
-FIRST_HOUR = 491_470
+# Hours either side of a midnight: 2026-01-01T22:00Z is hour 490_918.
+FIRST_HOUR = 490_918
 hours = st.integers(min_value=FIRST_HOUR, max_value=FIRST_HOUR + 3)
 actions = st.lists(
     st.one_of(
@@ -183,3 +183,37 @@ def test_a_resume_before_a_commit_and_a_compaction_adds_no_file_twice(tmp_path: 
     part = sink.build_part("out", part_name, before)
     part.close()
     assert sorted(row[0] for row in table_rows(uri)) == [f"{hour}:0", f"{hour}:1"]
+
+
+def test_retention_deletes_the_dates_that_ended_longer_ago_and_says_so(tmp_path: Path) -> None:
+    clock = Clock()
+    uri = tmp_path / "table"
+    removed: list[tuple[str, int]] = []
+    sink = DeltaSink(
+        uri,
+        "job",
+        Cluster(),
+        SCHEMA,
+        clock=clock,
+        settle=timedelta(minutes=1),
+        retention=(timedelta(hours=2), lambda partition, files: removed.append((partition, files))),
+    )
+    part = sink.build_part("out", sink.list_parts()[0], None)
+    # 2026-01-01T22:00 and 23:00, then 2026-01-02T00:00: two dates, three commits.
+    for hour in (FIRST_HOUR, FIRST_HOUR + 1, FIRST_HOUR + 2):
+        part.write_batch([(hour, line(hour, 1)), (hour, line(hour, 2))])
+        part.snapshot()
+    part.snapshot()
+    assert {p["date"] for p in DeltaTable(str(uri)).partitions()} == {"2026-01-01", "2026-01-02"}
+    assert removed == []
+    # Two hours past the end of 2026-01-01: that date goes, the next stays.
+    clock.now = (FIRST_HOUR + 2) * HOUR_MICROS + 2 * HOUR_MICROS
+    part.snapshot()
+    assert {p["date"] for p in DeltaTable(str(uri)).partitions()} == {"2026-01-02"}
+    assert sorted(row[0] for row in table_rows(uri)) == [
+        f"{FIRST_HOUR + 2}:1",
+        f"{FIRST_HOUR + 2}:2",
+    ]
+    assert [partition for partition, _ in removed] == ["date=2026-01-01"]
+    assert removed[0][1] >= 1
+    part.close()

@@ -9,6 +9,7 @@ import json
 import signal
 import subprocess
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -300,3 +301,50 @@ def test_delta_tables_hold_what_json_lines_hold_typed_by_date_and_compacted(
     assert table.history(limit=1000)[-1]["operation"] == "CREATE TABLE"
     commits = [h for h in table.history(limit=1000) if h["operation"] == "WRITE"]
     assert len(commits) > 4, "too few commits to tell compaction from none"
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "delta"])
+def test_retention_removes_exactly_the_partitions_older_than_it_and_says_so(
+    simulator: StartSim, tmp_path: Path, fmt: str
+) -> None:
+    # Four hours of event time from 22:00 on 2025-12-31; the newest reading is about
+    # 01:59:59, so an hour's retention keeps what ended after about 00:59:59.
+    events = 28_800
+    sim = simulator(
+        replace(
+            across_midnight(events, rate=2.0),
+            sequence=SequenceSpec(
+                sensors=8, rate=2.0, seed=3, start_ms=NEW_YEARS_EVE_MS - 3_000_000
+            ),
+        )
+    )
+    run = run_job(
+        "dataflows.sensor_stats",
+        SSE_URL=sim.url,
+        OUTPUT=str(tmp_path),
+        OUTPUT_FORMAT=fmt,
+        OUTPUT_RETENTION="1h",
+        **FAST_RETRY,
+    )
+    assert run.returncode == 0, run.stderr
+    expected, _ = expected_aggregates([sent_readings(sim, events)], 10_000, 2_000)
+    if fmt == "jsonl":
+        gone = ["date=2025-12-31/hour=22", "date=2025-12-31/hour=23"]
+        got = load_aggregates(read_records(tmp_path, "aggregates"))
+        folders = sorted(
+            f"{p.parent.parent.name}/{p.parent.name}"
+            for p in finished_parts(tmp_path, "aggregates")
+        )
+        assert sorted(set(folders)) == ["date=2026-01-01/hour=00", "date=2026-01-01/hour=01"]
+    else:
+        gone = ["date=2025-12-31"]
+        got = load_aggregates(delta_records(tmp_path, "aggregates"))
+        dates = {p["date"] for p in DeltaTable(str(tmp_path / "aggregates")).partitions()}
+        assert dates == {"2026-01-01"}
+    # Both keep what starts from 2026-01-01T00:00Z.
+    kept = expected[expected.window_start_ms >= 1_767_225_600_000].reset_index(drop=True)
+    assert_same_aggregates(got, kept)
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*.json")]
+    removed = sorted({r["partition"] for r in record["removed"] if r["kind"] == "aggregates"})
+    assert removed == gone
+    assert all(r["files"] >= 1 for r in record["removed"])
