@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 
 NOTEBOOKS_STAMP := $(VENV)/.installed-notebooks
 
-.PHONY: run test lint types pytest fuzz bench bench-quick notebooks clean
+.PHONY: run test lint types pytest fuzz bench bench-quick soak notebooks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else "sensorwax needs Python 3.11 or 3.12 (Bytewax 0.21.1 has no wheels for %d.%d): run make PYTHON=python3.12" % v)'
@@ -52,6 +52,11 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --quick
+
+# A day of event time for 2,000 sensors through the main job with recovery, two SIGKILLs,
+# expiring tokens and drops, into both formats, each held to pandas (a few minutes).
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak
 
 $(NOTEBOOKS_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'

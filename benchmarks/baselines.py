@@ -1,4 +1,5 @@
-"""Two baselines: the SSE patterns Bytewax users write, whole, computing the main job's windows.
+"""Baselines: the SSE patterns Bytewax users write, whole, computing the main job's windows;
+and the main job as it wrote its aggregates before hourly part files.
 
 - ``classic``: the classic Bytewax SSE pattern: sseclient-py over a urllib3 response,
   one event per ``next_batch``, ``json.loads`` in the source.
@@ -12,8 +13,12 @@ windows with the same clock, lateness, exact mean and records as ``sensor_stats`
 writes the same aggregates file (the benchmark checks that it does). What they leave
 out is what the main job adds around it: dead letters, resume, reconnects.
 
+- ``single_file``: ``sensor_stats`` itself, its aggregates into one file through
+  Bytewax's ``FileSink`` (one writer, exactly once by truncation on resume), as every
+  release before hourly part files did: the output layer's baseline.
+
 Run: ``BENCH_URL=... python -m bytewax.run "benchmarks.baselines:classic()"`` (or
-``example()``) with the main job's settings (``OUTPUT``, ``WINDOW``...).
+``example()``, ``single_file()``) with the main job's settings (``OUTPUT``, ``WINDOW``...).
 """
 
 from __future__ import annotations
@@ -29,14 +34,16 @@ import bytewax.operators as op
 import sseclient
 import urllib3
 from aiohttp_sse_client.client import EventSource  # type: ignore[import-untyped]
+from bytewax.connectors.files import FileSink
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition, batch_async
 from bytewax.operators.windowing import fold_window
 
+from dataflows import sensor_stats
 from dataflows.aggregates import WindowStats, add_reading, merge_stats, new_stats
 from dataflows.config import JobConfig, load_config
 from dataflows.formats import PARSERS, FormatParser
-from dataflows.outputs import write_records
+from dataflows.outputs import HourLines, write_records
 from dataflows.readings import Reading, reading_key
 from dataflows.run_stats import RunStats
 from dataflows.sensor_stats import WindowRecords
@@ -139,6 +146,23 @@ def _record(item: tuple[str, tuple[int, WindowStats]], records: WindowRecords) -
     key, (window_id, stats) = item
     window = (window_id, stats.count, stats.minimum, stats.maximum, tuple(stats.partials))
     return records.record(key, window)
+
+
+def _joined(batch: list[HourLines]) -> list[tuple[str, str]]:
+    lines = [line for item in batch for hour in sorted(item) for line in item[hour]]
+    return [("", "\n".join(lines))] if lines else []
+
+
+def single_file() -> Dataflow:
+    job = load_config()
+    assert job.output.directory is not None, "single_file() writes to an OUTPUT directory"
+    path = job.output.directory / "aggregates" / "aggregates.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(lines: Stream[HourLines]) -> None:
+        op.output("aggregates_out", op.flat_map_batch("joined", lines, _joined), FileSink(path))
+
+    return sensor_stats.build_flow(job, RunStats("sensor_stats"), write_aggregates=write)
 
 
 def classic() -> Dataflow:

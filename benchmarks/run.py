@@ -29,6 +29,7 @@ import numpy
 import orjson
 import sseclient
 
+from benchmarks import outputs
 from benchmarks.stream_server import FLAT_EPOCH, SHAPES, StreamServer, Warm, body, frame, spec
 from connectors.simulator.sequence import payload
 from connectors.sse import RetryPolicy, iter_events, subscribe
@@ -438,6 +439,8 @@ FLEETS = (50, 5_000, 20_000, 100_000)
 DT_FLEET = 20_000
 # The fleet whose streams are spread over two processes.
 FLEET_ON_TWO = 20_000
+# The output rows' fleet stream.
+OUTPUT_FLEET = 20_000
 
 
 def fleet_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
@@ -481,6 +484,60 @@ def fleet_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     growth = memory[1].median / memory[0].median - 1
     memory[1].note = f"{growth:+.1%} vs {n:,} events"
     return rows + memory
+
+
+def output_rows(
+    server: StreamServer, n: int, sensors: int, day_sensors: int, repeats: int
+) -> list[Row]:
+    """The job on a fleet stream with each output (hourly JSON Lines parts, Delta) beside
+    the single file it wrote before (``baselines.single_file``), rounds in turn; then a
+    day of a fleet's aggregates in each: bytes a row, and one hour read with pandas."""
+    job, variant = "dataflows.sensor_stats", (("sensors", sensors),)
+    configs = [
+        Config("benchmarks.baselines:single_file()", n, variant=variant),
+        Config(job, n, variant=variant),
+        Config(job, n, variant=variant, settings=(("OUTPUT_FORMAT", "delta"),)),
+    ]
+    names = ["single file (before)", "hourly JSON Lines parts", "Delta table"]
+    rows = [
+        Row("7 output", f"sensor_stats, {sensors:,} sensors, {name}", "events/s", t.rates())
+        for name, t in zip(names, in_turn(server, configs, repeats), strict=True)
+    ]
+    for row in rows[1:]:
+        row.note = ratio(row, rows[0])
+    day_rows = day_sensors * 1440
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = outputs.make_day(Path(tmp), day_sensors)
+        for name, path in paths.items():
+            size = outputs.bytes_on_disk(path) / day_rows
+            rows.append(Row("7 output", f"bytes a row, {name}", "bytes", [size], _day(day_sensors)))
+        reads = {
+            name: [outputs.read_hour(name, path) for _ in range(repeats)]
+            for name, path in paths.items()
+        }
+    first = None
+    for name, runs in reads.items():
+        seconds = Row(
+            "7 output", f"read one hour of a day, {name}", "s", [r["seconds"] for r in runs]
+        )
+        peak = Row(
+            "7 output",
+            f"read one hour of a day, {name}",
+            "MiB peak RSS",
+            [r["peak_mib"] for r in runs],
+        )
+        seconds.note = f"{int(runs[0]['rows']):,} rows of {day_rows:,}, pandas"
+        if first is None:
+            first = (seconds, peak)
+        else:
+            seconds.note += f"; {first[0].median / seconds.median:.1f}x faster than the single file"
+            peak.note = f"{peak.median / first[1].median:.2f}x the single file's"
+        rows += [seconds, peak]
+    return rows
+
+
+def _day(sensors: int) -> str:
+    return f"a day of {sensors:,} sensors, a window a minute each"
 
 
 def fleet_scaling_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
@@ -898,6 +955,9 @@ def main(argv: Iterable[str] | None = None) -> int:
         rows += fleet_rows(server, n_fleet, e2e_repeats)
         rows += fleet_scaling_rows(server, n_fleet, e2e_repeats)
         rows += scaling_rows(server, n_big, e2e_repeats)
+        rows += output_rows(
+            server, n_fleet, OUTPUT_FLEET, 200 if quick else 2_000, 1 if quick else 3
+        )
 
         for rate in LATENCY_RATES:
             rows += latency_rows(server, rate, 3 if quick else 10, 1 if quick else 3)

@@ -8,13 +8,14 @@ min, max. Readings later than LATENESS become dead letters with reason ``late``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
 import bytewax.operators as op
 import orjson
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 
 from connectors.sinks.layout import HOUR_MICROS
@@ -146,9 +147,13 @@ def _late_rows(item: tuple[str, Emitted]) -> list[LateKeyRow]:
 
 
 def build_flow(
-    job: JobConfig, stats: RunStats | None = None, source: Source[StreamItem] | None = None
+    job: JobConfig,
+    stats: RunStats | None = None,
+    source: Source[StreamItem] | None = None,
+    write_aggregates: Callable[[Stream[HourLines]], None] | None = None,
 ) -> Dataflow:
-    """The job's dataflow; ``source`` replaces the SSE source (the benchmarks' baselines)."""
+    """The job's dataflow; ``source`` replaces the SSE source, ``write_aggregates`` the
+    aggregates' output (the benchmarks' baselines)."""
     stats = stats or RunStats("sensor_stats")
     window = job.window
     length, lateness = window.length, window.lateness
@@ -176,7 +181,10 @@ def build_flow(
     # A window's record comes once the stream is past its end, its lateness and (for a
     # quiet sensor) the idle rule.
     settle = length + lateness + (window.idle_close or timedelta(0))
-    write_hour_lines("aggregates_out", lines, "aggregates", job.output, stats, settle=settle)
+    if write_aggregates is not None:
+        write_aggregates(lines)
+    else:
+        write_hour_lines("aggregates_out", lines, "aggregates", job.output, stats, settle=settle)
     write_dead_letters(dead, job.output, stats, settle=settle, late=late)
     return flow
 

@@ -107,24 +107,18 @@ def load_records(
     end: str | pd.Timestamp | None = None,
     sensors: Iterable[str] | None = None,
 ) -> pd.DataFrame:
-    """A kind of record a job wrote under ``output`` (its finished part files), floats
-    parsed exactly (``pd.read_json`` rounds them). With ``start``/``end`` only the hour
-    folders of that range are read, and rows whose first time column falls outside it
-    are left out; with ``sensors`` only their rows are kept."""
+    """A kind of record a job wrote under ``output``, in either format: its finished
+    JSON Lines part files (floats parsed exactly; ``pd.read_json`` rounds them) or its
+    Delta table. With ``start``/``end`` only the hour folders (or dates) of that range
+    are read, and rows whose first time column falls outside it are left out; with
+    ``sensors`` only their rows are kept."""
     low = None if start is None else pd.Timestamp(start, tz="UTC")
     high = None if end is None else pd.Timestamp(end, tz="UTC")
     wanted = None if sensors is None else set(sensors)
-    rows = []
-    for folder in hour_folders(Path(output) / kind, low, high):
-        for path in sorted(folder.glob("*.jsonl")):
-            if path.name.startswith((".", "_")):
-                continue
-            for line in path.read_text().splitlines():
-                if line:
-                    row = json.loads(line)
-                    if wanted is None or row.get("sensor_id") in wanted:
-                        rows.append(row)
-    frame = pd.DataFrame(rows)
+    if (Path(output) / kind / "_delta_log").is_dir():
+        frame = _load_table(Path(output) / kind, time_columns, low, high, wanted)
+    else:
+        frame = _load_parts(Path(output) / kind, low, high, wanted)
     for column in time_columns:
         if column in frame:
             frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
@@ -137,6 +131,43 @@ def load_records(
             keep &= moments < high
         frame = frame[keep].reset_index(drop=True)
     return frame
+
+
+def _load_table(
+    uri: Path,
+    time_columns: tuple[str, ...],
+    low: pd.Timestamp | None,
+    high: pd.Timestamp | None,
+    wanted: set[str] | None,
+) -> pd.DataFrame:
+    """A Delta table's rows, reading only the dates (and row groups) the range needs."""
+    from deltalake import DeltaTable
+
+    filters: list[tuple[str, str, Any]] = []
+    if low is not None:
+        filters.append(("date", ">=", f"{low:%Y-%m-%d}"))
+    if high is not None:
+        filters.append(("date", "<=", f"{high:%Y-%m-%d}"))
+    if wanted is not None:
+        filters.append(("sensor_id", "in", sorted(wanted)))
+    frame = DeltaTable(str(uri)).to_pandas(filters=filters or None)
+    return frame.drop(columns=["date"])
+
+
+def _load_parts(
+    directory: Path, low: pd.Timestamp | None, high: pd.Timestamp | None, wanted: set[str] | None
+) -> pd.DataFrame:
+    rows = []
+    for folder in hour_folders(directory, low, high):
+        for path in sorted(folder.glob("*.jsonl")):
+            if path.name.startswith((".", "_")):
+                continue
+            for line in path.read_text().splitlines():
+                if line:
+                    row = json.loads(line)
+                    if wanted is None or row.get("sensor_id") in wanted:
+                        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def load_run(output: Path) -> dict[str, Any]:

@@ -126,8 +126,9 @@ def anomalous_stream(simulator: StartSim, fmt: str = "flat") -> tuple[object, Se
     return sim, spec
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "delta"])
 def test_sensor_analysis_on_a_jobs_output_marks_each_break_where_the_stream_broke(
-    simulator: StartSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    simulator: StartSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
 ) -> None:
     sim, _ = anomalous_stream(simulator)
     out = tmp_path / "out"
@@ -136,6 +137,7 @@ def test_sensor_analysis_on_a_jobs_output_marks_each_break_where_the_stream_brok
         "dataflows.sensor_stats",
         SSE_URL=sim.url,
         OUTPUT=str(out),
+        OUTPUT_FORMAT=fmt,
         WINDOW="1s",
         LATENESS="200ms",
         SSE_RETRY_INITIAL="10ms",
@@ -214,3 +216,52 @@ def test_feature_exploration_on_jobs_outputs_shows_exactly_the_injected_anomalie
     quiet = got["sensor-002", "co2", "silence"]
     assert quiet.start >= at(spec.quiet_after_ms + 10_000) - pd.Timedelta(milliseconds=100)
     assert pd.isna(quiet.end)
+
+
+def test_a_time_range_and_sensors_read_only_what_they_ask_for_in_either_format(
+    simulator: StartSim, tmp_path: Path
+) -> None:
+    # Three hours of event time from 2025-12-31T22:30Z, six sensors.
+    events = 10_800
+    sim = simulator(
+        SimulatorConfig(
+            sequence=SequenceSpec(sensors=6, rate=1.0, seed=2, start_ms=1_767_220_200_000),
+            faults=Faults(end_after=events),
+            pace=False,
+            events_per_write=20,
+        )
+    )
+    frames = {}
+    for fmt in ("jsonl", "delta"):
+        out = tmp_path / fmt
+        run = run_job("dataflows.sensor_stats", SSE_URL=sim.url, OUTPUT=str(out), OUTPUT_FORMAT=fmt)
+        assert run.returncode == 0, run.stderr
+        whole = nd.load_records(out, "aggregates", ("window_start", "window_end"))
+        frames[fmt] = nd.load_records(
+            out,
+            "aggregates",
+            ("window_start", "window_end"),
+            start="2025-12-31T23:30",
+            end="2026-01-01T00:30",
+            sensors=["sensor-001", "sensor-004"],
+        )
+        assert len(whole) > 3 * len(frames[fmt])
+    start, end = (
+        pd.Timestamp("2025-12-31T23:30", tz="UTC"),
+        pd.Timestamp("2026-01-01T00:30", tz="UTC"),
+    )
+    for frame in frames.values():
+        assert set(frame.sensor_id) == {"sensor-001", "sensor-004"}
+        assert frame.window_start.min() == start
+        assert frame.window_start.max() == end - pd.Timedelta(seconds=10)
+    columns = ["sensor_id", "metric", "window_start", "count", "mean", "min", "max"]
+    jsonl, delta = (
+        f[columns].sort_values(columns[:3]).reset_index(drop=True) for f in frames.values()
+    )
+    pd.testing.assert_frame_equal(jsonl, delta, check_dtype=False, check_exact=True)
+    # Only the hour folders the range covers are read.
+    folders = nd.hour_folders(tmp_path / "jsonl" / "aggregates", start, end)
+    assert [f"{f.parent.name}/{f.name}" for f in folders] == [
+        "date=2025-12-31/hour=23",
+        "date=2026-01-01/hour=00",
+    ]
