@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from benchmarks.outputs import bytes_on_disk
 from benchmarks.run import PeakWatcher, flow_env
 from connectors.simulator import (
     Faults,
@@ -140,16 +141,18 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 sim.stop()
             files = _files(out, fmt)
+            per_row = bytes_on_disk(out / "aggregates") / len(lines)
             spread = f"{min(files.values())}-{max(files.values())}"
             rows.append(
                 f"| {fmt} | {seconds:.0f} s | {len(lines):,} windows, equal to pandas | "
+                f"{per_row:.1f} bytes a row | "
                 f"{' / '.join(f'{p / 1024:.0f}' for p in peaks)} MiB | "
                 f"{len(files)} partitions, {spread} files each | "
                 f"{tokens} tokens, {reconnects} reconnects |"
             )
             print(rows[-1], flush=True)
-    print("\n| output | wall time | windows | peak RSS (3 runs) | files | stream |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("\n| output | wall time | windows | on disk | peak RSS (3 runs) | files | stream |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
     return 0
 
