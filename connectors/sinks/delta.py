@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import secrets
 import threading
 import time
 from collections import Counter
@@ -46,7 +45,7 @@ from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Tra
 from connectors.sinks.exits import forget, remember
 from connectors.sinks.layout import HOUR_MICROS, seq_of
 from connectors.sinks.retention import Removed
-from connectors.sinks.rolling import Chunk, Cluster
+from connectors.sinks.rolling import Chunk, Cluster, new_run
 
 __all__ = ["DeltaSink", "DeltaState", "TableSettings"]
 
@@ -153,12 +152,10 @@ class DeltaSink(FixedPartitionedSink[Chunk, DeltaState]):
         self._retention = retention
 
     def route_keys(self) -> list[str]:
-        first = self._cluster.process * self._cluster.workers
-        return [str(first + slot) for slot in range(self._cluster.workers)]
+        return self._cluster.route_keys()
 
     def list_parts(self) -> list[str]:
-        process, workers = self._cluster.process, self._cluster.workers
-        return [f"{process:03d}-{slot:03d}" for slot in range(workers)]
+        return self._cluster.part_names()
 
     def part_fn(self, item_key: str) -> int:
         return int(item_key)
@@ -167,7 +164,7 @@ class DeltaSink(FixedPartitionedSink[Chunk, DeltaState]):
         self, step_id: str, for_part: str, resume_state: DeltaState | None
     ) -> _DeltaPartition:
         if resume_state is None:
-            run = self._run or f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}{secrets.token_hex(2)}"
+            run = self._run or new_run()
             resume_state = {"run": run, "next": 0, "version": 0, "staged": []}
         return _DeltaPartition(
             self,

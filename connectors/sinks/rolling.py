@@ -64,8 +64,20 @@ class Cluster:
     process: int = 0
     workers: int = 1
 
+    def part_names(self) -> list[str]:
+        """This process's sink partitions, one a worker (``<process>-<slot>``). Only its
+        own: their primaries are its own workers, so no record crosses to another
+        process on its way to a file."""
+        return [f"{self.process:03d}-{slot:03d}" for slot in range(self.workers)]
 
-def _new_run() -> str:
+    def route_keys(self) -> list[str]:
+        """The item keys that lead to this process's partitions, one each: parts sort
+        as process * workers + slot, the index a sink's ``part_fn`` reads from the key."""
+        first = self.process * self.workers
+        return [str(first + slot) for slot in range(self.workers)]
+
+
+def new_run() -> str:
     # Sorts by start time; the random part keeps two runs started in one second apart.
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}{secrets.token_hex(2)}"
 
@@ -111,18 +123,12 @@ class HourlyPartSink(FixedPartitionedSink[Chunk, PartState]):
         self._finish_on_exit = finish_on_exit
 
     def route_keys(self) -> list[str]:
-        """The item keys that lead to this process's partitions, one each."""
-        first = self._cluster.process * self._cluster.workers
-        return [str(first + slot) for slot in range(self._cluster.workers)]
+        return self._cluster.route_keys()
 
     def list_parts(self) -> list[str]:
-        # Only this process's partitions: their primaries are its own workers, so no
-        # record crosses to another process on its way to a file.
-        process, workers = self._cluster.process, self._cluster.workers
-        return [f"{process:03d}-{slot:03d}" for slot in range(workers)]
+        return self._cluster.part_names()
 
     def part_fn(self, item_key: str) -> int:
-        # Parts sort as process * workers + slot, the number route_keys gives.
         return int(item_key)
 
     def build_part(
@@ -171,7 +177,7 @@ class _HourlyPartition(StatefulSinkPartition[Chunk, PartState]):
         # Closed since the last snapshot, and closed as of it (finished at the next).
         self._closed: list[tuple[int, int, int]] = []
         self._closing: list[tuple[int, int, int]] = []
-        self._run = _new_run() if state is None else state["run"]
+        self._run = new_run() if state is None else state["run"]
         self._prefix = f"{writer}-{self._run}"
         self._next = 0 if state is None else state["next"]
         if state is not None:
