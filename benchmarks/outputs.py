@@ -3,7 +3,7 @@ file it wrote before, bytes on disk per aggregate row, and reading one hour out 
 
 The day is made by the sinks themselves (the job's own writers, fed a day of aggregate
 lines directly: a day of event time through the job would take the benchmark an hour),
-for a fleet where each sensor has one window a minute.
+for a fleet where each sensor has one window every ``window_minutes``.
 """
 
 from __future__ import annotations
@@ -23,22 +23,28 @@ from connectors.sinks.delta import DeltaSink
 from connectors.sinks.layout import HOUR_MICROS
 from dataflows.tables import TABLE_SCHEMAS
 
-__all__ = ["DAY", "bytes_on_disk", "make_day", "read_hour"]
+__all__ = ["DAY", "bytes_on_disk", "day_rows", "make_day", "read_hour"]
 
 # The day: 2026-11-30, UTC; the hour read out of it, 12:00.
 DAY = datetime(2026, 11, 30, tzinfo=UTC)
 HOUR = 12
 
 
-def _hour_lines(sensors: int, hour: int) -> str:
-    """An hour of aggregates: each sensor one 1-minute window a minute."""
+def day_rows(sensors: int, window_minutes: int) -> int:
+    """How many aggregate rows a day of such a fleet has."""
+    return sensors * 1440 // window_minutes
+
+
+def _hour_lines(sensors: int, hour: int, window_minutes: int) -> str:
+    """An hour of aggregates: each sensor one window every ``window_minutes``."""
     start = DAY + timedelta(hours=hour)
+    span = timedelta(minutes=window_minutes)
     lines = []
-    for minute in range(60):
+    for minute in range(0, 60, window_minutes):
         begin = start + timedelta(minutes=minute)
         bounds = (
             f'"window_start":"{begin:%Y-%m-%dT%H:%M:%S}.000Z",'
-            f'"window_end":"{begin + timedelta(minutes=1):%Y-%m-%dT%H:%M:%S}.000Z",'
+            f'"window_end":"{begin + span:%Y-%m-%dT%H:%M:%S}.000Z",'
         )
         for sensor in range(sensors):
             # Two decimals, as sensors report, and no pattern a codec could take apart.
@@ -51,7 +57,7 @@ def _hour_lines(sensors: int, hour: int) -> str:
     return "\n".join(lines)
 
 
-def make_day(directory: Path, sensors: int) -> dict[str, Path]:
+def make_day(directory: Path, sensors: int, window_minutes: int = 1) -> dict[str, Path]:
     """A day of aggregates as the single file of before, hourly JSON Lines parts and a
     Delta table (compacted as the job leaves it); the paths of each."""
     single = directory / "single" / "aggregates" / "aggregates.jsonl"
@@ -81,7 +87,7 @@ def make_day(directory: Path, sensors: int) -> dict[str, Path]:
     delta_part = delta.build_part("out", delta.list_parts()[0], None)
     with single.open("w") as whole:
         for hour in range(24):
-            text = _hour_lines(sensors, hour)
+            text = _hour_lines(sensors, hour, window_minutes)
             whole.write(text + "\n")
             chunk = [(first_hour + hour, text)]
             jsonl_part.write_batch(chunk)
@@ -150,13 +156,13 @@ def read_hour(kind: str, path: Path) -> dict[str, float]:
     return dict(json.loads(done.stdout))
 
 
-if __name__ == "__main__":  # a quick look: python -m benchmarks.outputs [sensors]
+if __name__ == "__main__":  # a quick look: python -m benchmarks.outputs [sensors [minutes]]
     sensors = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    minutes = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    rows = day_rows(sensors, minutes)
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
-        paths = make_day(Path(tmp), sensors)
-        print(f"made a day of {sensors * 1440:,} rows in {time.perf_counter() - began:.1f} s")
+        paths = make_day(Path(tmp), sensors, minutes)
+        print(f"made a day of {rows:,} rows in {time.perf_counter() - began:.1f} s")
         for name, where in paths.items():
-            print(
-                name, bytes_on_disk(where) / (sensors * 1440), "bytes a row", read_hour(name, where)
-            )
+            print(name, bytes_on_disk(where) / rows, "bytes a row", read_hour(name, where))

@@ -1,9 +1,11 @@
-"""Crash recovery: SIGKILL a job at four points, restart it, and get the same records.
+"""Crash recovery: SIGKILL a job at each point, restart it, and get the same records.
 
 The kill points: early (before the first snapshot is committed, so the restart starts
 over), mid-window (after a snapshot, while the newest event sent sits in the middle of a
-window), just after a snapshot is committed, and just after a part file was finished
-(renamed into sight). Each restart must send the ``Last-Event-ID`` that the recovery
+window), just after a snapshot is committed, just after a part file was finished
+(renamed into sight) or a Delta commit, and, for Delta, while the settled 23:00 hour's
+date is being compacted (its first compacted file written, its commit not yet or just
+made). Each restart must send the ``Last-Event-ID`` that the recovery
 store holds for the stream (none before the first snapshot), and the finished part
 files must hold what an uninterrupted run's hold: the same lines, none doubled, none
 missing, none left unfinished. The stream spans midnight, files roll every 2 KiB, and
@@ -57,6 +59,8 @@ WINDOW = {
 JOBS = {"sensor_stats": "aggregates", "features": "features"}
 KILL_POINTS = ["early", "mid-window", "after-snapshot", "after-finish"]
 FORMATS = ["jsonl", "delta"]
+# Compaction is Delta's alone; the JSON Lines parts have no such step.
+POINTS = [(point, fmt) for fmt in FORMATS for point in KILL_POINTS] + [("compaction", "delta")]
 # 2 events a second of event time from 23:50 UTC: 20 minutes across midnight, the
 # stream's 23:00 hour closing in the job at 00:01:40 (window, lateness, idle rule, margin).
 START_MS = 1_764_546_600_000  # 2025-11-30T23:50:00Z
@@ -137,6 +141,11 @@ def _records(out: Path, kind: str) -> list[str]:
     return read_records(out, kind)
 
 
+def _compacted(written: Path) -> set[Path]:
+    """The files delta-rs's compaction wrote (its names, unlike the sink's own)."""
+    return set(written.glob("date=*/part-[0-9][0-9][0-9][0-9][0-9]-*-c000.*.parquet"))
+
+
 def _kill_when(point: str, sim: SensorSimulator, store: RecoveryStore, written: Path) -> None:
     """Wait for the kill point; return at it."""
     if point == "early":
@@ -148,6 +157,10 @@ def _kill_when(point: str, sim: SensorSimulator, store: RecoveryStore, written: 
     if point == "after-snapshot":
         committed = store.commit_epoch()
         wait_for(lambda: store.commit_epoch() != committed, "the next snapshot")
+        return
+    if point == "compaction":
+        before = _compacted(written)
+        wait_for(lambda: bool(_compacted(written) - before), "a compaction")
         return
     if point == "after-finish":  # a file renamed into sight, or a Delta commit
         finished = _finished(written)
@@ -231,15 +244,14 @@ def _assert_same_records(recovered: Path, whole: Path, kind: str, reference: str
         assert starts == {f"{folder.parent.name[5:]}T{folder.name[5:]}"}, path
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("point", KILL_POINTS)
+@pytest.mark.parametrize(("point", "fmt"), POINTS)
 @pytest.mark.parametrize("job", list(JOBS))
 def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_does(
     simulator: StartSim, tmp_path: Path, job: str, point: str, fmt: str
 ) -> None:
     module = f"dataflows.{job}"
     kind = JOBS[job]
-    paced = _paced(seed=KILL_POINTS.index(point) + 1)
+    paced = _paced(seed=[p for p, _ in POINTS].index(point) + 1)
     sim = simulator(paced)
     settings = {"SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", "OUTPUT_FORMAT": fmt}
     settings |= WINDOW
@@ -283,9 +295,9 @@ def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_d
 def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
     simulator: StartSim, tmp_path: Path, job: str, fmt: str
 ) -> None:
-    """Early, mid-window, just after a snapshot, then just after a file was finished (a
-    Delta commit), all on the same recovery state; each restart resumes from the
-    snapshot the previous run committed."""
+    """Early, mid-window, just after a snapshot, just after a file was finished (a
+    Delta commit), then for Delta during a compaction, all on the same recovery state;
+    each restart resumes from the snapshot the previous run committed."""
     module = f"dataflows.{job}"
     kind = JOBS[job]
     paced = _paced(seed=7)
@@ -300,7 +312,7 @@ def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
     _init_recovery(state)
     store = RecoveryStore(state)
     resumed: list[tuple[str | None, str | None]] = []
-    for point in KILL_POINTS:
+    for point in [p for p, f in POINTS if f == fmt]:
         expected_resume = store.resume_id(f"{job}.sse")
         first_request = len(sim.requests)
         code = _run_until_killed(point, module, sim, state, recovered / kind, settings)
