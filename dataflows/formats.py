@@ -1,4 +1,4 @@
-"""The vendor formats, and the one list of their names: an event's decoded JSON to readings.
+"""The vendor formats' parsers: an event's decoded JSON to readings.
 
 - ``flat``: ``{"sensor_id", "metric", "ts", "value"}``; ``metric`` defaults to the SSE
   event type unless it is ``message``; ``ts`` RFC 3339 (no offset: UTC), or epoch seconds
@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeGuard
 
+from connectors.vendors import VENDOR_FORMATS, VendorFormat
 from dataflows.times import EPOCH, MICROSECOND
 
 __all__ = [
@@ -34,10 +35,8 @@ __all__ = [
     "VendorFormat",
 ]
 
-VendorFormat = Literal["flat", "dt", "obelisk"]
-Format = Literal["auto", "flat", "dt", "obelisk"]
-# The formats a server can send (the simulator serves each); a job also takes "auto".
-VENDOR_FORMATS: tuple[VendorFormat, ...] = ("flat", "dt", "obelisk")
+# The formats a server can send (``connectors.vendors``); a job also takes "auto".
+Format = Literal["auto", VendorFormat]
 FORMATS: tuple[Format, ...] = ("auto", *VENDOR_FORMATS)
 
 

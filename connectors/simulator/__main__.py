@@ -13,7 +13,7 @@ from typing import Literal
 
 from connectors.simulator.sequence import SequenceSpec
 from connectors.simulator.server import Faults, SensorSimulator, SimulatorConfig
-from dataflows.formats import VENDOR_FORMATS
+from connectors.vendors import VENDOR_FORMATS
 
 
 def _statuses(text: str) -> tuple[int, ...]:

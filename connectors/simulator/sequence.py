@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from dataflows.formats import VENDOR_FORMATS, VendorFormat
+from connectors.vendors import VENDOR_FORMATS, VendorFormat
 
 __all__ = [
     "ExpectedReading",

@@ -1,0 +1,19 @@
+"""The vendors' wire formats, by name: what a stream can carry and the simulator serves.
+
+The names live here, below both users: the simulator (``connectors.simulator``) encodes
+each, and the jobs' parsers (``dataflows.formats``) decode each, so neither imports the
+other and the connectors never import the jobs.
+
+- ``flat``: one JSON object a reading, ``{"sensor_id", "metric", "ts", "value"}``.
+- ``dt``: Disruptive Technologies' device event stream (``{"result": {"event": ...}}``).
+- ``obelisk``: Obelisk's metric events (``{"source", "metric", "timestamp", "value"}``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = ["VENDOR_FORMATS", "VendorFormat"]
+
+VendorFormat = Literal["flat", "dt", "obelisk"]
+VENDOR_FORMATS: tuple[VendorFormat, ...] = ("flat", "dt", "obelisk")
