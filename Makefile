@@ -8,13 +8,20 @@ BENCH_STAMP := $(VENV)/.installed-bench
 
 NOTEBOOKS_STAMP := $(VENV)/.installed-notebooks
 
-.PHONY: run test lint types pytest fuzz bench bench-quick soak notebooks clean
+# Installs come from the lock (uv.lock, exported with hashes to requirements/), not from
+# the ranges in pyproject.toml: every machine gets the versions the tests passed with.
+# --no-deps: the exports hold every package already; anything unlocked fails the install.
+LOCKED_INSTALL = $(BIN)/python -m pip install --quiet --require-hashes --no-deps -r
+UV_VERSION := 0.13.9
 
-$(STAMP): pyproject.toml
+.PHONY: run test lint types pytest fuzz bench bench-quick soak notebooks lock clean
+
+$(STAMP): pyproject.toml requirements/dev.txt
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else "sensorwax needs Python 3.11 or 3.12 (Bytewax 0.21.1 has no wheels for %d.%d): run make PYTHON=python3.12" % v)'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(LOCKED_INSTALL) requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -42,8 +49,8 @@ fuzz: $(STAMP)
 	mkdir -p .fuzz-corpus
 	$(BIN)/python -m fuzz.fuzz_parser -runs=$(FUZZ_RUNS) -timeout=10 .fuzz-corpus fuzz/seeds
 
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+$(BENCH_STAMP): $(STAMP) requirements/bench.txt
+	$(LOCKED_INSTALL) requirements/bench.txt
 	touch $(BENCH_STAMP)
 
 # Loopback only, bounded loads; writes benchmarks/results.md (bench-quick only prints).
@@ -58,13 +65,24 @@ bench-quick: $(BENCH_STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak
 
-$(NOTEBOOKS_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
+$(NOTEBOOKS_STAMP): $(STAMP) requirements/notebooks.txt
+	$(LOCKED_INSTALL) requirements/notebooks.txt
 	touch $(NOTEBOOKS_STAMP)
 
 # JupyterLab on notebooks/, with what the notebooks need (Ctrl+C stops it).
 notebooks: $(NOTEBOOKS_STAMP)
 	$(BIN)/jupyter lab notebooks/
+
+# Resolve afresh: the newest releases pyproject.toml's ranges allow, for Python 3.11 and
+# 3.12 on every platform, into uv.lock; then the sets above, exported with hashes.
+# LOCK_FLAGS= (empty) keeps every version that still fits, after a change to pyproject.toml.
+LOCK_FLAGS ?= --upgrade
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'uv==$(UV_VERSION)'
+	$(BIN)/uv lock $(LOCK_FLAGS)
+	$(BIN)/uv export --frozen --quiet --no-emit-project --group build --extra dev -o requirements/dev.txt
+	$(BIN)/uv export --frozen --quiet --no-emit-project --group build --extra dev --extra bench -o requirements/bench.txt
+	$(BIN)/uv export --frozen --quiet --no-emit-project --group build --extra dev --extra notebooks -o requirements/notebooks.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .fuzz-corpus

@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from dataflows.config import JOB_SETTINGS, settings_of
+from dataflows.version import version_line
 
 _USAGE = "python -m bytewax.run dataflows.JOB [Bytewax's flags: -w, -i, -a, -r, -s, -b]"
 
@@ -43,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         add_help=False,
     )
     parser.add_argument("-h", "--help", action="store_true", help="show the jobs and settings")
-    parser.parse_args(argv)
+    parser.add_argument("--version", action="store_true", help="show the versions")
+    if parser.parse_args(argv).version:
+        print(version_line())
+        return 0
     print(describe())
     return 0
 

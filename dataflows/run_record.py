@@ -20,6 +20,7 @@ from typing import Any
 
 from dataflows.run_stats import RunStats, peak_rss_bytes
 from dataflows.times import from_micros, iso
+from dataflows.version import versions
 
 __all__ = ["RunRecord"]
 
@@ -48,6 +49,7 @@ class RunRecord:
         peak = peak_rss_bytes()
         return {
             "job": stats.job,
+            "versions": versions(),
             "started": iso(self._started),
             "ended": iso(datetime.now(UTC)) if ended else None,
             "seconds": round(now.seconds, 3),

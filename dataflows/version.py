@@ -1,0 +1,31 @@
+"""Which sensorwax this is, and on what: for ``python -m dataflows --version`` and the
+run record, so that an output can be traced to the code that wrote it."""
+
+from __future__ import annotations
+
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
+__all__ = ["version_line", "versions"]
+
+
+def _installed(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:  # run from a checkout nobody installed
+        return "not installed"
+
+
+def versions() -> dict[str, str]:
+    """sensorwax's version, and Bytewax's and Python's beside it."""
+    return {
+        "sensorwax": _installed("sensorwax"),
+        "bytewax": _installed("bytewax"),
+        "python": platform.python_version(),
+    }
+
+
+def version_line() -> str:
+    """``sensorwax 0.2.0 (Bytewax 0.21.1, Python 3.11.7)``."""
+    found = versions()
+    return f"sensorwax {found['sensorwax']} (Bytewax {found['bytewax']}, Python {found['python']})"
