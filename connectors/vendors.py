@@ -13,7 +13,31 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["VENDOR_FORMATS", "VendorFormat"]
+__all__ = ["DT_EVENT_TYPES", "VENDOR_FORMATS", "VendorFormat"]
 
 VendorFormat = Literal["flat", "dt", "obelisk"]
 VENDOR_FORMATS: tuple[VendorFormat, ...] = ("flat", "dt", "obelisk")
+
+# Disruptive Technologies' event types (its API's ``eventType``, as its Python SDK lists
+# them, with the states its documentation adds); ``ping`` is the stream's keep-alive.
+DT_EVENT_TYPES: tuple[str, ...] = (
+    "touch",
+    "temperature",
+    "objectPresent",
+    "humidity",
+    "objectPresentCount",
+    "touchCount",
+    "waterPresent",
+    "co2",
+    "pressure",
+    "motion",
+    "deskOccupancy",
+    "contact",
+    "probeWireStatus",
+    "networkStatus",
+    "batteryStatus",
+    "labelsChanged",
+    "connectionStatus",
+    "ethernetStatus",
+    "cellularStatus",
+)

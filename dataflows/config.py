@@ -29,6 +29,8 @@ from connectors.sse import (
     TokenProvider,
 )
 from connectors.sse.redact import Redactor
+from connectors.vendors import DT_EVENT_TYPES
+from dataflows.dt_setup import DT_API_URL, DT_IDLE_CLOSE, DT_TOKEN_URL, stream_url
 from dataflows.formats import FORMATS, VENDOR_FORMATS, Format, VendorFormat
 
 __all__ = [
@@ -306,11 +308,28 @@ def _stream(env: _Env) -> StreamConfig:
             shown = Redactor().url(url)
             env.problems.append(f"SSE_URL: {shown!r} is not an http:// or https:// URL")
     options = _connect_options(env)
+    fmt: Format = env.choice("SSE_FORMAT", FORMATS, "auto")  # type: ignore[assignment]
+    auth = _auth(env, options)
+    dt = _dt_setup(env)
+    if dt is not None:
+        if urls:
+            env.problems.append("set SSE_URL or DT_PROJECT_ID, not both")
+        heartbeat = options.heartbeat_timeout or 60.0
+        urls = (stream_url(dt.api_url, dt.project, heartbeat, dt.event_types),)
+        if fmt not in ("auto", "dt"):
+            env.problems.append(f"DT_PROJECT_ID streams DT's format: unset SSE_FORMAT={fmt}")
+        fmt = "dt"
+        if auth != Auth() or auth.token_provider is not None:
+            env.problems.append(
+                "DT_SERVICE_ACCOUNT_* are the credentials with DT_PROJECT_ID: unset "
+                "SSE_BEARER_TOKEN, SSE_BASIC_AUTH, SSE_QUERY_TOKEN and SSE_OAUTH2_*"
+            )
+        auth = _dt_auth(dt, options)
     config = StreamConfig(
         urls=urls,
-        format=env.choice("SSE_FORMAT", FORMATS, "auto"),  # type: ignore[arg-type]
+        format=fmt,
         options=options,
-        auth=_auth(env, options),
+        auth=auth,
         retry=_retry(env),
     )
     # Partitions are named by URL with secrets masked: two URLs differing only in a
@@ -318,6 +337,78 @@ def _stream(env: _Env) -> StreamConfig:
     if len(config.stream_names()) != len(urls):
         env.problems.append("SSE_URL lists the same stream twice")
     return config
+
+
+@dataclass(frozen=True)
+class DtSetup:
+    """A Disruptive Technologies project and the service account key that reads it
+    (``DT_*``, the variables of DT's own examples); see ``dataflows.dt_setup``."""
+
+    project: str
+    key_id: str
+    secret: str = field(repr=False)
+    email: str | None
+    event_types: tuple[str, ...]
+    api_url: str
+    token_url: str
+
+
+_DT_ACCOUNT = ("DT_SERVICE_ACCOUNT_KEY_ID", "DT_SERVICE_ACCOUNT_SECRET")
+
+
+def _dt_setup(env: _Env) -> DtSetup | None:
+    """DT_*: a DT project's device stream, or None when DT_PROJECT_ID is unset."""
+    project = env.text("DT_PROJECT_ID")
+    key_id, secret = (env.text(name) for name in _DT_ACCOUNT)
+    email = env.text("DT_SERVICE_ACCOUNT_EMAIL")
+    types_text = env.text("DT_EVENT_TYPES")
+    api_url = env.text("DT_API_URL", DT_API_URL) or DT_API_URL
+    token_url = env.text("DT_TOKEN_URL", DT_TOKEN_URL) or DT_TOKEN_URL
+    if project is None:
+        given = [
+            name
+            for name in (*_DT_ACCOUNT, "DT_SERVICE_ACCOUNT_EMAIL", "DT_EVENT_TYPES")
+            if env.environ.get(name, "").strip()
+        ]
+        if given:
+            env.problems.append(f"{', '.join(given)}: set DT_PROJECT_ID too (or unset them)")
+        return None
+    missing = [name for name, value in zip(_DT_ACCOUNT, (key_id, secret), strict=True) if not value]
+    if missing:
+        env.problems.append(
+            f"{', '.join(missing)}: needed with DT_PROJECT_ID (a service account key: DT "
+            "Studio, API Integrations, Service Accounts)"
+        )
+    kinds = tuple(k.strip() for k in (types_text or "").split(",") if k.strip())
+    unknown = [kind for kind in kinds if kind not in DT_EVENT_TYPES]
+    if unknown:
+        env.problems.append(
+            f"DT_EVENT_TYPES: {', '.join(map(repr, unknown))} not DT's; it takes "
+            + ", ".join(DT_EVENT_TYPES)
+        )
+    for name, url in (("DT_API_URL", api_url), ("DT_TOKEN_URL", token_url)):
+        if not re.match(r"^https?://[^/\s]+", url):
+            env.problems.append(f"{name}: {url!r} is not an http(s) URL")
+    return DtSetup(project, key_id or "", secret or "", email, kinds, api_url, token_url)
+
+
+def _dt_auth(dt: DtSetup, options: ConnectOptions) -> Auth:
+    """The JWT grant with the account's email (DT's recommended way); basic auth with the
+    key id and secret without it, as DT's streaming example does."""
+    if not dt.key_id or not dt.secret:
+        return Auth()
+    if dt.email is None:
+        return Auth(basic_auth=(dt.key_id, dt.secret))
+    provider = JWTBearer(
+        dt.token_url,
+        dt.key_id,
+        dt.email,
+        dt.secret,
+        ca_certs=options.ca_certs,
+        verify=options.verify,
+        timeout=options.connect_timeout,
+    )
+    return Auth(token_provider=provider)
 
 
 def _connect_options(env: _Env) -> ConnectOptions:
@@ -478,7 +569,9 @@ def load_config(
 
 def _job(env: _Env, argv: Sequence[str]) -> JobConfig:
     stream = _stream(env)
-    idle_close = env.duration("IDLE_CLOSE", "30s")
+    # DT's heartbeats bring a quarter of an hour of samples: see dataflows.dt_setup.
+    dt = bool(env.environ.get("DT_PROJECT_ID", "").strip())
+    idle_close = env.duration("IDLE_CLOSE", DT_IDLE_CLOSE if dt else "30s")
     window = WindowConfig(
         length=env.duration("WINDOW", "10s", minimum=timedelta(milliseconds=1)),
         lateness=env.duration("LATENESS", "2s"),
@@ -637,7 +730,16 @@ MEANINGS: dict[str, str] = {
     "SSE_OAUTH2_JWT_KEY_ID": "JWT bearer grant (Disruptive Technologies): the key id",
     "SSE_OAUTH2_JWT_SECRET": "JWT bearer grant: the key's secret",
     "SSE_OAUTH2_JWT_ISSUER": "JWT bearer grant: the service account's email",
-    "SSE_HEARTBEAT_TIMEOUT": "reconnect after this long without a byte (pings count)",
+    "SSE_HEARTBEAT_TIMEOUT": "reconnect after this long without a byte (pings count; "
+    "DT's ping_interval is five sixths of it)",
+    "DT_PROJECT_ID": "a Disruptive Technologies project: read its device stream (no SSE_URL)",
+    "DT_SERVICE_ACCOUNT_KEY_ID": "DT: the service account key's id",
+    "DT_SERVICE_ACCOUNT_SECRET": "DT: the service account key's secret (never logged)",
+    "DT_SERVICE_ACCOUNT_EMAIL": "DT: the service account's email: the OAuth2 JWT grant "
+    "(unset: basic auth)",
+    "DT_EVENT_TYPES": "DT: the event types to stream, comma-separated (unset: all)",
+    "DT_API_URL": "DT: the REST API's base URL (another region, or a test server)",
+    "DT_TOKEN_URL": "DT: the OAuth2 token endpoint",
     "SSE_CONNECT_TIMEOUT": "how long a connect may take",
     "SSE_CA_BUNDLE": "a PEM file of CAs to trust",
     "SSE_VERIFY_TLS": "verify the server's certificate",
@@ -649,7 +751,8 @@ MEANINGS: dict[str, str] = {
     "WINDOW": "window length (ms, s, m or h)",
     "LATENESS": "a reading this much older than its sensor's newest is late",
     "KEY_GROUPS": "sensor_stats keeps every sensor's windows in this many Bytewax keys",
-    "IDLE_CLOSE": "close a quiet sensor's window once its stream is this far past it; 0: off",
+    "IDLE_CLOSE": "close a quiet sensor's window once its stream is this far past it; 0: "
+    "off (with DT_PROJECT_ID the default is 16m: a DT heartbeat brings 15 min of samples)",
     "OUTPUT": "-: stdout and stderr; a directory: OUTPUT/<kind>/date=.../hour=.../ part files",
     "OUTPUT_FORMAT": "jsonl (hourly JSON Lines part files) or delta (a Delta Lake table a kind)",
     "OUTPUT_MODE": "a run without recovery into records already there: new (refuse), append "
@@ -684,9 +787,10 @@ JOB_SETTINGS: dict[str, tuple[Callable[[_Env], object], ...]] = {
 }
 
 
-def settings_of(job: str) -> list[tuple[str, str, str]]:
-    """(variable, default, meaning) for every setting ``job`` reads."""
-    env = _Env({})
+def settings_of(job: str, environ: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) for every setting ``job`` reads; the defaults as
+    they apply beside ``environ`` (IDLE_CLOSE's depends on DT_PROJECT_ID)."""
+    env = _Env(environ or {})
     for read in JOB_SETTINGS[job]:
         read(env)
     return [(name, default, MEANINGS.get(name, "")) for name, default in env.read.items()]
@@ -700,9 +804,10 @@ SECRET_SETTINGS = frozenset(
         "SSE_QUERY_TOKEN",
         "SSE_OAUTH2_CLIENT_SECRET",
         "SSE_OAUTH2_JWT_SECRET",
+        "DT_SERVICE_ACCOUNT_SECRET",
     }
 )
-_URL_SETTINGS = frozenset({"SSE_URL", "SSE_OAUTH2_TOKEN_URL"})
+_URL_SETTINGS = frozenset({"SSE_URL", "SSE_OAUTH2_TOKEN_URL", "DT_API_URL", "DT_TOKEN_URL"})
 
 
 def settings_in_effect(job: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -714,7 +819,10 @@ def settings_in_effect(job: str, environ: Mapping[str, str] | None = None) -> di
     secrets += [environ.get("SSE_BASIC_AUTH", "").partition(":")[2].strip()]
     redactor = Redactor([secret for secret in secrets if secret])
     shown: dict[str, str] = {}
-    for name, default, _ in settings_of(job):
+    # Every setting, with each default as it applies beside this environment.
+    applied = {name: default for name, default, _ in settings_of(job, environ)}
+    for name, listed, _ in settings_of(job):
+        default = applied.get(name, listed)
         value = environ.get(name, "").strip()
         if name in SECRET_SETTINGS:
             shown[name] = "***" if value else "unset"

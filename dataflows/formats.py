@@ -25,6 +25,7 @@ from connectors.vendors import VENDOR_FORMATS, VendorFormat
 from dataflows.times import EPOCH, MICROSECOND
 
 __all__ = [
+    "DT_STATES",
     "FORMATS",
     "PARSERS",
     "VENDOR_FORMATS",
@@ -33,6 +34,7 @@ __all__ = [
     "Parsed",
     "Reject",
     "VendorFormat",
+    "dt_metric",
 ]
 
 # The formats a server can send (``connectors.vendors``); a job also takes "auto".
@@ -162,6 +164,21 @@ def parse_flat(body: Any, event_type: str) -> Parsed:
 
 # DT fields that are bookkeeping, not measurements.
 _DT_SKIP = frozenset({"updateTime", "samples", "sampleTime", "isBackfilled"})
+# DT's two-state events: the state that reads 1, and the one that reads 0.
+DT_STATES: dict[str, tuple[str, str]] = {
+    "objectPresent": ("PRESENT", "NOT_PRESENT"),
+    "waterPresent": ("PRESENT", "NOT_PRESENT"),
+    "motion": ("MOTION_DETECTED", "NO_MOTION_DETECTED"),
+    "deskOccupancy": ("OCCUPIED", "NOT_OCCUPIED"),
+    "contact": ("OPEN", "CLOSED"),
+}
+
+
+def dt_metric(event_type: str, field: str, only: bool) -> str:
+    """The one naming rule for DT readings: the event type, qualified by the field when
+    the event carries several numbers (``temperature``, ``batteryStatus``,
+    ``humidity.relativeHumidity``, ``networkStatus.rssi``)."""
+    return event_type if only else f"{event_type}.{field}"
 
 
 def parse_dt(body: Any, event_type: str) -> Parsed:
@@ -179,26 +196,60 @@ def _dt_checked(body: Any) -> Parsed:
     data = event.get("data")
     block = data.get(kind) if isinstance(data, dict) else None
     if kind == "ping" or not isinstance(block, dict):
-        return []  # keep-alives and events with no numeric block carry no reading
+        return []  # keep-alives, labelsChanged and the like carry no reading
+    if block.get("isBackfilled") is True:
+        # Stored on the sensor while it was offline and sent long after: older than any
+        # window still open, so kept whole here for a batch job, never windowed.
+        raise Reject("backfilled", f"a backfilled {kind} event (isBackfilled)")
+    samples = block.get("samples")
+    if isinstance(samples, list) and samples:
+        return _dt_samples(event, kind, samples)
     numbers = {
         k: v
         for k, v in block.items()
         if k not in _DT_SKIP and isinstance(v, _NUMBER) and not isinstance(v, bool)
     }
+    states = DT_STATES.get(kind)
+    if states is not None:
+        state = block.get("state")
+        if state not in states:
+            raise Reject("invalid_value", f"{kind} state {state!r} is not {' or '.join(states)}")
+        numbers = {"state": 1.0 if state == states[0] else 0.0}
     if not numbers:
-        return []  # touch, networkStatus and the like: events, but not measurements
-    device = _text(event, "targetName").rsplit("/", 1)[-1]
-    if not device:
-        raise Reject("invalid_value", "targetName has no device id")
+        return []  # touch, connectionStatus and the like: events, but not measurements
+    device = _dt_device(event)
     stamp = block.get("updateTime", event.get("timestamp"))
     if stamp is None:
         raise Reject("missing_field", "no updateTime or timestamp")
     ts = _timestamp(stamp)
-    single = len(numbers) == 1
+    only = len(numbers) == 1
     return [
-        (device, kind if single or name == "value" else name, ts, _number(v, name))
-        for name, v in numbers.items()
+        (device, dt_metric(kind, name, only), ts, _number(v, name)) for name, v in numbers.items()
     ]
+
+
+def _dt_device(event: dict[str, Any]) -> str:
+    device = _text(event, "targetName").rsplit("/", 1)[-1]
+    if not device:
+        raise Reject("invalid_value", "targetName has no device id")
+    return device
+
+
+def _dt_samples(event: dict[str, Any], kind: str, samples: list[Any]) -> Parsed:
+    """DT's inter-heartbeat samples: every value measured since the previous heartbeat,
+    newest first, the first equal to the event's own ``value`` (so that one is not read
+    again). Each is a reading at its own ``sampleTime``, given oldest first: in time
+    order, no sample is behind the one before it."""
+    device = _dt_device(event)
+    readings = []
+    for sample in reversed(samples):
+        if not isinstance(sample, dict):
+            raise Reject("invalid_value", f"a {kind} sample {sample!r} is not an object")
+        if "sampleTime" not in sample or "value" not in sample:
+            raise Reject("missing_field", f"a {kind} sample without sampleTime or value")
+        ts = _timestamp(sample["sampleTime"])
+        readings.append((device, kind, ts, _number(sample["value"], "sample value")))
+    return readings
 
 
 def _dt_usual(body: Any) -> Parsed | None:
@@ -217,8 +268,10 @@ def _dt_usual(body: Any) -> Parsed | None:
         block = event["data"][kind]
     except (KeyError, TypeError):
         return None
-    if type(block) is not dict:
+    if type(block) is not dict or ("isBackfilled" in block and block["isBackfilled"] is True):
         return None
+    if "samples" in block:
+        return _dt_usual_samples(kind, target, block["samples"])
     values: list[tuple[str, float]] = []
     for name, value in block.items():
         # _plain_number inlined; bookkeeping fields are strings or flags, so the type
@@ -236,7 +289,25 @@ def _dt_usual(body: Any) -> Parsed | None:
     ts = _timestamp(stamp)
     if len(values) == 1:
         return [(device, kind, ts, float(values[0][1]))]
-    return [(device, kind if name == "value" else name, ts, float(value)) for name, value in values]
+    return [(device, f"{kind}.{name}", ts, float(value)) for name, value in values]
+
+
+def _dt_usual_samples(kind: str, target: str, samples: Any) -> Parsed | None:
+    """``_dt_samples`` without the checks, for the usual list of sample objects."""
+    device = target.rpartition("/")[2]
+    if type(samples) is not list or not samples or not device:
+        return None
+    readings: Parsed = []
+    try:
+        for i in range(len(samples) - 1, -1, -1):
+            sample = samples[i]
+            value = sample["value"]
+            if not ((type(value) is float and value - value == 0.0) or type(value) is int):
+                return None
+            readings.append((device, kind, _timestamp(sample["sampleTime"]), float(value)))
+    except (KeyError, TypeError):
+        return None
+    return readings
 
 
 def parse_obelisk(body: Any, event_type: str) -> Parsed:

@@ -26,7 +26,12 @@ from dataflows.alert_rules import MetricRules, load_rules  # noqa: E402
 from dataflows.config import DEFAULT_RULES, DemoConfig  # noqa: E402
 from dataflows.runtime import demo_anomalies  # noqa: E402
 
-UNITS = {"temperature": "°C", "relativeHumidity": "% RH", "co2": "ppm"}
+UNITS = {
+    "temperature": "°C",
+    "humidity.temperature": "°C",
+    "humidity.relativeHumidity": "% RH",
+    "co2": "ppm",
+}
 
 # One directory for every file a notebook writes; the object removes it when the kernel
 # ends (or is garbage collected).

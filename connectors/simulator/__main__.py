@@ -38,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--start-ms", type=int, default=None, help="event time of event 0 (default: now)"
     )
     p.add_argument("--disorder-ms", type=int, default=0, help="event-time jitter, ms")
+    p.add_argument(
+        "--dt-events",
+        choices=["readings", "every"],
+        default="readings",
+        help="dt: temperature, humidity and CO2 sensors, or every DT event type",
+    )
+    p.add_argument("--samples", type=int, default=0, help="dt: samples a temperature event")
+    p.add_argument("--backfill-every", type=int, default=0, help="dt: every Nth is backfilled")
     p.add_argument("--unpaced", action="store_true", help="write as fast as the client reads")
     p.add_argument("--ping-interval", type=float, default=5.0, help="seconds between pings")
     p.add_argument("--read-to-close", action="store_true", help="no chunked encoding")
@@ -76,6 +84,9 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         format=args.format,
         disorder_ms=args.disorder_ms,
         sensor_offset=args.sensor_offset,
+        dt_events=args.dt_events,
+        samples=args.samples,
+        backfill_every=args.backfill_every,
     )
     faults = Faults(
         drop_every=args.drop_every,

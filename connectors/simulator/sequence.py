@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Literal
 
+from connectors.simulator.dt_events import DtEvent, ExpectedReading, dt_event, rfc3339
 from connectors.vendors import VENDOR_FORMATS, VendorFormat
 
 __all__ = [
     "ExpectedReading",
     "SequenceSpec",
+    "dt_event_type",
     "expected_readings",
+    "is_backfilled",
     "payload",
     "ping_payload",
     "sensor_id",
@@ -36,17 +38,9 @@ _SHAPES: dict[str, tuple[float, float, float, int, int]] = {
     "temperature": (21.0, 3.0, 0.4, 2, 1),
     "relativeHumidity": (45.0, 8.0, 1.5, 1, 2),
     "co2": (600.0, 150.0, 20.0, 0, 3),
+    "pascal": (101_325.0, 400.0, 30.0, 0, 4),
 }
 _MASK64 = (1 << 64) - 1
-
-
-class ExpectedReading(NamedTuple):
-    """One number an event carries, as a correct parser must read it."""
-
-    sensor_id: str
-    metric: str
-    ts_ms: int
-    value: float
 
 
 @dataclass(frozen=True)
@@ -62,6 +56,12 @@ class SequenceSpec:
     than it should from ``spike_after_ms`` for ``spike_for_ms``; ``stuck_sensor`` repeats
     one value (its level at the start, without noise) from ``stuck_after_ms`` for
     ``stuck_for_ms``. Times are event time since ``start_ms``.
+
+    For the DT format: ``dt_events`` is the device mix (``readings``: temperature,
+    humidity and CO2 sensors; ``every``: every DT event type, ``dt_events.DT_EVERY``);
+    ``samples`` makes temperature events carry that many samples, spread over the time
+    since the sensor's previous event (0: no ``samples`` list, as first-generation
+    sensors send); every ``backfill_every``-th temperature event is backfilled.
     """
 
     sensors: int = 20
@@ -81,6 +81,9 @@ class SequenceSpec:
     stuck_sensor: int | None = None
     stuck_after_ms: int = 0
     stuck_for_ms: int = 0
+    dt_events: Literal["readings", "every"] = "readings"
+    samples: int = 0
+    backfill_every: int = 0
 
     def __post_init__(self) -> None:
         if self.sensors < 1:
@@ -95,6 +98,12 @@ class SequenceSpec:
             raise ValueError(f"disorder_ms must be >= 0, got {self.disorder_ms}")
         if self.quiet_sensor is not None and not 0 <= self.quiet_sensor < self.sensors > 1:
             raise ValueError("quiet_sensor must be the index of one of at least two sensors")
+        if self.dt_events not in ("readings", "every"):
+            raise ValueError(f"dt_events must be readings or every, got {self.dt_events!r}")
+        if not 0 <= self.samples <= 30:  # DT's sensors send up to 30
+            raise ValueError(f"samples must be 0 to 30, got {self.samples}")
+        if self.backfill_every < 0:
+            raise ValueError(f"backfill_every must be >= 0, got {self.backfill_every}")
         for name in ("spike_sensor", "stuck_sensor"):
             index = getattr(self, name)
             if index is not None and not 0 <= index < self.sensors:
@@ -121,7 +130,7 @@ def _sensor_index(spec: SequenceSpec, n: int) -> int:
     return index
 
 
-def _kind(index: int) -> tuple[str, tuple[str, ...]]:
+def _kind(index: int) -> tuple[str, tuple[str, ...]]:  # the flat and Obelisk mixes
     return _KINDS[index % len(_KINDS)]
 
 
@@ -149,32 +158,50 @@ def _value(spec: SequenceSpec, n: int, index: int, metric: str, ts_ms: int) -> f
 
 def expected_readings(spec: SequenceSpec, n: int) -> list[ExpectedReading]:
     """The readings event ``n`` carries."""
+    if spec.format == "dt":
+        return _dt(spec, n).readings
     index = _sensor_index(spec, n)
     ts_ms = _timestamp_ms(spec, n)
-    sid = sensor_id(spec, index)
     _, metrics = _kind(index)
-    if spec.format != "dt":
-        metrics = metrics[:1]
-    return [ExpectedReading(sid, m, ts_ms, _value(spec, n, index, m, ts_ms)) for m in metrics]
+    metric = metrics[0]
+    number = _value(spec, n, index, metric, ts_ms)
+    return [ExpectedReading(sensor_id(spec, index), metric, ts_ms, number)]
 
 
-def _rfc3339(ts_ms: int) -> str:
-    moment = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+def is_backfilled(spec: SequenceSpec, n: int) -> bool:
+    """Whether event ``n`` is a backfilled DT event (a ``backfilled`` dead letter)."""
+    return spec.format == "dt" and _dt(spec, n).backfilled
+
+
+def _dt(spec: SequenceSpec, n: int) -> DtEvent:
+    index = _sensor_index(spec, n)
+    return dt_event(
+        n,
+        index,
+        sensor_id(spec, index),
+        _timestamp_ms(spec, n),
+        every=spec.dt_events == "every",
+        samples=spec.samples,
+        period_ms=spec.sensors * 1000 / spec.rate,
+        backfill_every=spec.backfill_every,
+        value=lambda salt, field, ts: _value(spec, salt, index, field, ts),
+        unit=lambda salt, k: _unit(spec.seed, salt, k),
+    )
 
 
 def payload(spec: SequenceSpec, n: int) -> str:
     """The SSE ``data`` of event ``n`` in the spec's format (one line of JSON)."""
-    readings = expected_readings(spec, n)
-    first = readings[0]
+    if spec.format == "dt":
+        return json.dumps(_dt_envelope(spec, n), separators=(",", ":"))
+    first = expected_readings(spec, n)[0]
     if spec.format == "flat":
         body: object = {
             "sensor_id": first.sensor_id,
             "metric": first.metric,
-            "ts": _rfc3339(first.ts_ms),
+            "ts": rfc3339(first.ts_ms),
             "value": first.value,
         }
-    elif spec.format == "obelisk":
+    else:
         body = {
             "timestamp": first.ts_ms,
             "dataset": spec.project,
@@ -182,49 +209,41 @@ def payload(spec: SequenceSpec, n: int) -> str:
             "value": first.value,
             "source": first.sensor_id,
         }
-    else:
-        body = _dt_envelope(spec, n, readings)
     return json.dumps(body, separators=(",", ":"))
 
 
-def _dt_envelope(spec: SequenceSpec, n: int, readings: list[ExpectedReading]) -> object:
+def _dt_envelope(spec: SequenceSpec, n: int) -> object:
+    event = _dt(spec, n)
     index = _sensor_index(spec, n)
-    event_type, _ = _kind(index)
-    stamp = _rfc3339(readings[0].ts_ms)
-    values = {r.metric: r.value for r in readings}
-    if event_type == "temperature":
-        data: dict[str, object] = {
-            "temperature": {"value": values["temperature"], "updateTime": stamp}
-        }
-    elif event_type == "humidity":
-        data = {"humidity": {**values, "updateTime": stamp}}
-    else:
-        data = {"co2": {"ppm": values["co2"], "updateTime": stamp}}
     return {
         "result": {
             "event": {
                 "eventId": f"ev{spec.seed:x}{n:012d}",
-                "targetName": f"projects/{spec.project}/devices/{readings[0].sensor_id}",
-                "eventType": event_type,
-                "data": data,
-                "timestamp": stamp,
+                "targetName": f"projects/{spec.project}/devices/{sensor_id(spec, index)}",
+                "eventType": event.event_type,
+                "data": event.data,
+                "timestamp": rfc3339(_timestamp_ms(spec, n)),
             }
         }
     }
 
 
+def dt_event_type(spec: SequenceSpec, n: int) -> str:
+    """The DT event type of event ``n`` (what a stream's ``event_types`` filter sees)."""
+    return _dt(spec, n).event_type
+
+
 def ping_payload(spec: SequenceSpec, now_ms: int) -> str:
-    """A Disruptive Technologies style keep-alive, sent as an event with no readings."""
-    stamp = _rfc3339(now_ms)
+    """Disruptive Technologies' keep-alive: a ``ping`` event of the project, no data."""
     return json.dumps(
         {
             "result": {
                 "event": {
-                    "eventId": "",
-                    "targetName": f"projects/{spec.project}/devices/",
+                    "eventId": f"ping{now_ms:x}",
+                    "targetName": f"projects/{spec.project}",
                     "eventType": "ping",
-                    "data": {},
-                    "timestamp": stamp,
+                    "data": None,
+                    "timestamp": rfc3339(now_ms),
                 }
             }
         },

@@ -14,6 +14,7 @@ import logging
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,7 @@ from connectors.simulator.oauth2 import TOKEN_PATH, OAuth2Server, TokenIssuer
 from connectors.simulator.sequence import (
     ExpectedReading,
     SequenceSpec,
+    dt_event_type,
     expected_readings,
     payload,
     ping_payload,
@@ -55,6 +57,8 @@ class Faults:
       resuming at its end gets 204.
     - ``hold_after``: after that many events the connection stays open, sending only
       pings, until the server stops (a stream with nothing new to say).
+    - ``pause_after``/``pause_seconds``: on the first streaming connection, after that
+      many events send only pings for that long, then go on (a quiet spell).
     """
 
     drop_every: int = 0
@@ -70,6 +74,8 @@ class Faults:
     trickle_seconds: float = 0.0
     end_after: int | None = None
     hold_after: int | None = None
+    pause_after: int | None = None
+    pause_seconds: float = 0.0
 
     def malformed(self, n: int) -> bool:
         return _every(self.malformed_every, n)
@@ -100,6 +106,9 @@ class SimulatorConfig:
     ``line_end`` ends every SSE line (LF, CRLF or CR); ``bom`` starts each body with one.
     ``oauth2`` serves a token endpoint at ``token_url`` and makes the stream take only the
     tokens it issued, ending a stream when the token it was opened with expires.
+    ``content_encoding`` compresses each body (flushed at every write, so events arrive
+    when sent): ``gzip``, ``deflate`` (zlib), ``raw-deflate`` (sent as ``deflate``, as some
+    servers do), or ``br``, named but sent as it is (a coding clients must refuse).
     """
 
     sequence: SequenceSpec = field(default_factory=SequenceSpec)
@@ -120,6 +129,7 @@ class SimulatorConfig:
     oauth2: OAuth2Server | None = None
     line_end: Literal["\n", "\r\n", "\r"] = "\n"
     bom: bool = False
+    content_encoding: Literal["gzip", "deflate", "raw-deflate", "br"] | None = None
 
     def __post_init__(self) -> None:
         if self.host not in ("127.0.0.1", "localhost", "::1"):
@@ -359,7 +369,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         last_id = self.headers.get("Last-Event-ID", "").strip()
         first = int(last_id) + 1 if last_id.isdigit() else 0
-        if faults.end_after is not None and first >= faults.end_after:
+        end = faults.end_after
+        wanted = _event_types(self.path) if config.sequence.format == "dt" else None
+        if end is not None and (
+            first >= end
+            # Filtered by event type, nothing wanted is left: the end as well.
+            or (
+                wanted
+                and all(dt_event_type(config.sequence, i) not in wanted for i in range(first, end))
+            )
+        ):
             self._answer(sim, 204, {})
             return
         sim._record(self, 200)
@@ -379,8 +398,16 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_header("Connection", "close")
             self.close_connection = True
+        coding = config.content_encoding
+        self._compressor = None
+        if coding is not None:
+            self.send_header("Content-Encoding", "deflate" if coding == "raw-deflate" else coding)
+            bits = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+            if coding in bits or coding == "raw-deflate":
+                self._compressor = zlib.compressobj(wbits=bits.get(coding, -zlib.MAX_WBITS))
         self.end_headers()
         ping_interval = _ping_interval(self.path, config.ping_interval)
+        wanted = _event_types(self.path) if spec.format == "dt" else None
         if sse and config.bom:
             self._write(b"\xef\xbb\xbf")
         if sse and config.retry_ms is not None:
@@ -415,7 +442,23 @@ class _Handler(BaseHTTPRequestHandler):
                 sim._stop.wait(faults.stall_seconds)
                 self.close_connection = True
                 return
+            if (
+                stream_no == 0
+                and faults.pause_after is not None
+                and sent_here == faults.pause_after
+            ):
+                quiet_until = time.monotonic() + faults.pause_seconds
+                while (left := quiet_until - time.monotonic()) > 0:
+                    if sim._stop.wait(min(left, ping_interval)):
+                        return
+                    if time.monotonic() - last_write >= ping_interval:
+                        self._write(self._ping(spec, sse))
+                        last_write = time.monotonic()
+                started += faults.pause_seconds  # the pacing goes on from here
             count = config.events_per_write
+            pause_at = faults.pause_after if stream_no == 0 else None
+            if pause_at is not None and sent_here < pause_at:
+                count = min(count, pause_at - sent_here)
             if end is not None:
                 count = min(count, end - n)
             if faults.drop_every:
@@ -436,9 +479,12 @@ class _Handler(BaseHTTPRequestHandler):
                     if sim._stop.wait(nap):
                         return
             ids = list(range(n, n + count))
-            self._write(b"".join(self._frame(sim, i, sse) for i in ids))
-            last_write = time.monotonic()
-            sim._sent(ids)
+            if wanted is not None:  # DT's event_types filter: the other events are not sent
+                ids = [i for i in ids if dt_event_type(spec, i) in wanted]
+            if ids:  # an empty chunk would end the body
+                self._write(b"".join(self._frame(sim, i, sse) for i in ids))
+                last_write = time.monotonic()
+                sim._sent(ids)
             n += count
             sent_here += count
 
@@ -473,14 +519,28 @@ class _Handler(BaseHTTPRequestHandler):
                 return
 
     def _send(self, data: bytes) -> None:
+        compressor = getattr(self, "_compressor", None)
+        if compressor is not None:
+            data = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
         if self.server.simulator.config.chunked:
             data = b"%x\r\n%s\r\n" % (len(data), data)
         self.wfile.write(data)
 
     def _finish(self) -> None:
+        compressor = getattr(self, "_compressor", None)
+        if compressor is not None:
+            tail = compressor.flush()
+            self._compressor = None
+            self._send(tail)
         if self.server.simulator.config.chunked:
             self.wfile.write(b"0\r\n\r\n")
         self.close_connection = True
+
+
+def _event_types(path: str) -> frozenset[str] | None:
+    """Disruptive Technologies' ``?event_types=temperature&event_types=touch`` filter."""
+    values = parse_qs(urlsplit(path).query).get("event_types")
+    return frozenset(values) if values else None
 
 
 def _ping_interval(path: str, default: float) -> float:

@@ -4,6 +4,7 @@ from connectors.sse.auth import Auth
 from connectors.sse.client import Reconnect, Subscription, SubscriptionStats, subscribe
 from connectors.sse.errors import (
     SSEConnectionError,
+    SSEContentEncodingError,
     SSEContentTypeError,
     SSEError,
     SSEHTTPError,
@@ -26,6 +27,7 @@ __all__ = [
     "Reconnect",
     "RetryPolicy",
     "SSEConnectionError",
+    "SSEContentEncodingError",
     "SSEContentTypeError",
     "SSEError",
     "SSEEvent",

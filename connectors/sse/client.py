@@ -14,6 +14,7 @@ import random
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from io import BufferedIOBase
@@ -34,8 +35,10 @@ from urllib3.exceptions import (
 
 from connectors.sse.auth import Auth, PreparedRequest
 from connectors.sse.chunked import ChunkedBody
+from connectors.sse.encoding import decoded, unsupported_encoding
 from connectors.sse.errors import (
     SSEConnectionError,
+    SSEContentEncodingError,
     SSEContentTypeError,
     SSEHTTPError,
     SSERetryExhausted,
@@ -385,6 +388,17 @@ class Subscription(Iterator[SSEEvent]):
         if status == 200:
             content_type = response.headers.get("Content-Type", "")
             mime = content_type.split(";", 1)[0].strip().lower()
+            encoding = response.headers.get("Content-Encoding", "")
+            if (mime in _SSE_TYPES or mime in _NDJSON_TYPES) and unsupported_encoding(encoding):
+                self._discard(response)
+                raise SSEContentEncodingError(
+                    f"{self.url}: the server sent the stream with Content-Encoding "
+                    f"{encoding.strip()!r}, which this client does not decode (it decodes gzip "
+                    "and deflate); have the server, or the proxy in between, send it "
+                    "uncompressed",
+                    content_encoding=encoding,
+                    url=self.url,
+                )
             if mime in _SSE_TYPES or mime in _NDJSON_TYPES:
                 self.stats.connects += 1
                 self._log.info("%s: connected (%s)", self.url, mime)
@@ -452,7 +466,8 @@ class Subscription(Iterator[SSEEvent]):
         try:
             if self._stop.is_set():
                 return "closed"
-            for chunk in self._chunks(response):
+            encoding = response.headers.get("Content-Encoding", "")
+            for chunk in decoded(self._chunks(response), encoding):
                 stats.bytes_received += len(chunk)
                 items = parser.feed(chunk)
                 self.last_event_id = parser.last_event_id
@@ -471,6 +486,8 @@ class Subscription(Iterator[SSEEvent]):
             if self._stop.is_set():
                 return "closed"
             raise _Reconnect(self._describe(exc)) from None
+        except zlib.error as exc:  # a compressed body cut or corrupt: read it again
+            raise _Reconnect(f"the compressed body is corrupt ({exc})") from None
         finally:
             with self._response_lock:
                 self._response = None
@@ -485,10 +502,10 @@ class Subscription(Iterator[SSEEvent]):
                 yield from _dechunked(raw)
                 return
             # One yield per HTTP chunk, as soon as it is complete.
-            yield from response.read_chunked(_READ_SIZE)
+            yield from response.read_chunked(_READ_SIZE, decode_content=False)
             return
         # read1 returns what has arrived, where read(n) would wait for n bytes.
-        while chunk := response.read1(_READ_SIZE):
+        while chunk := response.read1(_READ_SIZE, decode_content=False):
             yield chunk
 
     def _classify_connect_failure(self, reason: Exception | None) -> Exception:

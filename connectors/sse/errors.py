@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "SSEConnectionError",
+    "SSEContentEncodingError",
     "SSEContentTypeError",
     "SSEError",
     "SSEHTTPError",
@@ -35,6 +36,15 @@ class SSEContentTypeError(SSEError):
     def __init__(self, message: str, *, content_type: str, url: str) -> None:
         super().__init__(message)
         self.content_type = content_type
+        self.url = url
+
+
+class SSEContentEncodingError(SSEError):
+    """The server answered 200 with a body in a coding the client does not decode."""
+
+    def __init__(self, message: str, *, content_encoding: str, url: str) -> None:
+        super().__init__(message)
+        self.content_encoding = content_encoding
         self.url = url
 
 

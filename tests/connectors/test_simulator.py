@@ -53,7 +53,7 @@ def test_dt_envelopes_carry_every_number_of_the_event() -> None:
     temp_data, (temp,) = kinds["temperature"]
     assert temp_data["temperature"]["value"] == temp.value
     hum_data, (hum_t, hum_rh) = kinds["humidity"]
-    assert (hum_t.metric, hum_rh.metric) == ("temperature", "relativeHumidity")
+    assert (hum_t.metric, hum_rh.metric) == ("humidity.temperature", "humidity.relativeHumidity")
     assert hum_data["humidity"]["temperature"] == hum_t.value
     assert hum_data["humidity"]["relativeHumidity"] == hum_rh.value
     co2_data, (co2,) = kinds["co2"]

@@ -12,7 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.simulator import SequenceSpec, expected_readings, payload
+from connectors.simulator.dt_events import DT_EVERY
+from connectors.simulator.sequence import is_backfilled
 from connectors.sse import OversizedEvent, SSEEvent
+from connectors.vendors import DT_EVENT_TYPES
 from dataflows.formats import PARSERS, VENDOR_FORMATS, Reject, _dt_checked, _dt_usual
 from dataflows.readings import DeadLetter, Reading, parse_by_key, parse_in_order, parse_item
 
@@ -25,10 +28,27 @@ def parse(data: object, fmt: str = "auto", event: str = "message") -> list[Readi
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@settings(max_examples=150, deadline=None)
-@given(fmt=st.sampled_from(VENDOR_FORMATS), n=st.integers(0, 10**6), seed=st.integers(0, 99))
-def test_every_simulated_event_reads_back_as_its_readings(fmt: str, n: int, seed: int) -> None:
-    spec = SequenceSpec(sensors=7, format=fmt, seed=seed)  # type: ignore[arg-type]
+@settings(max_examples=300, deadline=None)
+@given(
+    fmt=st.sampled_from(VENDOR_FORMATS),
+    n=st.integers(0, 10**6),
+    seed=st.integers(0, 99),
+    sensors=st.integers(1, 40),
+    dt_events=st.sampled_from(["readings", "every"]),
+    samples=st.sampled_from([0, 1, 2, 15, 30]),
+    backfill_every=st.sampled_from([0, 1, 3]),
+)
+def test_every_simulated_event_reads_back_as_its_readings(
+    fmt: str, n: int, seed: int, sensors: int, dt_events: str, samples: int, backfill_every: int
+) -> None:
+    spec = SequenceSpec(
+        sensors=sensors,
+        format=fmt,  # type: ignore[arg-type]
+        seed=seed,
+        dt_events=dt_events,  # type: ignore[arg-type]
+        samples=samples,
+        backfill_every=backfill_every,
+    )
     for parser in (fmt, "auto"):
         got = parse(payload(spec, n), parser)
         assert [
@@ -36,7 +56,220 @@ def test_every_simulated_event_reads_back_as_its_readings(fmt: str, n: int, seed
             for r in got
             if isinstance(r, Reading)
         ] == [tuple(r) for r in expected_readings(spec, n)]
-        assert all(isinstance(r, Reading) for r in got)
+        if is_backfilled(spec, n):
+            assert [(type(r), r.reason) for r in got] == [(DeadLetter, "backfilled")]
+        else:
+            assert all(isinstance(r, Reading) for r in got)
+
+
+def test_the_simulators_every_mix_is_every_dt_event_type() -> None:
+    assert sorted(DT_EVERY) == sorted(DT_EVENT_TYPES)
+
+
+# DT's own events: the SDK's test fixtures (disruptive-technologies/python-client,
+# tests/api_responses.py: event_history_each_type and the stream events) and, for the
+# types they lack, the shapes of DT's event documentation; each with what it reads as.
+_DT_FIXTURES: list[tuple[str, dict[str, object], list[tuple[str, float]]]] = [
+    ("touch", {"touch": {"updateTime": "2019-05-16T08:13:15.361624Z"}}, []),
+    (
+        "temperature",
+        {"temperature": {"value": 24.9, "updateTime": "2019-05-16T08:15:18.318751Z"}},
+        [("temperature", 24.9)],
+    ),
+    (
+        "objectPresent",
+        {"objectPresent": {"state": "NOT_PRESENT", "updateTime": "2019-05-16T08:37:10.711412Z"}},
+        [("objectPresent", 0.0)],
+    ),
+    (
+        "humidity",
+        {
+            "humidity": {
+                "temperature": 22.45,
+                "relativeHumidity": 17,
+                "updateTime": "2019-05-16T06:13:46.369000Z",
+            }
+        },
+        [("humidity.temperature", 22.45), ("humidity.relativeHumidity", 17.0)],
+    ),
+    (
+        "objectPresentCount",
+        {"objectPresentCount": {"total": 4176, "updateTime": "2019-05-16T08:23:43.209000Z"}},
+        [("objectPresentCount", 4176.0)],
+    ),
+    (
+        "touchCount",
+        {"touchCount": {"total": 469, "updateTime": "2019-05-16T08:25:21.604000Z"}},
+        [("touchCount", 469.0)],
+    ),
+    (
+        "waterPresent",
+        {"waterPresent": {"state": "PRESENT", "updateTime": "2019-05-16T08:43:16.266000Z"}},
+        [("waterPresent", 1.0)],
+    ),
+    (
+        "networkStatus",
+        {
+            "networkStatus": {
+                "signalStrength": 45,
+                "rssi": -83,
+                "updateTime": "2019-05-16T08:21:21.076013Z",
+                "cloudConnectors": [
+                    {"id": "bdkjbo2v0000uk377c4g", "signalStrength": 45, "rssi": -83}
+                ],
+                "transmissionMode": "LOW_POWER_STANDARD_MODE",
+            }
+        },
+        [("networkStatus.signalStrength", 45.0), ("networkStatus.rssi", -83.0)],
+    ),
+    (
+        "batteryStatus",
+        {"batteryStatus": {"percentage": 100, "updateTime": "2019-05-16T08:21:21.076013Z"}},
+        [("batteryStatus", 100.0)],
+    ),
+    (
+        "labelsChanged",
+        {
+            "added": {"label-key": "label-value"},
+            "modified": {"label-key": "new-label-value"},
+            "removed": ["remove-key1", "remove-key2"],
+        },
+        [],
+    ),
+    (
+        "connectionStatus",
+        {
+            "connectionStatus": {
+                "connection": "ETHERNET",
+                "available": ["CELLULAR", "ETHERNET"],
+                "updateTime": "2019-05-16T08:21:21.076013Z",
+            }
+        },
+        [],
+    ),
+    (
+        "ethernetStatus",
+        {
+            "ethernetStatus": {
+                "macAddress": "f0:b5:b7:00:0a:08",
+                "ipAddress": "10.0.0.1",
+                "errors": [],
+                "updateTime": "2019-05-16T08:21:21.076013Z",
+            }
+        },
+        [],
+    ),
+    (
+        "cellularStatus",
+        {
+            "cellularStatus": {
+                "signalStrength": 80,
+                "errors": [],
+                "updateTime": "2019-05-16T08:21:21.076013Z",
+            }
+        },
+        [("cellularStatus", 80.0)],
+    ),
+    ("ping", None, []),  # the SDK's stream_ping: "data": null
+    ("co2", {"co2": {"ppm": 456, "updateTime": "2019-05-16T08:21:21Z"}}, [("co2", 456.0)]),
+    (
+        "pressure",
+        {"pressure": {"pascal": 101325, "updateTime": "2019-05-16T08:21:21Z"}},
+        [("pressure", 101325.0)],
+    ),
+    (
+        "motion",
+        {"motion": {"state": "MOTION_DETECTED", "updateTime": "2019-05-16T08:21:21Z"}},
+        [("motion", 1.0)],
+    ),
+    (
+        "deskOccupancy",
+        {
+            "deskOccupancy": {
+                "state": "NOT_OCCUPIED",
+                "remarks": [],
+                "updateTime": "2019-05-16T08:21:21Z",
+            }
+        },
+        [("deskOccupancy", 0.0)],
+    ),
+    (
+        "contact",
+        {"contact": {"state": "CLOSED", "updateTime": "2019-05-16T08:21:21Z"}},
+        [("contact", 0.0)],
+    ),
+    (
+        "probeWireStatus",
+        {"probeWireStatus": {"state": "THREE_WIRE", "updateTime": "2019-05-16T08:21:21Z"}},
+        [],
+    ),
+]
+
+
+def test_the_fixtures_cover_every_dt_event_type() -> None:
+    assert sorted(kind for kind, _, _ in _DT_FIXTURES) == sorted([*DT_EVENT_TYPES, "ping"])
+
+
+@pytest.mark.parametrize(("kind", "data", "readings"), _DT_FIXTURES, ids=lambda v: str(v)[:20])
+def test_each_dt_event_type_reads_as_its_readings(
+    kind: str, data: dict[str, object], readings: list[tuple[str, float]]
+) -> None:
+    event = {
+        "eventId": "01",
+        "targetName": "projects/project_id/devices/device_id",
+        "eventType": kind,
+        "data": data,
+        "timestamp": "2019-05-16T08:30:00Z",
+    }
+    for fmt in ("dt", "auto"):
+        got = parse({"result": {"event": event}}, fmt)
+        assert all(isinstance(r, Reading) for r in got), got
+        assert [(r.metric, r.value) for r in got if isinstance(r, Reading)] == readings
+        assert {r.sensor_id for r in got if isinstance(r, Reading)} <= {"device_id"}
+
+
+def test_dt_samples_are_readings_at_their_own_times_and_value_is_not_read_twice() -> None:
+    # DT: the first sample is the event's value and time; newest first.
+    samples = [
+        {"value": 21.5, "sampleTime": "2026-01-01T00:15:00Z"},
+        {"value": 21.25, "sampleTime": "2026-01-01T00:10:00Z"},
+        {"value": 21.0, "sampleTime": "2026-01-01T00:05:00Z"},
+    ]
+    block = {"value": 21.5, "updateTime": "2026-01-01T00:15:00Z", "samples": samples}
+    body = {
+        "result": {
+            "event": {
+                "eventId": "e",
+                "targetName": "projects/p/devices/d",
+                "eventType": "temperature",
+                "data": {"temperature": block},
+                "timestamp": "2026-01-01T00:15:01Z",
+            }
+        }
+    }
+    got = parse(body, "dt")
+    assert [(r.ts.minute, r.value) for r in got if isinstance(r, Reading)] == [
+        (5, 21.0),
+        (10, 21.25),
+        (15, 21.5),
+    ]
+    block["isBackfilled"] = True
+    (letter,) = parse(body, "dt")
+    assert isinstance(letter, DeadLetter) and letter.reason == "backfilled"
+    block["isBackfilled"] = False
+    assert len(parse(body, "dt")) == 3
+
+
+def test_an_unknown_dt_state_is_a_dead_letter_naming_it() -> None:
+    event = {
+        "eventId": "e",
+        "targetName": "projects/p/devices/d",
+        "eventType": "contact",
+        "data": {"contact": {"state": "AJAR", "updateTime": "2026-01-01T00:00:00Z"}},
+    }
+    (letter,) = parse({"result": {"event": event}}, "dt")
+    assert isinstance(letter, DeadLetter) and letter.reason == "invalid_value"
+    assert "AJAR" in letter.detail and "OPEN or CLOSED" in letter.detail
 
 
 @pytest.mark.parametrize(
@@ -224,10 +457,16 @@ _dt_odd_values = st.sampled_from([None, "", "21.5", True, False, [1.0], {}, 0, -
 _dt_stamps = st.sampled_from(
     ["2026-01-01T00:00:00.000Z", "2026-01-01T00:00:01Z", "yesterday", 1767225600, None, [], ""]
 )
+_dt_samples = [
+    {"value": 22.87, "sampleTime": "2026-01-01T00:00:00.001Z"},
+    {"value": 22.5, "sampleTime": "2025-12-31T23:59:00Z"},
+]
 _dt_blocks = {
-    "temperature": {"value": 22.87},
+    "temperature": {"value": 22.87, "samples": _dt_samples},
     "humidity": {"temperature": 23.63, "relativeHumidity": 51.4},
     "co2": {"ppm": 456},
+    "networkStatus": {"signalStrength": 45, "rssi": -83, "cloudConnectors": []},
+    "objectPresent": {"state": "PRESENT"},
 }
 
 
@@ -248,9 +487,19 @@ def _dt_bodies(draw: st.DrawFn) -> object:
             block[name] = draw(st.one_of(_dt_odd_values, _dt_stamps))
         if draw(odd):
             del block[name]
-    for name in ("value", "samples", "isBackfilled", "sampleTime"):
+    for name in ("value", "samples", "isBackfilled", "sampleTime", "state"):
         if draw(odd):
             block[name] = draw(st.one_of(st.floats(-1e6, 1e6, allow_nan=False), _dt_odd_values))
+    samples = block.get("samples")
+    if isinstance(samples, list) and draw(odd):  # one sample made odd
+        odd_sample = draw(
+            st.sampled_from(
+                [None, 3, {}, {"value": "1"}, {"sampleTime": 0}, {"value": 1, "sampleTime": ""}]
+            )
+        )
+        block["samples"] = [odd_sample, *samples[1:]]
+    if draw(odd):
+        block["isBackfilled"] = True
     for name, values in (
         ("eventType", st.sampled_from(["ping", "", "touch", 5, None, ["temperature"]])),
         ("targetName", st.sampled_from(["d2", "projects/p/devices/", "", 3, None, ["d"]])),
