@@ -28,6 +28,7 @@ from connectors.sse import (
     RetryPolicy,
     TokenProvider,
 )
+from connectors.sse.proxy import Proxy
 from connectors.sse.redact import Redactor
 from connectors.vendors import DT_EVENT_TYPES
 from dataflows.dt_setup import DT_API_URL, DT_IDLE_CLOSE, DT_TOKEN_URL, stream_url
@@ -407,6 +408,7 @@ def _dt_auth(dt: DtSetup, options: ConnectOptions) -> Auth:
         ca_certs=options.ca_certs,
         verify=options.verify,
         timeout=options.connect_timeout,
+        proxy=options.proxy,
     )
     return Auth(token_provider=provider)
 
@@ -423,7 +425,15 @@ def _connect_options(env: _Env) -> ConnectOptions:
             ssl_error = isinstance(exc, ssl.SSLError)
             reason = "not a PEM file of certificates" if ssl_error else exc.strerror
             env.problems.append(f"SSE_CA_BUNDLE: cannot use {ca_certs!r} ({reason})")
+    proxy = env.text("SSE_PROXY")
+    if proxy is not None:
+        try:
+            Proxy.parse(proxy)
+        except ValueError as exc:
+            env.problems.append(f"SSE_PROXY: {Redactor().url(proxy)!r}: {exc}")
+            proxy = None
     return ConnectOptions(
+        proxy=proxy,
         connect_timeout=env.duration(
             "SSE_CONNECT_TIMEOUT", "10s", minimum=timedelta(milliseconds=1)
         ).total_seconds(),
@@ -472,6 +482,7 @@ def _token_provider(env: _Env, options: ConnectOptions) -> TokenProvider | None:
         "ca_certs": options.ca_certs,
         "verify": options.verify,
         "timeout": options.connect_timeout,
+        "proxy": options.proxy,
     }
     if uses_client:
         client_id, secret = (client[name] or "" for name in _CLIENT_SETTINGS)
@@ -741,6 +752,8 @@ MEANINGS: dict[str, str] = {
     "DT_API_URL": "DT: the REST API's base URL (another region, or a test server)",
     "DT_TOKEN_URL": "DT: the OAuth2 token endpoint",
     "SSE_CONNECT_TIMEOUT": "how long a connect may take",
+    "SSE_PROXY": "a forward proxy (http://user:pass@host:port) for streams and tokens; unset: "
+    "https_proxy, http_proxy, all_proxy and no_proxy as curl reads them",
     "SSE_CA_BUNDLE": "a PEM file of CAs to trust",
     "SSE_VERIFY_TLS": "verify the server's certificate",
     "SSE_MAX_EVENT_BYTES": "larger events become oversized dead letters",
@@ -807,7 +820,9 @@ SECRET_SETTINGS = frozenset(
         "DT_SERVICE_ACCOUNT_SECRET",
     }
 )
-_URL_SETTINGS = frozenset({"SSE_URL", "SSE_OAUTH2_TOKEN_URL", "DT_API_URL", "DT_TOKEN_URL"})
+_URL_SETTINGS = frozenset(
+    {"SSE_URL", "SSE_OAUTH2_TOKEN_URL", "DT_API_URL", "DT_TOKEN_URL", "SSE_PROXY"}
+)
 
 
 def settings_in_effect(job: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import ssl
 import threading
@@ -50,6 +51,7 @@ from connectors.sse.parser import (
     SSEEvent,
     SSEParser,
 )
+from connectors.sse.proxy import pool_manager, proxy_for
 from connectors.sse.redact import Redactor, redact_logs
 from connectors.sse.retry import Outcome, RetryPolicy, parse_retry_after
 from connectors.sse.tokens import AccessToken, TokenEndpointUnavailable, TokenProvider
@@ -229,8 +231,12 @@ class Subscription(Iterator[SSEEvent]):
             "Cache-Control": "no-cache",
             **options.headers,
         }
+        environ = os.environ if options.trust_env else {}
+        # The forward proxy, if any: its password is a secret like the stream's own.
+        self.proxy = proxy_for(url, options.proxy, environ)
+        self._proxy_secrets = () if self.proxy is None else self.proxy.secrets()
         self._secrets: tuple[str, ...] = ()
-        self._redactor = Redactor()
+        self._redactor = Redactor(self._proxy_secrets)
         self._fresh_token = False
         # As it is requested (user info moved to a header, a query token added), masked.
         self.url = self._redactor.url(self._prepare().url)
@@ -242,12 +248,14 @@ class Subscription(Iterator[SSEEvent]):
         self._retries = urllib3.Retry(
             total=None, connect=0, read=0, status=0, other=0, redirect=options.max_redirects
         )
-        pool_kwargs: dict[str, object] = {"num_pools": 2, "maxsize": 1}
-        if parts.scheme == "https":
-            pool_kwargs["cert_reqs"] = "CERT_REQUIRED" if options.verify else "CERT_NONE"
-            if options.ca_certs:
-                pool_kwargs["ca_certs"] = options.ca_certs
-        self._pool = urllib3.PoolManager(**pool_kwargs)  # type: ignore[arg-type]
+        self._pool = pool_manager(
+            url,
+            self.proxy,
+            verify=options.verify,
+            ca_certs=options.ca_certs,
+            num_pools=2,
+            maxsize=1,
+        )
         self.last_event_id = last_event_id or ""
         self.retry_ms: int | None = None
         self.stats = SubscriptionStats()
@@ -261,7 +269,7 @@ class Subscription(Iterator[SSEEvent]):
         request = self._auth.apply(self._stream_url, self._base_headers, token)
         if request.secrets != self._secrets:
             self._secrets = request.secrets
-            self._redactor = Redactor(request.secrets)
+            self._redactor = Redactor((*request.secrets, *self._proxy_secrets))
             redact_logs(request.secrets, [self._log, *map(logging.getLogger, _URLLIB3_LOGGERS)])
         return request
 
@@ -401,7 +409,8 @@ class Subscription(Iterator[SSEEvent]):
                 )
             if mime in _SSE_TYPES or mime in _NDJSON_TYPES:
                 self.stats.connects += 1
-                self._log.info("%s: connected (%s)", self.url, mime)
+                via = "" if self.proxy is None else f" through the proxy {self.proxy.url}"
+                self._log.info("%s: connected (%s)%s", self.url, mime, via)
                 return response
             snippet = self._error_body(response)
             raise SSEContentTypeError(
@@ -585,5 +594,7 @@ def _status_advice(status: int) -> str:
         "(with a token provider: it refused a token fetched just now)",
         403: "; the credentials were refused for this stream: check their scope",
         404: "; no stream at this URL: check the path and the project or device id",
+        407: "; the forward proxy wants credentials: give them in its URL "
+        "(http://user:password@host:port)",
     }
     return advice.get(status, "; a client error that retrying will not change")

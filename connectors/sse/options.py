@@ -26,6 +26,9 @@ class ConnectOptions:
     - ``max_redirects``: redirects followed per connect; more is a redirect loop.
     - ``headers``: extra request headers; an ``Authorization``, ``Cookie`` or
       ``X-API-Key`` among them is treated as a secret. Not shown in the repr.
+    - ``proxy``: a forward proxy for every request (``http://user:pass@host:port``);
+      ``trust_env``: else the environment's ``https_proxy``, ``http_proxy``,
+      ``all_proxy`` and ``no_proxy``, read as curl reads them (``connectors.sse.proxy``).
     """
 
     connect_timeout: float = 10.0
@@ -35,6 +38,8 @@ class ConnectOptions:
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     max_redirects: int = 5
     headers: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
+    proxy: str | None = field(default=None, repr=False)
+    trust_env: bool = True
 
     def __post_init__(self) -> None:
         problems = []

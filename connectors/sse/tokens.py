@@ -19,6 +19,7 @@ subscription retries with its usual backoff.
 from __future__ import annotations
 
 import base64
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -33,6 +34,7 @@ import urllib3
 from urllib3.exceptions import HTTPError
 
 from connectors.sse.errors import SSETokenError
+from connectors.sse.proxy import pool_manager, proxy_for
 from connectors.sse.redact import Redactor
 
 __all__ = [
@@ -91,17 +93,18 @@ class _OAuth2Grant(ABC):
         verify: bool = True,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        proxy: str | None = None,
+        trust_env: bool = True,
     ) -> None:
         parts = urlsplit(token_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"a token URL needs http:// or https:// and a host, got {token_url!r}")
         self.token_url = token_url
-        pool_kwargs: dict[str, Any] = {"num_pools": 1, "maxsize": 1}
-        if parts.scheme == "https":
-            pool_kwargs["cert_reqs"] = "CERT_REQUIRED" if verify else "CERT_NONE"
-            if ca_certs:
-                pool_kwargs["ca_certs"] = ca_certs
-        self._pool = urllib3.PoolManager(**pool_kwargs)
+        # Through the stream's forward proxy (or the environment's), as curl would go.
+        self.proxy = proxy_for(token_url, proxy, os.environ if trust_env else {})
+        self._pool = pool_manager(
+            token_url, self.proxy, verify=verify, ca_certs=ca_certs, num_pools=1, maxsize=1
+        )
         self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
         self._clock = clock
         self._lock = threading.Lock()
@@ -118,7 +121,8 @@ class _OAuth2Grant(ABC):
             return self._token
 
     def secrets(self) -> tuple[str, ...]:
-        return (*self._credentials(), *self._sent)
+        proxied = () if self.proxy is None else self.proxy.secrets()
+        return (*self._credentials(), *self._sent, *proxied)
 
     @abstractmethod
     def _credentials(self) -> tuple[str, ...]:

@@ -134,6 +134,9 @@ def tls_context(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
+# The password of the ``forward_proxy`` fixture's proxy.py (user ``tester``).
+PROXY_PASSWORD = "pw-Proxy-7e1f"
+
 # What the ``simulator`` and ``scripted`` fixtures hand a test.
 StartSim = Callable[[SimulatorConfig], SensorSimulator]
 StartScripted = Callable[..., ScriptedServer]
