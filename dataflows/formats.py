@@ -268,8 +268,12 @@ def _dt_usual(body: Any) -> Parsed | None:
         block = event["data"][kind]
     except (KeyError, TypeError):
         return None
-    if type(block) is not dict or ("isBackfilled" in block and block["isBackfilled"] is True):
-        return None
+    if (
+        type(block) is not dict
+        or ("isBackfilled" in block and block["isBackfilled"] is True)
+        or kind in DT_STATES
+    ):
+        return None  # backfill and two-state events: the checked path reads them
     if "samples" in block:
         return _dt_usual_samples(kind, target, block["samples"])
     values: list[tuple[str, float]] = []
