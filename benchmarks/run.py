@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -312,6 +313,7 @@ class Config:
     streams: int = 1
     settings: tuple[tuple[str, str], ...] = ()
     variant: tuple[tuple[str, Any], ...] = ()
+    server: StreamServer | None = None  # another server than in_turn's (https)
 
 
 def in_turn(
@@ -326,7 +328,7 @@ def in_turn(
     for round_ in range(repeats):
         for config, into in zip(configs, timings, strict=True):
             time_runs(
-                server,
+                config.server or server,
                 config.target,
                 config.events,
                 1,
@@ -384,6 +386,38 @@ def end_to_end_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     floor.note = f"{ratio(floor, classic)}: {target}"
     bare.note = f"{ratio(bare, classic)}, {ratio(bare, ours)}"
     return [ours, example, classic, floor, bare]
+
+
+def tls_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
+    """sensor_stats and the classic pattern (sseclient-py over urllib3) over https beside
+    http, on the same stream, rounds in turn: what TLS costs each. The certificate is a
+    throwaway CA's (trustme), trusted through SSL_CERT_FILE (and SSE_CA_BUNDLE)."""
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    classic_n = max(n // 10, 2000)
+    job, classic_job = "dataflows.sensor_stats", "benchmarks.baselines:classic()"
+    with tempfile.TemporaryDirectory() as tmp, StreamServer(tls=context) as secure:
+        bundle = Path(tmp) / "ca.pem"
+        ca.cert_pem.write_to_path(str(bundle))
+        trust = (("SSL_CERT_FILE", str(bundle)), ("SSE_CA_BUNDLE", str(bundle)))
+        configs = [
+            Config(job, n),
+            Config(job, n, settings=trust, server=secure),
+            Config(classic_job, classic_n),
+            Config(classic_job, classic_n, settings=trust, server=secure),
+        ]
+        names = ["sensor_stats, http", "sensor_stats, https", "classic, http", "classic, https"]
+        rows = [
+            Row("4 end to end", f"TLS: {name}", "events/s", t.rates())
+            for name, t in zip(names, in_turn(server, configs, repeats), strict=True)
+        ]
+    rows[1].note = f"{ratio(rows[1], rows[0])}; {ratio(rows[1], rows[3])}"
+    rows[3].note = f"{ratio(rows[3], rows[2])}; over {classic_n:,} events"
+    rows[2].note = f"over {classic_n:,} events"
+    return rows
 
 
 def metrics_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
@@ -951,6 +985,7 @@ def main(argv: Iterable[str] | None = None) -> int:
 
         e2e_repeats = 1 if quick else 5
         rows += end_to_end_rows(server, n_e2e, e2e_repeats)
+        rows += tls_rows(server, n_e2e, e2e_repeats)
         rows += metrics_rows(server, n_e2e, e2e_repeats)
         rows += format_rows(server, n_e2e, e2e_repeats)
         rows += fleet_rows(server, n_fleet, e2e_repeats)

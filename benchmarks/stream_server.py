@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Sequence
@@ -157,7 +158,13 @@ def _huge(sock: socket.socket, mib: int) -> None:
     sock.shutdown(socket.SHUT_WR)
 
 
-def _handle(sock: socket.socket) -> None:
+def _handle(sock: socket.socket, tls: ssl.SSLContext | None = None) -> None:
+    if tls is not None:
+        try:
+            sock = tls.wrap_socket(sock, server_side=True)
+        except (ssl.SSLError, OSError):
+            sock.close()
+            return
     with sock:
         request = b""
         while b"\r\n\r\n" not in request:
@@ -192,24 +199,25 @@ def _handle(sock: socket.socket) -> None:
             return  # the client went away
 
 
-def _serve(listener: socket.socket, warm: Sequence[Warm]) -> None:
+def _serve(listener: socket.socket, warm: Sequence[Warm], tls: ssl.SSLContext | None) -> None:
     for n, framing, stream, *variant in warm:
         body(n, framing, stream, *variant)
     while True:
         sock, _ = listener.accept()
-        threading.Thread(target=_handle, args=(sock,), daemon=True).start()
+        threading.Thread(target=_handle, args=(sock, tls), daemon=True).start()
 
 
 class StreamServer:
     """The server in its own process (so it never competes with the client for the GIL)."""
 
-    def __init__(self, warm: Sequence[Warm] = ()) -> None:
+    def __init__(self, warm: Sequence[Warm] = (), tls: ssl.SSLContext | None = None) -> None:
         """``warm`` lists the (n, framing, stream[, shape, fmt, sensors]) bodies to build
-        before serving."""
+        before serving; with ``tls`` (a server context) it serves https."""
         self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
         self.port = self._listener.getsockname()[1]
+        self.scheme = "https" if tls is not None else "http"
         self._process = multiprocessing.get_context("fork").Process(
-            target=_serve, args=(self._listener, list(warm)), daemon=True
+            target=_serve, args=(self._listener, list(warm), tls), daemon=True
         )
 
     def url(
@@ -226,7 +234,7 @@ class StreamServer:
         extra = (f"&rate={rate:g}" if rate else "") + (f"&huge={huge_mib}" if huge_mib else "")
         variant = urlencode({"shape": shape, "fmt": fmt, "sensors": sensors})
         return (
-            f"http://127.0.0.1:{self.port}/stream?n={n}&framing={framing}&s={stream}"
+            f"{self.scheme}://127.0.0.1:{self.port}/stream?n={n}&framing={framing}&s={stream}"
             f"&{variant}{extra}"
         )
 
