@@ -235,7 +235,8 @@ class Subscription(Iterator[SSEEvent]):
         # The forward proxy, if any: its password is a secret like the stream's own.
         self.proxy = proxy_for(url, options.proxy, environ)
         self._proxy_secrets = () if self.proxy is None else self.proxy.secrets()
-        self._secrets: tuple[str, ...] = ()
+        # Unlike the stream's (None, or an empty tuple), so that _prepare registers both.
+        self._secrets: tuple[str, ...] | None = None
         self._redactor = Redactor(self._proxy_secrets)
         self._fresh_token = False
         # As it is requested (user info moved to a header, a query token added), masked.
@@ -269,8 +270,9 @@ class Subscription(Iterator[SSEEvent]):
         request = self._auth.apply(self._stream_url, self._base_headers, token)
         if request.secrets != self._secrets:
             self._secrets = request.secrets
-            self._redactor = Redactor((*request.secrets, *self._proxy_secrets))
-            redact_logs(request.secrets, [self._log, *map(logging.getLogger, _URLLIB3_LOGGERS)])
+            secrets = (*request.secrets, *self._proxy_secrets)
+            self._redactor = Redactor(secrets)
+            redact_logs(secrets, [self._log, *map(logging.getLogger, _URLLIB3_LOGGERS)])
         return request
 
     def __repr__(self) -> str:
