@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from connectors.sinks import Cluster
 from connectors.sse import (
@@ -302,10 +302,25 @@ class _Env:
         return default
 
 
+def _is_http_url(url: str) -> bool:
+    """An ``http://`` or ``https://`` URL with a host."""
+    return re.match(r"^https?://[^/\s]+", url) is not None
+
+
+def _token_transport(options: ConnectOptions) -> dict[str, Any]:
+    """What a token provider shares with the stream: TLS trust, timeout and proxy."""
+    return {
+        "ca_certs": options.ca_certs,
+        "verify": options.verify,
+        "timeout": options.connect_timeout,
+        "proxy": options.proxy,
+    }
+
+
 def _stream(env: _Env) -> StreamConfig:
     urls = tuple(u.strip() for u in (env.text("SSE_URL") or "").split(",") if u.strip())
     for url in urls:
-        if not re.match(r"^https?://[^/\s]+", url):
+        if not _is_http_url(url):
             shown = Redactor().url(url)
             env.problems.append(f"SSE_URL: {shown!r} is not an http:// or https:// URL")
     options = _connect_options(env)
@@ -388,7 +403,7 @@ def _dt_setup(env: _Env) -> DtSetup | None:
             + ", ".join(DT_EVENT_TYPES)
         )
     for name, url in (("DT_API_URL", api_url), ("DT_TOKEN_URL", token_url)):
-        if not re.match(r"^https?://[^/\s]+", url):
+        if not _is_http_url(url):
             env.problems.append(f"{name}: {url!r} is not an http(s) URL")
     return DtSetup(project, key_id or "", secret or "", email, kinds, api_url, token_url)
 
@@ -400,16 +415,7 @@ def _dt_auth(dt: DtSetup, options: ConnectOptions) -> Auth:
         return Auth()
     if dt.email is None:
         return Auth(basic_auth=(dt.key_id, dt.secret))
-    provider = JWTBearer(
-        dt.token_url,
-        dt.key_id,
-        dt.email,
-        dt.secret,
-        ca_certs=options.ca_certs,
-        verify=options.verify,
-        timeout=options.connect_timeout,
-        proxy=options.proxy,
-    )
+    provider = JWTBearer(dt.token_url, dt.key_id, dt.email, dt.secret, **_token_transport(options))
     return Auth(token_provider=provider)
 
 
@@ -462,7 +468,7 @@ def _token_provider(env: _Env, options: ConnectOptions) -> TokenProvider | None:
         if uses_client or uses_jwt:
             env.problems.append("SSE_OAUTH2_TOKEN_URL is needed with the other SSE_OAUTH2_*")
         return None
-    if not re.match(r"^https?://[^/\s]+", token_url):
+    if not _is_http_url(token_url):
         env.problems.append(f"SSE_OAUTH2_TOKEN_URL: {token_url!r} is not an http(s) URL")
         return None
     if uses_client == uses_jwt:
@@ -478,12 +484,7 @@ def _token_provider(env: _Env, options: ConnectOptions) -> TokenProvider | None:
     if missing:
         env.problems.append(f"{', '.join(missing)}: needed for this OAuth2 grant")
         return None
-    transport = {
-        "ca_certs": options.ca_certs,
-        "verify": options.verify,
-        "timeout": options.connect_timeout,
-        "proxy": options.proxy,
-    }
+    transport = _token_transport(options)
     if uses_client:
         client_id, secret = (client[name] or "" for name in _CLIENT_SETTINGS)
         return ClientCredentials(token_url, client_id, secret, scope, **transport)

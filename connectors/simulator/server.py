@@ -382,11 +382,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(sim, 204, {})
             return
         sim._record(self, 200)
-        self._stream(sim, first, sim._next_stream(), expiry)
+        self._stream(sim, first, sim._next_stream(), expiry, wanted)
 
     def _stream(
-        self, sim: SensorSimulator, first: int, stream_no: int, expiry: float | None = None
+        self,
+        sim: SensorSimulator,
+        first: int,
+        stream_no: int,
+        expiry: float | None = None,
+        wanted: frozenset[str] | None = None,
     ) -> None:
+        """Stream from event ``first``; ``wanted``: DT's event_types filter, if any."""
         config, faults, spec = sim.config, sim.config.faults, sim.config.sequence
         sse = config.body == "sse"
         self.send_response(200)
@@ -407,7 +413,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self._compressor = zlib.compressobj(wbits=bits.get(coding, -zlib.MAX_WBITS))
         self.end_headers()
         ping_interval = _ping_interval(self.path, config.ping_interval)
-        wanted = _event_types(self.path) if spec.format == "dt" else None
         if sse and config.bom:
             self._write(b"\xef\xbb\xbf")
         if sse and config.retry_ms is not None:
