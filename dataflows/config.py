@@ -6,18 +6,20 @@ names the variable, what it got, and what is allowed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import ssl
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from connectors.obelisk_catalog import TOKEN_PATH as OBELISK_TOKEN_PATH
 from connectors.sinks import Cluster
 from connectors.sse import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -33,6 +35,13 @@ from connectors.sse.redact import Redactor
 from connectors.vendors import DT_EVENT_TYPES
 from dataflows.dt_setup import DT_API_URL, DT_IDLE_CLOSE, DT_TOKEN_URL, stream_url
 from dataflows.formats import FORMATS, VENDOR_FORMATS, Format, VendorFormat
+from dataflows.obelisk_setup import (
+    OBELISK_ALL_NUMBERS,
+    OBELISK_REPLAY_EVENTS,
+    OBELISK_STREAM,
+    OBELISK_URL,
+    ObeliskSetup,
+)
 
 __all__ = [
     "DEFAULT_RULES",
@@ -50,6 +59,7 @@ __all__ = [
     "load_alert_config",
     "load_config",
     "load_feature_config",
+    "load_obelisk_settings",
     "load_runtime_config",
     "parse_duration",
     "parse_size",
@@ -73,16 +83,22 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class StreamConfig:
     """Where the events come from, in which format, and the connector's own settings
-    (``ConnectOptions``, ``Auth``, ``RetryPolicy``) for every stream."""
+    (``ConnectOptions``, ``Auth``, ``RetryPolicy``) for every stream. ``obelisk``: an
+    Obelisk stream to find or create in its Catalog (``dataflows.obelisk_setup``),
+    rather than ``urls``."""
 
     urls: tuple[str, ...] = ()
     format: Format = "auto"
     options: ConnectOptions = field(default_factory=ConnectOptions)
     auth: Auth = field(default_factory=Auth)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    obelisk: ObeliskSetup | None = None
 
     def stream_names(self) -> dict[str, str]:
-        """Partition name per URL: the URL with its secrets masked (it keys recovery state)."""
+        """Partition name per URL: the URL with its secrets masked (it keys recovery state);
+        an Obelisk stream's is its name, as its URL is known once the Catalog answers."""
+        if self.obelisk is not None:
+            return {self.obelisk.partition: self.obelisk.partition}
         redactor = Redactor([s for s in (self.auth.bearer_token, self.auth.query_token) if s])
         return {redactor.url(url): url for url in self.urls}
 
@@ -332,27 +348,49 @@ def _stream(env: _Env) -> StreamConfig:
             env.problems.append("set SSE_URL or DT_PROJECT_ID, not both")
         heartbeat = options.heartbeat_timeout or 60.0
         urls = (stream_url(dt.api_url, dt.project, heartbeat, dt.event_types),)
-        if fmt not in ("auto", "dt"):
-            env.problems.append(f"DT_PROJECT_ID streams DT's format: unset SSE_FORMAT={fmt}")
-        fmt = "dt"
-        if auth != Auth() or auth.token_provider is not None:
-            env.problems.append(
-                "DT_SERVICE_ACCOUNT_* are the credentials with DT_PROJECT_ID: unset "
-                "SSE_BEARER_TOKEN, SSE_BASIC_AUTH, SSE_QUERY_TOKEN and SSE_OAUTH2_*"
-            )
+        fmt = _vendor_owns(env, fmt, auth, "DT_PROJECT_ID", "dt", "DT_SERVICE_ACCOUNT_*")
         auth = _dt_auth(dt, options)
+    obelisk = _obelisk_setup(env)
+    if obelisk is not None:
+        if urls:
+            env.problems.append("set one of SSE_URL, DT_PROJECT_ID and OBELISK_URL")
+        credentials = "OBELISK_CLIENT_ID and OBELISK_CLIENT_SECRET"
+        fmt = _vendor_owns(env, fmt, auth, "OBELISK_URL", "obelisk", credentials)
+        options = replace(options, drop_replays=OBELISK_REPLAY_EVENTS)
+        auth = _obelisk_auth(obelisk, options)
     config = StreamConfig(
         urls=urls,
         format=fmt,
         options=options,
         auth=auth,
         retry=_retry(env),
+        obelisk=obelisk,
     )
     # Partitions are named by URL with secrets masked: two URLs differing only in a
     # secret would be one partition.
-    if len(config.stream_names()) != len(urls):
+    if obelisk is None and len(config.stream_names()) != len(urls):
         env.problems.append("SSE_URL lists the same stream twice")
     return config
+
+
+_VENDOR_NAMES = {"dt": "DT's", "obelisk": "Obelisk's"}
+
+
+def _vendor_owns(
+    env: _Env, fmt: Format, auth: Auth, setting: str, vendor: Format, credentials: str
+) -> Format:
+    """A vendor's set-up (``setting``) brings its format and its credentials: say so to
+    an SSE_FORMAT or SSE_* credentials given beside it; returns the vendor's format."""
+    if fmt not in ("auto", vendor):
+        env.problems.append(
+            f"{setting} streams {_VENDOR_NAMES[vendor]} format: unset SSE_FORMAT={fmt}"
+        )
+    if auth != Auth() or auth.token_provider is not None:
+        env.problems.append(
+            f"{credentials} are the credentials with {setting}: unset SSE_BEARER_TOKEN, "
+            "SSE_BASIC_AUTH, SSE_QUERY_TOKEN and SSE_OAUTH2_*"
+        )
+    return vendor
 
 
 @dataclass(frozen=True)
@@ -417,6 +455,113 @@ def _dt_auth(dt: DtSetup, options: ConnectOptions) -> Auth:
         return Auth(basic_auth=(dt.key_id, dt.secret))
     provider = JWTBearer(dt.token_url, dt.key_id, dt.email, dt.secret, **_token_transport(options))
     return Auth(token_provider=provider)
+
+
+_OBELISK_SETTINGS = (
+    "OBELISK_CLIENT_ID",
+    "OBELISK_CLIENT_SECRET",
+    "OBELISK_DATASETS",
+    "OBELISK_METRICS",
+    "OBELISK_STREAM",
+    "OBELISK_FILTER",
+)
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(part.strip() for part in (text or "").split(",") if part.strip()))
+
+
+def _obelisk_setup(env: _Env, *, datasets_needed: bool = True) -> ObeliskSetup | None:
+    """OBELISK_*: the stream to find or create in an Obelisk, or None without OBELISK_URL."""
+    url = env.text("OBELISK_URL")
+    client_id, secret = env.text("OBELISK_CLIENT_ID"), env.text("OBELISK_CLIENT_SECRET")
+    datasets = _names(env.text("OBELISK_DATASETS"))
+    metrics = _names(env.text("OBELISK_METRICS", OBELISK_ALL_NUMBERS))
+    name = env.text("OBELISK_STREAM", OBELISK_STREAM) or OBELISK_STREAM
+    filter_text = env.text("OBELISK_FILTER")
+    if url is None:
+        given = [n for n in _OBELISK_SETTINGS if env.environ.get(n, "").strip()]
+        if given:
+            env.problems.append(
+                f"{', '.join(given)}: set OBELISK_URL too (e.g. {OBELISK_URL}), or unset them"
+            )
+        return None
+    if not _is_http_url(url):
+        env.problems.append(f"OBELISK_URL: {url!r} is not an http(s) URL (e.g. {OBELISK_URL})")
+    missing = [
+        n for n, v in (("OBELISK_CLIENT_ID", client_id), ("OBELISK_CLIENT_SECRET", secret)) if not v
+    ]
+    if missing:
+        env.problems.append(
+            f"{', '.join(missing)}: needed with OBELISK_URL (a client of yours: the Obelisk "
+            "Catalog, My Clients)"
+        )
+    if datasets_needed and not datasets:
+        env.problems.append(
+            "OBELISK_DATASETS: the ids of the datasets to stream, comma-separated, are "
+            "needed with OBELISK_URL (the Obelisk Catalog lists them)"
+        )
+    odd = [m for m in metrics if not re.match(r"^[^:\s]+::[^:\s]+$", m)]
+    if odd:
+        env.problems.append(
+            f"OBELISK_METRICS: {', '.join(map(repr, odd))} not <name>::<type> "
+            f"(e.g. temperature::number, or {OBELISK_ALL_NUMBERS} for every number)"
+        )
+    stream_filter: Any = None
+    if filter_text is not None:
+        try:
+            stream_filter = json.loads(filter_text)
+        except ValueError:
+            env.problems.append(f"OBELISK_FILTER: {filter_text!r} is not JSON (Obelisk's filter)")
+    return ObeliskSetup(
+        url=url.rstrip("/"),
+        client_id=client_id or "",
+        secret=secret or "",
+        stream=name,
+        datasets=datasets,
+        metrics=metrics or (OBELISK_ALL_NUMBERS,),
+        filter=stream_filter,
+    )
+
+
+def _obelisk_auth(setup: ObeliskSetup, options: ConnectOptions) -> Auth:
+    """Obelisk's OAuth2 client credentials, at its token endpoint."""
+    if not setup.client_id or not setup.secret:
+        return Auth()
+    token_url = setup.url + OBELISK_TOKEN_PATH
+    provider = ClientCredentials(
+        token_url, setup.client_id, setup.secret, **_token_transport(options)
+    )
+    return Auth(token_provider=provider)
+
+
+@dataclass(frozen=True)
+class ObeliskSettings:
+    """What ``python -m dataflows.obelisk`` reads: the Obelisk, its client, the transport."""
+
+    setup: ObeliskSetup
+    stream: StreamConfig
+
+
+def load_obelisk_settings(environ: Mapping[str, str] | None = None) -> ObeliskSettings:
+    """OBELISK_* and the transport settings, for the Catalog command; raises ConfigError."""
+    return _load(_obelisk_settings, environ)
+
+
+def _obelisk_settings(env: _Env) -> ObeliskSettings:
+    options = _connect_options(env)
+    setup = _obelisk_setup(env, datasets_needed=False)
+    if setup is None:
+        env.problems.append(
+            f"OBELISK_URL: the Obelisk to use (e.g. {OBELISK_URL}), with OBELISK_CLIENT_ID "
+            "and OBELISK_CLIENT_SECRET"
+        )
+        setup = ObeliskSetup(url=OBELISK_URL, client_id="", secret="")
+    auth = _obelisk_auth(setup, options)
+    stream = StreamConfig(
+        format="obelisk", options=options, auth=auth, retry=_retry(env), obelisk=setup
+    )
+    return ObeliskSettings(setup=setup, stream=stream)
 
 
 def _connect_options(env: _Env) -> ConnectOptions:
@@ -599,7 +744,7 @@ def _job(env: _Env, argv: Sequence[str]) -> JobConfig:
         retention=_retention(env),
         cluster=_cluster(env, argv),
     )
-    demo = _demo(env) if not stream.urls else None
+    demo = _demo(env) if not (stream.urls or stream.obelisk) else None
     return JobConfig(stream=stream, window=window, output=output, demo=demo)
 
 
@@ -752,6 +897,14 @@ MEANINGS: dict[str, str] = {
     "DT_EVENT_TYPES": "DT: the event types to stream, comma-separated (unset: all)",
     "DT_API_URL": "DT: the REST API's base URL (another region, or a test server)",
     "DT_TOKEN_URL": "DT: the OAuth2 token endpoint",
+    "OBELISK_URL": "an Obelisk (e.g. https://obelisk.ilabt.imec.be): find or create the "
+    "stream OBELISK_STREAM in its Catalog and read it (no SSE_URL)",
+    "OBELISK_CLIENT_ID": "Obelisk: the client's id (client credentials grant)",
+    "OBELISK_CLIENT_SECRET": "Obelisk: the client's secret (never logged)",
+    "OBELISK_DATASETS": "Obelisk: the ids of the datasets to stream, comma-separated",
+    "OBELISK_METRICS": "Obelisk: the metrics to stream, <name>::<type>, comma-separated",
+    "OBELISK_STREAM": "Obelisk: the stream's name; found on a restart, created the first time",
+    "OBELISK_FILTER": "Obelisk: a filter for the stream (JSON, Obelisk's filter expression)",
     "SSE_CONNECT_TIMEOUT": "how long a connect may take",
     "SSE_PROXY": "a forward proxy (http://user:pass@host:port) for streams and tokens; unset: "
     "https_proxy, http_proxy, all_proxy and no_proxy as curl reads them",
@@ -819,10 +972,11 @@ SECRET_SETTINGS = frozenset(
         "SSE_OAUTH2_CLIENT_SECRET",
         "SSE_OAUTH2_JWT_SECRET",
         "DT_SERVICE_ACCOUNT_SECRET",
+        "OBELISK_CLIENT_SECRET",
     }
 )
 _URL_SETTINGS = frozenset(
-    {"SSE_URL", "SSE_OAUTH2_TOKEN_URL", "DT_API_URL", "DT_TOKEN_URL", "SSE_PROXY"}
+    {"SSE_URL", "SSE_OAUTH2_TOKEN_URL", "DT_API_URL", "DT_TOKEN_URL", "SSE_PROXY", "OBELISK_URL"}
 )
 
 

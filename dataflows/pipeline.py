@@ -28,6 +28,7 @@ from connectors.sse import Subscription, subscribe
 from dataflows.config import JobConfig
 from dataflows.formats import PARSERS, FormatParser
 from dataflows.key_groups import KeyGroups, KeyRows
+from dataflows.obelisk_setup import stream_resolver
 from dataflows.readings import DeadLetter, Reading, parse_by_key, parse_in_order, parse_item
 from dataflows.run_stats import RunStats
 from dataflows.runtime import start_demo_simulator
@@ -48,10 +49,14 @@ def sse_source(job: JobConfig, stats: RunStats) -> SSESource:
         streams = {"simulator": start_demo_simulator(job.demo)}
 
     names = {url: name for name, url in streams.items()}
+    # An Obelisk stream's URL is the Catalog's answer, asked for by the worker reading it.
+    resolve = (
+        (lambda url: url) if stream.obelisk is None else stream_resolver(stream.obelisk, stream)
+    )
 
     def open_stream(url: str, last_event_id: str | None) -> Subscription:
         subscription = subscribe(
-            url,
+            resolve(url),
             last_event_id=last_event_id,
             retry=stream.retry,
             options=stream.options,

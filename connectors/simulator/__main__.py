@@ -11,6 +11,8 @@ import threading
 import time
 from typing import Literal
 
+from connectors.simulator.oauth2 import OAuth2Server
+from connectors.simulator.obelisk import ObeliskConfig
 from connectors.simulator.sequence import SequenceSpec
 from connectors.simulator.server import Faults, SensorSimulator, SimulatorConfig
 from connectors.vendors import VENDOR_FORMATS
@@ -21,6 +23,13 @@ def _statuses(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected statuses like 503,408, got {text!r}") from None
+
+
+def _client(text: str) -> tuple[str, str]:
+    client_id, colon, secret = text.partition(":")
+    if not colon or not client_id or not secret:
+        raise argparse.ArgumentTypeError(f"expected CLIENT_ID:SECRET, got {text!r}")
+    return client_id, secret
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-ms", type=int, default=None, help="send a retry: field")
     p.add_argument("--line-end", choices=["lf", "crlf", "cr"], default="lf", help="SSE line end")
     p.add_argument("--bom", action="store_true", help="start each body with a UTF-8 BOM")
+    o = p.add_argument_group("Obelisk")
+    o.add_argument(
+        "--obelisk",
+        type=_client,
+        metavar="CLIENT_ID:SECRET",
+        help="be an Obelisk: its Catalog (GraphQL), its streams and its token endpoint, "
+        "for this client (implies --format obelisk)",
+    )
+    o.add_argument("--datasets", type=int, default=1, help="sensors spread over N datasets")
+    o.add_argument("--max-streams", type=int, default=3, help="streams an account may have")
+    o.add_argument(
+        "--ack-lag", type=int, default=0, help="acknowledgements trail the sent events by N"
+    )
     g = p.add_argument_group("faults")
     g.add_argument("--drop-every", type=int, default=0, help="close after N events")
     g.add_argument("--drop-mid-event", action="store_true", help="...halfway through an event")
@@ -81,7 +103,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         rate=args.rate,
         seed=args.seed,
         start_ms=start_ms,
-        format=args.format,
+        format="obelisk" if args.obelisk else args.format,
+        datasets=args.datasets,
         disorder_ms=args.disorder_ms,
         sensor_offset=args.sensor_offset,
         dt_events=args.dt_events,
@@ -113,6 +136,10 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         body="ndjson" if args.ndjson else "sse",
         line_end=_LINE_ENDS[args.line_end],
         bom=args.bom,
+        oauth2=OAuth2Server(clients=dict([args.obelisk])) if args.obelisk else None,
+        obelisk=ObeliskConfig(max_streams=args.max_streams, ack_lag=args.ack_lag)
+        if args.obelisk
+        else None,
     )
 
 
@@ -127,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with SensorSimulator(config) as sim:
-        print(f"serving {config.sequence.sensors} sensors at {sim.url}", flush=True)
+        if config.obelisk is not None:
+            print(f"serving an Obelisk at {sim.base_url} (OBELISK_URL)", flush=True)
+        else:
+            print(f"serving {config.sequence.sensors} sensors at {sim.url}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             done.wait()
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from connectors.simulator.dt_events import DtEvent, ExpectedReading, dt_event, rfc3339
 from connectors.vendors import VENDOR_FORMATS, VendorFormat
@@ -20,6 +20,8 @@ __all__ = [
     "dt_event_type",
     "expected_readings",
     "is_backfilled",
+    "obelisk_dataset",
+    "obelisk_event",
     "payload",
     "ping_payload",
     "sensor_id",
@@ -62,6 +64,9 @@ class SequenceSpec:
     ``samples`` makes temperature events carry that many samples, spread over the time
     since the sensor's previous event (0: no ``samples`` list, as first-generation
     sensors send); every ``backfill_every``-th temperature event is backfilled.
+
+    For Obelisk: the sensors are spread over ``datasets`` datasets in turn (one: the
+    dataset is ``project``; more: ``<project>-0``, ``<project>-1``...).
     """
 
     sensors: int = 20
@@ -84,6 +89,7 @@ class SequenceSpec:
     dt_events: Literal["readings", "every"] = "readings"
     samples: int = 0
     backfill_every: int = 0
+    datasets: int = 1
 
     def __post_init__(self) -> None:
         if self.sensors < 1:
@@ -102,6 +108,8 @@ class SequenceSpec:
             raise ValueError(f"dt_events must be readings or every, got {self.dt_events!r}")
         if not 0 <= self.samples <= 30:  # DT's sensors send up to 30
             raise ValueError(f"samples must be 0 to 30, got {self.samples}")
+        if self.datasets < 1:
+            raise ValueError(f"datasets must be at least 1, got {self.datasets}")
         if self.backfill_every < 0:
             raise ValueError(f"backfill_every must be >= 0, got {self.backfill_every}")
         for name in ("spike_sensor", "stuck_sensor"):
@@ -202,14 +210,25 @@ def payload(spec: SequenceSpec, n: int) -> str:
             "value": first.value,
         }
     else:
-        body = {
-            "timestamp": first.ts_ms,
-            "dataset": spec.project,
-            "metric": f"{first.metric}::number",
-            "value": first.value,
-            "source": first.sensor_id,
-        }
+        body = obelisk_event(spec, n)
     return json.dumps(body, separators=(",", ":"))
+
+
+def obelisk_dataset(spec: SequenceSpec, index: int) -> str:
+    """The Obelisk dataset sensor ``index`` belongs to."""
+    return spec.project if spec.datasets == 1 else f"{spec.project}-{index % spec.datasets}"
+
+
+def obelisk_event(spec: SequenceSpec, n: int) -> dict[str, Any]:
+    """Event ``n`` as an Obelisk metric event with every field a reading needs."""
+    first = expected_readings(spec, n)[0]
+    return {
+        "timestamp": first.ts_ms,
+        "dataset": obelisk_dataset(spec, _sensor_index(spec, n)),
+        "metric": f"{first.metric}::number",
+        "value": first.value,
+        "source": first.sensor_id,
+    }
 
 
 def _dt_envelope(spec: SequenceSpec, n: int) -> object:

@@ -2,7 +2,9 @@
 
 It resumes from ``Last-Event-ID`` (event n is a pure function of n), keeps a log of the
 requests it got and the events it wrote whole, and runs in a thread on a free port, so
-tests and the demo can start one in-process.
+tests and the demo can start one in-process. With ``SimulatorConfig.obelisk`` it is an
+Obelisk too: the Catalog's GraphQL endpoint and the streams registered there
+(``connectors.simulator.obelisk``).
 """
 
 from __future__ import annotations
@@ -21,12 +23,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
+from connectors.obelisk_catalog import CATALOG_PATH, STREAMS_PATH
+from connectors.obelisk_catalog import TOKEN_PATH as OBELISK_TOKEN_PATH
 from connectors.simulator.oauth2 import TOKEN_PATH, OAuth2Server, TokenIssuer
+from connectors.simulator.obelisk import (
+    HEARTBEAT,
+    PREAMBLE,
+    REPLACED,
+    ObeliskCatalog,
+    ObeliskConfig,
+    ObeliskStream,
+)
 from connectors.simulator.sequence import (
     ExpectedReading,
     SequenceSpec,
     dt_event_type,
     expected_readings,
+    obelisk_dataset,
+    obelisk_event,
     payload,
     ping_payload,
 )
@@ -109,6 +123,8 @@ class SimulatorConfig:
     ``content_encoding`` compresses each body (flushed at every write, so events arrive
     when sent): ``gzip``, ``deflate`` (zlib), ``raw-deflate`` (sent as ``deflate``, as some
     servers do), or ``br``, named but sent as it is (a coding clients must refuse).
+    ``obelisk`` serves Obelisk's Catalog and the streams created there (format obelisk),
+    with the token endpoint at Obelisk's path as well.
     """
 
     sequence: SequenceSpec = field(default_factory=SequenceSpec)
@@ -130,12 +146,15 @@ class SimulatorConfig:
     line_end: Literal["\n", "\r\n", "\r"] = "\n"
     bom: bool = False
     content_encoding: Literal["gzip", "deflate", "raw-deflate", "br"] | None = None
+    obelisk: ObeliskConfig | None = None
 
     def __post_init__(self) -> None:
         if self.host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"the simulator serves on loopback only, not {self.host!r}")
         if self.events_per_write < 1:
             raise ValueError("events_per_write must be at least 1")
+        if self.obelisk is not None and self.sequence.format != "obelisk":
+            raise ValueError("an Obelisk simulator serves SequenceSpec(format='obelisk')")
 
 
 @dataclass(frozen=True)
@@ -157,7 +176,12 @@ class _Server(ThreadingHTTPServer):
 class SensorSimulator:
     """A running simulator; use as a context manager or call ``start()``/``stop()``."""
 
-    def __init__(self, config: SimulatorConfig | None = None) -> None:
+    def __init__(
+        self, config: SimulatorConfig | None = None, catalog: ObeliskCatalog | None = None
+    ) -> None:
+        """``catalog``: with ``config.obelisk``, an Obelisk's catalog to serve, streams
+        and their subscriptions included (they outlive a server, as Obelisk's outlive a
+        restart of its streaming service); a new one when None."""
         self.config = config or SimulatorConfig()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -171,6 +195,11 @@ class SensorSimulator:
         self._port = self.config.port
         config = self.config
         self.tokens = TokenIssuer(config.oauth2) if config.oauth2 is not None else None
+        self.catalog: ObeliskCatalog | None = catalog
+        if config.obelisk is not None and catalog is None:
+            spec = config.sequence
+            datasets = dict.fromkeys(obelisk_dataset(spec, i) for i in range(spec.sensors))
+            self.catalog = ObeliskCatalog(config.obelisk, tuple(datasets))
         self._redactor = Redactor(
             [
                 config.bearer_token or "",
@@ -227,6 +256,11 @@ class SensorSimulator:
     @property
     def token_url(self) -> str:
         return f"http://127.0.0.1:{self._port}{TOKEN_PATH}"
+
+    @property
+    def base_url(self) -> str:
+        """The server's root: an Obelisk's ``OBELISK_URL``."""
+        return f"http://127.0.0.1:{self._port}"
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -310,12 +344,32 @@ class _Handler(BaseHTTPRequestHandler):
         sim = self.server.simulator
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(min(length, 1 << 16))
-        if sim.tokens is None or urlsplit(self.path).path != TOKEN_PATH:
+        path = urlsplit(self.path).path
+        if sim.catalog is not None and path == CATALOG_PATH:
+            self._catalog(sim, sim.catalog, body)
+            return
+        token_paths = (TOKEN_PATH, OBELISK_TOKEN_PATH) if sim.catalog else (TOKEN_PATH,)
+        if sim.tokens is None or path not in token_paths:
             self._answer(sim, 404, {})
             return
         status, answer = sim.tokens.answer(
-            body, self.headers.get("Authorization", ""), sim.token_url
+            body, self.headers.get("Authorization", ""), sim.base_url + path
         )
+        self._json(sim, status, answer)
+
+    def _catalog(self, sim: SensorSimulator, catalog: ObeliskCatalog, body: bytes) -> None:
+        """Obelisk's Catalog API: GraphQL over POST, for a valid bearer token."""
+        if not self._may_read(sim):
+            self._json(sim, 401, {"error": "Unauthorized"})
+            return
+        try:
+            document = json.loads(body)
+        except ValueError:
+            self._json(sim, 400, {"errors": [{"message": "the body is not JSON"}]})
+            return
+        self._json(sim, 200, catalog.execute(document))
+
+    def _json(self, sim: SensorSimulator, status: int, answer: object) -> None:
         content = json.dumps(answer).encode()
         sim._record(self, status)
         self.send_response(status)
@@ -352,12 +406,17 @@ class _Handler(BaseHTTPRequestHandler):
         scheme, _, token = self.headers.get("Authorization", "").partition(" ")
         return tokens.expires_at(token) if scheme.lower() == "bearer" else None
 
+    def _may_read(self, sim: SensorSimulator) -> bool:
+        """The request's credentials are good: a live token of ours, or the configured ones."""
+        expiry = self._token_expiry(sim.tokens) if sim.tokens is not None else None
+        refused = sim.tokens is not None and (expiry is None or expiry <= time.monotonic())
+        return not refused and self._authorized(sim.config)
+
     def _serve(self, sim: SensorSimulator) -> None:
         config, faults = sim.config, sim.config.faults
         connection = sim._next_connection()
         expiry = self._token_expiry(sim.tokens) if sim.tokens is not None else None
-        refused = sim.tokens is not None and (expiry is None or expiry <= time.monotonic())
-        if refused or not self._authorized(config):
+        if not self._may_read(sim):
             self._answer(sim, 401, {"WWW-Authenticate": 'Bearer realm="sensorwax"'})
             return
         if connection < len(faults.statuses):
@@ -366,6 +425,9 @@ class _Handler(BaseHTTPRequestHandler):
             if faults.retry_after is not None:
                 headers["Retry-After"] = f"{faults.retry_after:g}"
             self._answer(sim, status, headers)
+            return
+        if sim.catalog is not None:
+            self._serve_obelisk(sim, sim.catalog, expiry)
             return
         last_id = self.headers.get("Last-Event-ID", "").strip()
         first = int(last_id) + 1 if last_id.isdigit() else 0
@@ -384,6 +446,41 @@ class _Handler(BaseHTTPRequestHandler):
         sim._record(self, 200)
         self._stream(sim, first, sim._next_stream(), expiry, wanted)
 
+    def _serve_obelisk(
+        self, sim: SensorSimulator, catalog: ObeliskCatalog, expiry: float | None
+    ) -> None:
+        """``GET /api/v3/data/streams/<id>``: a registered stream, from its subscription."""
+        path, _, query = self.path.partition("?")
+        stream_id = path.removeprefix(STREAMS_PATH + "/")
+        if not path.startswith(STREAMS_PATH + "/") or "/" in stream_id:
+            self._json(sim, 404, {"error": f"no such path {path}"})
+            return
+        if "text/event-stream" not in self.headers.get("Accept", ""):
+            message = "To start an SSE stream, you must specify 'Accept: text/event-stream'"
+            self._json(sim, 406, {"error": message})
+            return
+        stream = catalog.stream(stream_id)
+        if stream is None:
+            self._json(sim, 404, {"error": f"Stream {stream_id} not found"})
+            return
+        backlog = parse_qs(query).get("receiveBacklog") == ["true"]
+        spec, end = sim.config.sequence, sim.config.faults.end_after
+        with catalog.lock:
+            session, first = stream.connect(backlog)
+        if end is not None and all(
+            not stream.wants(str(e["dataset"]), str(e["metric"]))
+            for e in (obelisk_event(spec, i) for i in range(first, end))
+        ):
+            self._answer(sim, 204, {})
+            return
+        sim._record(self, 200)
+        try:
+            self._stream(sim, first, sim._next_stream(), expiry, obelisk=(stream, session))
+        finally:
+            with catalog.lock:
+                if stream.session == session:
+                    stream.connected = False
+
     def _stream(
         self,
         sim: SensorSimulator,
@@ -391,9 +488,12 @@ class _Handler(BaseHTTPRequestHandler):
         stream_no: int,
         expiry: float | None = None,
         wanted: frozenset[str] | None = None,
+        obelisk: tuple[ObeliskStream, int] | None = None,
     ) -> None:
-        """Stream from event ``first``; ``wanted``: DT's event_types filter, if any."""
+        """Stream from event ``first``; ``wanted``: DT's event_types filter, if any;
+        ``obelisk``: the Obelisk stream and session served (its filter and fields)."""
         config, faults, spec = sim.config, sim.config.faults, sim.config.sequence
+        self._obelisk = obelisk
         sse = config.body == "sse"
         self.send_response(200)
         default_type = "text/event-stream; charset=utf-8" if sse else "application/x-ndjson"
@@ -417,15 +517,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(b"\xef\xbb\xbf")
         if sse and config.retry_ms is not None:
             self._write(f"retry: {config.retry_ms}\n\n".encode().replace(b"\n", self._eol))
+        if obelisk is not None:
+            self._write(PREAMBLE)
         started = time.monotonic()
         last_write = started
         n = first
         sent_here = 0
         end = faults.end_after
         while not sim._stop.is_set():
+            if obelisk is not None and obelisk[0].session != obelisk[1]:
+                self._write(REPLACED)  # removed, ended, or replaced by a newer session
+                self._finish()
+                return
             if (end is not None and n >= end) or (
                 expiry is not None and time.monotonic() >= expiry
             ):
+                if obelisk is not None and end is not None and n >= end:
+                    assert sim.catalog is not None
+                    with sim.catalog.lock:  # in time, all that was sent is acknowledged
+                        obelisk[0].acknowledge_all()
                 # As the vendors do: the stream ends when the token it was opened with does.
                 self._finish()
                 return
@@ -486,10 +596,22 @@ class _Handler(BaseHTTPRequestHandler):
             ids = list(range(n, n + count))
             if wanted is not None:  # DT's event_types filter: the other events are not sent
                 ids = [i for i in ids if dt_event_type(spec, i) in wanted]
+            if obelisk is not None:  # the stream's datasets and metrics
+                events = {i: obelisk_event(spec, i) for i in ids}
+                ids = [
+                    i
+                    for i in ids
+                    if obelisk[0].wants(str(events[i]["dataset"]), str(events[i]["metric"]))
+                ]
             if ids:  # an empty chunk would end the body
                 self._write(b"".join(self._frame(sim, i, sse) for i in ids))
                 last_write = time.monotonic()
                 sim._sent(ids)
+                if obelisk is not None:
+                    assert sim.catalog is not None  # an Obelisk stream comes from its catalog
+                    with sim.catalog.lock:
+                        if obelisk[0].session == obelisk[1]:  # a replaced one's do not count
+                            obelisk[0].acknowledge(ids)
             n += count
             sent_here += count
 
@@ -498,13 +620,25 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.simulator.config.line_end.encode()
 
     def _frame(self, sim: SensorSimulator, n: int, sse: bool) -> bytes:
+        obelisk = getattr(self, "_obelisk", None)
+        if obelisk is not None:  # no ids: Obelisk resumes by its subscription
+            return b"data: %s\n\n" % self._obelisk_data(sim, obelisk[0], n)
         data = sim.event_bytes(n)
         if sse:
             eol = self._eol
             return b"id: %d%sdata: %s%s%s" % (n, eol, data, eol, eol)
         return data + b"\n"
 
+    def _obelisk_data(self, sim: SensorSimulator, stream: ObeliskStream, n: int) -> bytes:
+        event = obelisk_event(sim.config.sequence, n)
+        shown = stream.body(event)
+        if shown == event:  # as the sequence writes it, faults and all
+            return sim.event_bytes(n)
+        return json.dumps(shown, separators=(",", ":")).encode()
+
     def _ping(self, spec: SequenceSpec, sse: bool) -> bytes:
+        if getattr(self, "_obelisk", None) is not None:
+            return HEARTBEAT
         eol = self._eol if sse else b"\n"
         if spec.format == "dt":
             text = ping_payload(spec, int(time.time() * 1000)).encode()

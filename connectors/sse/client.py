@@ -53,6 +53,7 @@ from connectors.sse.parser import (
 )
 from connectors.sse.proxy import pool_manager, proxy_for
 from connectors.sse.redact import Redactor, redact_logs
+from connectors.sse.replay import ReplayFilter
 from connectors.sse.retry import Outcome, RetryPolicy, parse_retry_after
 from connectors.sse.tokens import AccessToken, TokenEndpointUnavailable, TokenProvider
 
@@ -91,6 +92,8 @@ class SubscriptionStats:
     oversized: int = 0
     bytes_received: int = 0
     token_fetches: int = 0
+    # Events a server sent again after a reconnect, dropped (ConnectOptions.drop_replays).
+    replayed: int = 0
     reconnect_reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -264,6 +267,8 @@ class Subscription(Iterator[SSEEvent]):
         self._response_lock = threading.Lock()
         self._response: urllib3.BaseHTTPResponse | None = None
         self._events = chain.from_iterable(self._events_of(batch) for batch in self.batches())
+        drop = options.drop_replays
+        self._replays = ReplayFilter(drop) if drop else None
 
     def _prepare(self, token: AccessToken | None = None) -> PreparedRequest:
         """This connect's URL and headers; their secrets join the redaction first."""
@@ -474,6 +479,9 @@ class Subscription(Iterator[SSEEvent]):
             self._response = response
         stats = self.stats
         oversized_seen = 0
+        replays = self._replays
+        if replays is not None:
+            replays.reconnected()
         try:
             if self._stop.is_set():
                 return "closed"
@@ -483,6 +491,15 @@ class Subscription(Iterator[SSEEvent]):
                 items = parser.feed(chunk)
                 self.last_event_id = parser.last_event_id
                 self.retry_ms = parser.retry
+                if items and replays is not None:
+                    items = replays.admit(items)
+                    if replays.dropped > stats.replayed:
+                        self._log.info(
+                            "%s: dropped %d events the server sent again after the reconnect",
+                            self.url,
+                            replays.dropped - stats.replayed,
+                        )
+                        stats.replayed = replays.dropped
                 if items:
                     oversized = parser.oversized - oversized_seen
                     oversized_seen = parser.oversized

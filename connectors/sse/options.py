@@ -29,6 +29,9 @@ class ConnectOptions:
     - ``proxy``: a forward proxy for every request (``http://user:pass@host:port``);
       ``trust_env``: else the environment's ``https_proxy``, ``http_proxy``,
       ``all_proxy`` and ``no_proxy``, read as curl reads them (``connectors.sse.proxy``).
+    - ``drop_replays``: after a reconnect, drop the events that repeat a stretch of the
+      last ``drop_replays`` delivered (``connectors.sse.replay``), for servers that resume
+      from an acknowledgement rather than from ``Last-Event-ID``, as Obelisk does; 0: off.
     """
 
     connect_timeout: float = 10.0
@@ -40,6 +43,7 @@ class ConnectOptions:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
     proxy: str | None = field(default=None, repr=False)
     trust_env: bool = True
+    drop_replays: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -49,6 +53,8 @@ class ConnectOptions:
             problems.append(f"heartbeat_timeout must be > 0 or None, got {self.heartbeat_timeout}")
         if self.max_event_bytes < 1:
             problems.append(f"max_event_bytes must be at least 1, got {self.max_event_bytes}")
+        if self.drop_replays < 0:
+            problems.append(f"drop_replays must be >= 0, got {self.drop_replays}")
         if self.max_redirects < 0:
             problems.append(f"max_redirects must be >= 0, got {self.max_redirects}")
         if problems:

@@ -236,3 +236,29 @@ def test_the_settings_in_a_run_record_show_no_secret() -> None:
     assert shown["SSE_BASIC_AUTH"] == "***" and shown["SSE_BEARER_TOKEN"] == "unset"
     assert shown["WINDOW"] == "5s" and shown["LATENESS"] == "2s"
     assert set(shown) == {name for name, _, _ in settings_of("sensor_stats")}
+
+
+def test_obelisk_settings_name_a_stream_to_find_or_create_and_its_client() -> None:
+    config = load_config(
+        {
+            "OBELISK_URL": "https://obelisk.example/",
+            "OBELISK_CLIENT_ID": "client-7",
+            "OBELISK_CLIENT_SECRET": "obelisk-secret-7",
+            "OBELISK_DATASETS": "ds-a, ds-b,ds-a",
+        }
+    )
+    stream = config.stream
+    assert stream.obelisk is not None and config.demo is None
+    assert stream.obelisk.url == "https://obelisk.example"
+    assert (stream.obelisk.datasets, stream.obelisk.metrics) == (("ds-a", "ds-b"), ("*::number",))
+    assert stream.obelisk.stream == "sensorwax" and stream.urls == ()
+    assert stream.stream_names() == {"obelisk:sensorwax": "obelisk:sensorwax"}
+    assert stream.format == "obelisk"
+    provider = stream.auth.token_provider
+    assert isinstance(provider, ClientCredentials)
+    assert provider.token_url == "https://obelisk.example/api/v3/auth/token"
+    assert provider.client_id == "client-7"
+    # Obelisk resumes from its acknowledgements: what it sends again is dropped.
+    assert stream.options.drop_replays > 0
+    assert "obelisk-secret-7" not in repr(config)
+    assert load_config({"SSE_URL": "http://127.0.0.1:9/s"}).stream.options.drop_replays == 0

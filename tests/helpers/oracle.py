@@ -91,7 +91,7 @@ def job_env(**settings: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("SSE_", "SIM_", "DT_", "WINDOW", "LATENESS", "OUTPUT"))
+        if not k.startswith(("SSE_", "SIM_", "DT_", "OBELISK_", "WINDOW", "LATENESS", "OUTPUT"))
     }
     env.update(settings)
     env["PYTHONPATH"] = str(ROOT)

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import trustme
 
+from connectors.obelisk_catalog import TOKEN_PATH, ObeliskCatalog, ObeliskCatalogError
 from connectors.simulator import Faults, OAuth2Server, SequenceSpec, SimulatorConfig
+from connectors.simulator.obelisk import ObeliskConfig
 from connectors.sse import ClientCredentials, ConnectOptions, SSEHTTPError, subscribe
 from connectors.sse.proxy import Proxy, bypassed, proxy_for
 from tests.helpers.servers import PROXY_PASSWORD as PASSWORD
@@ -165,6 +167,27 @@ def test_tokens_are_fetched_through_the_same_proxy(simulator: StartSim, forward_
     with pytest.raises(Exception) as caught:
         refused.access_token()
     assert "407" in str(caught.value) and len(sim.tokens.requests) == 1
+
+
+def test_obelisks_catalog_is_asked_through_the_same_proxy(
+    simulator: StartSim, forward_proxy: str
+) -> None:
+    sim = simulator(
+        SimulatorConfig(
+            sequence=SequenceSpec(format="obelisk"),
+            oauth2=OAuth2Server(clients={"cid": "cs-Proxy-2"}),
+            obelisk=ObeliskConfig(),
+        )
+    )
+    good = f"http://tester:{PASSWORD}@{forward_proxy}"
+    provider = ClientCredentials(sim.base_url + TOKEN_PATH, "cid", "cs-Proxy-2", proxy=good)
+    catalog = ObeliskCatalog(sim.base_url, provider, proxy=good)
+    made = catalog.create_stream("through", ["sensorwax-demo"])
+    assert [s.id for s in catalog.active_streams()] == [made.id]
+    wrong = ObeliskCatalog(sim.base_url, provider, proxy=f"http://x:y@{forward_proxy}")
+    with pytest.raises(ObeliskCatalogError) as caught:
+        wrong.active_streams()
+    assert "407" in str(caught.value) and PASSWORD not in str(caught.value)
 
 
 def test_nothing_listens_where_the_proxy_is_said_to_be(simulator: StartSim) -> None:
