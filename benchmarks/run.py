@@ -38,6 +38,21 @@ from dataflows.run_stats import peak_rss_bytes
 from dataflows.times import EPOCH
 
 ROOT = Path(__file__).resolve().parent.parent
+# The job as issue 25 found it: every format and fleet row runs it beside today's.
+BEFORE_COMMIT = "95a5bce"
+_exported: dict[str, Path] = {}
+
+
+def before_root(commit: str = BEFORE_COMMIT) -> Path:
+    """``commit``'s tree, exported from git once a run into a temporary directory."""
+    if commit not in _exported:
+        tmp = Path(tempfile.mkdtemp(prefix=f"sensorwax-{commit}-"))
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+        _exported[commit] = tmp
+    return _exported[commit]
 
 
 @dataclass
@@ -162,7 +177,7 @@ class PeakWatcher:
         return max(self._peaks.values())
 
 
-def flow_env(url: str, out: str, **settings: str) -> dict[str, str]:
+def flow_env(url: str, out: str, root: Path = ROOT, **settings: str) -> dict[str, str]:
     # Without PYTHONDONTWRITEBYTECODE: start-up as users see it, from cached bytecode.
     skip = ("SSE_", "SIM_", "OUTPUT", "PYTHONDONTWRITEBYTECODE")
     env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
@@ -172,7 +187,7 @@ def flow_env(url: str, out: str, **settings: str) -> dict[str, str]:
             "BENCH_URL": url,
             "OUTPUT": out,
             "LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": str(root),
             **settings,
         }
     )
@@ -187,9 +202,11 @@ def run_flow(
     processes: int = 1,
     settings: dict[str, str] | None = None,
     read_stdout: Callable[[IO[bytes]], None] | None = None,
+    root: Path = ROOT,
 ) -> tuple[float, int]:
-    """(seconds, peak RSS in KiB of the largest process) for one run of a dataflow."""
-    env = flow_env(url, out, **(settings or {}))
+    """(seconds, peak RSS in KiB of the largest process) for one run of a dataflow (of
+    the tree at ``root``: this one, or a commit's exported by ``before_root``)."""
+    env = flow_env(url, out, root, **(settings or {}))
     started = time.perf_counter()
     if processes == 1:
         cmds = [[sys.executable, "-m", "bytewax.run", target, *extra]]
@@ -206,7 +223,7 @@ def run_flow(
         if i:
             _await_listening(ports[i - 1], procs[i - 1])
         procs.append(
-            subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE)
+            subprocess.Popen(cmd, env=env, cwd=root, stdout=stdout, stderr=subprocess.PIPE)
         )
     watcher = PeakWatcher([p.pid for p in procs])
     if read_stdout is not None:
@@ -276,6 +293,7 @@ def time_runs(
     warm_up: bool = True,
     settings: dict[str, str] | None = None,
     variant: dict[str, Any] | None = None,
+    root: Path = ROOT,
 ) -> Timings:
     """``repeats`` timed runs over n events a stream, each beside a 1-event run; ``variant``
     is the stream's shape, format and fleet size (``StreamServer.url``'s keywords)."""
@@ -285,7 +303,9 @@ def time_runs(
 
         def run(events: int, out: str) -> tuple[float, int]:
             urls = ",".join(server.url(events, stream=s, **kinds) for s in range(streams))
-            return run_flow(target, urls, out, *extra, processes=processes, settings=settings)
+            return run_flow(
+                target, urls, out, *extra, processes=processes, settings=settings, root=root
+            )
 
         if warm_up:
             # Not timed: the first run after a change also compiles the modules' bytecode.
@@ -314,6 +334,7 @@ class Config:
     settings: tuple[tuple[str, str], ...] = ()
     variant: tuple[tuple[str, Any], ...] = ()
     server: StreamServer | None = None  # another server than in_turn's (https)
+    before: bool = False  # the job at BEFORE_COMMIT rather than this tree's
 
 
 def in_turn(
@@ -339,6 +360,7 @@ def in_turn(
                 warm_up=not round_,
                 settings=dict(config.settings),
                 variant=dict(config.variant),
+                root=before_root() if config.before else ROOT,
             )
         if each_round is not None:
             each_round()
@@ -450,21 +472,27 @@ def format_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     """sensor_stats on each stream shape and vendor format, each beside Bytewax's example
     pattern on the same stream, all taken in turn."""
     configs = []
+    job = "dataflows.sensor_stats"
     for _, shape, fmt in E2E_VARIANTS:
         variant = (("shape", shape), ("fmt", fmt))
         settings = (("SSE_FORMAT", "flat" if fmt == FLAT_EPOCH else fmt),)
-        for target in ("dataflows.sensor_stats", "benchmarks.baselines:example()"):
+        for target in (job, "benchmarks.baselines:example()"):
             configs.append(Config(target, n, settings=settings, variant=variant))
+        configs.append(Config(job, n, settings=settings, variant=variant, before=True))
     timings = in_turn(server, configs, repeats)
     rows: list[Row] = []
     best: Row | None = None
     for k, (label, _, _) in enumerate(E2E_VARIANTS):
-        ours_t, example_t = timings[2 * k], timings[2 * k + 1]
+        ours_t, example_t, before_t = timings[3 * k : 3 * k + 3]
         ours = Row("5 shapes", f"sensor_stats, {label}", "events/s", ours_t.rates())
         example = Row("5 shapes", f"Bytewax example, {label}", "events/s", example_t.rates())
+        before = Row(
+            "5 shapes", f"sensor_stats at {BEFORE_COMMIT}, {label}", "events/s", before_t.rates()
+        )
         best = best or ours
         ours.note = ratio(ours, example) + ("" if ours is best else f", {ratio(ours, best)}")
-        rows += [ours, example]
+        ours.note += f"; {ratio(ours, before)}"
+        rows += [ours, example, before]
     return rows
 
 
@@ -483,9 +511,10 @@ def fleet_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     peak RSS; then the peak RSS of the largest fleet over three times the events, which
     stays flat when closed windows are freed."""
     job = "dataflows.sensor_stats"
-    configs = [Config(job, n, variant=(("sensors", k),)) for k in FLEETS]
-    configs.append(Config(job, n, variant=(("fmt", "dt"), ("sensors", DT_FLEET))))
-    timings = in_turn(server, configs, repeats)
+    variants = [(("sensors", k),) for k in FLEETS] + [(("fmt", "dt"), ("sensors", DT_FLEET))]
+    configs = [Config(job, n, variant=v, before=b) for v in variants for b in (False, True)]
+    all_timings = in_turn(server, configs, repeats)
+    timings, befores = all_timings[0::2], all_timings[1::2]
     rows: list[Row] = []
     names = [f"{k:,} sensors" for k in FLEETS] + [f"{DT_FLEET:,} DT devices"]
     for name, t in zip(names, timings, strict=True):
@@ -503,6 +532,13 @@ def fleet_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
         row.note += f"; {ratio(row, rows[0])}"
     # The DT envelope's fleet beside the flat one of the same size.
     rows[-1].note += f"; {ratio(rows[-1], rows[FLEETS.index(DT_FLEET)])}"
+    before_rows = []
+    for row, name, t in zip(rows, names, befores, strict=True):
+        before = Row("6 fleets", f"sensor_stats at {BEFORE_COMMIT}, {name}", "events/s", t.rates())
+        before.note = f"peak RSS {t.peak_kib / 1024:.0f} MiB"
+        row.note += f"; {ratio(row, before)}"
+        before_rows.append(before)
+    rows += before_rows
     largest = FLEETS[-1]
     memory: list[Row] = []
     for events in (n, 3 * n):
@@ -942,6 +978,21 @@ def _short(frame: str) -> str:
 
 
 # -- the table -----------------------------------------------------------------------
+SECTIONS = (
+    "socket",
+    "parser",
+    "subscribe",
+    "e2e",
+    "formats",
+    "fleets",
+    "scaling",
+    "outputs",
+    "latency",
+    "memory",
+    "profile",
+)
+
+
 def main(argv: Iterable[str] | None = None) -> int:
     args = _args(argv)
     quick = args.quick
@@ -953,57 +1004,79 @@ def main(argv: Iterable[str] | None = None) -> int:
     n_fleet = 60_000 if quick else 600_000
     rows: list[Row] = []
 
-    warm: list[Warm] = [(n_http, "small", 0), (n_http, "large", 0), (n_http, "close", 0)]
-    warm += [(1, "small", 0)]
-    warm += [(n_e2e, "small", 0), (n_big, "small", 0), (n_big, "small", 1)]
-    warm += [(n_e2e, "small", 0, shape, fmt, 50) for _, shape, fmt in E2E_VARIANTS]
-    warm += [(n_fleet, "small", 0, "id, data", "flat", k) for k in FLEETS]
-    warm += [(3 * n_fleet, "small", 0, "id, data", "flat", FLEETS[-1])]
-    warm += [(n_fleet, "small", 0, "id, data", "dt", DT_FLEET)]
-    warm += [(n_fleet, "small", 1, "id, data", "flat", FLEET_ON_TWO)]
+    only = set(args.only.split(",")) if args.only else set(SECTIONS)
+    unknown = only - set(SECTIONS)
+    if unknown:
+        print(f"--only: no section {', '.join(sorted(unknown))}; there are {', '.join(SECTIONS)}")
+        return 2
+    # The bodies built before any timing (any other is built at its untimed warm-up run).
+    warm: list[Warm] = [(1, "small", 0)]
+    if only & {"socket", "subscribe"}:
+        warm += [(n_http, "small", 0), (n_http, "large", 0), (n_http, "close", 0)]
+    if only & {"e2e", "scaling", "memory", "profile"}:
+        warm += [(n_e2e, "small", 0), (n_big, "small", 0), (n_big, "small", 1)]
+    if "formats" in only:
+        warm += [(n_e2e, "small", 0, shape, fmt, 50) for _, shape, fmt in E2E_VARIANTS]
+    if only & {"fleets", "outputs"}:
+        warm += [(n_fleet, "small", 0, "id, data", "flat", k) for k in FLEETS]
+        warm += [(3 * n_fleet, "small", 0, "id, data", "flat", FLEETS[-1])]
+        warm += [(n_fleet, "small", 0, "id, data", "dt", DT_FLEET)]
+        warm += [(n_fleet, "small", 1, "id, data", "flat", FLEET_ON_TWO)]
+    profile = ""
     with StreamServer(warm) as server:
         socket_ceiling(server.port, 1, "small")  # waits until the server has its bytes ready
 
-        for framing in ("small", "close"):
-            runs = [socket_ceiling(server.port, n_http, framing) for _ in range(repeats)]
-            rows.append(Row("1 socket", f"raw recv, {framing}", "MB/s", [r[0] for r in runs]))
-            rows.append(Row("1 socket", f"raw recv, {framing}", "events/s", [r[1] for r in runs]))
-
-        parsers = [r for shape in SHAPES for r in parser_rows(shape, n_parse, repeats)]
-        ours = [r for r in parsers if r.name.startswith("iter_events") and r.unit == "events/s"]
-        slowest, fastest = min(ours, key=lambda r: r.median), max(ours, key=lambda r: r.median)
-        slowest.note += f"; the slowest shape: {ratio(slowest, fastest)}"
-        rows += parsers
-        for framing, label in (
-            ("small", "chunked, one event a chunk"),
-            ("large", "chunked, 64 KiB chunks"),
-            ("close", "read-to-close"),
-        ):
-            url = server.url(n_http, framing)
-            rates = [subscription_rate(url, n_http) for _ in range(repeats)]
-            rows.append(Row("3 subscribe", label, "events/s", rates))
+        if "socket" in only:
+            for framing in ("small", "close"):
+                runs = [socket_ceiling(server.port, n_http, framing) for _ in range(repeats)]
+                rows.append(Row("1 socket", f"raw recv, {framing}", "MB/s", [r[0] for r in runs]))
+                rows.append(
+                    Row("1 socket", f"raw recv, {framing}", "events/s", [r[1] for r in runs])
+                )
+        if "parser" in only:
+            parsers = [r for shape in SHAPES for r in parser_rows(shape, n_parse, repeats)]
+            ours = [r for r in parsers if r.name.startswith("iter_events") and r.unit == "events/s"]
+            slowest, fastest = min(ours, key=lambda r: r.median), max(ours, key=lambda r: r.median)
+            slowest.note += f"; the slowest shape: {ratio(slowest, fastest)}"
+            rows += parsers
+        if "subscribe" in only:
+            for framing, label in (
+                ("small", "chunked, one event a chunk"),
+                ("large", "chunked, 64 KiB chunks"),
+                ("close", "read-to-close"),
+            ):
+                url = server.url(n_http, framing)
+                rates = [subscription_rate(url, n_http) for _ in range(repeats)]
+                rows.append(Row("3 subscribe", label, "events/s", rates))
 
         e2e_repeats = 1 if quick else 5
-        rows += end_to_end_rows(server, n_e2e, e2e_repeats)
-        rows += tls_rows(server, n_e2e, e2e_repeats)
-        rows += metrics_rows(server, n_e2e, e2e_repeats)
-        rows += format_rows(server, n_e2e, e2e_repeats)
-        rows += fleet_rows(server, n_fleet, e2e_repeats)
-        rows += fleet_scaling_rows(server, n_fleet, e2e_repeats)
-        rows += scaling_rows(server, n_big, e2e_repeats)
-        # A day of the fleet with 10-minute windows: 2.88 M rows (200 sensors if quick).
-        day = (200, 1) if quick else (OUTPUT_FLEET, 10)
-        rows += output_rows(server, n_fleet, OUTPUT_FLEET, day, 1 if quick else 3)
-
-        for rate in LATENCY_RATES:
-            rows += latency_rows(server, rate, 3 if quick else 10, 1 if quick else 3)
-        rows += memory_rows(server, n_e2e, n_big, 1 if quick else 2)
-        profile = profile_table(server, n_e2e)
+        if "e2e" in only:
+            rows += end_to_end_rows(server, n_e2e, e2e_repeats)
+            rows += tls_rows(server, n_e2e, e2e_repeats)
+            rows += metrics_rows(server, n_e2e, e2e_repeats)
+        if "formats" in only:
+            rows += format_rows(server, n_e2e, e2e_repeats)
+        if "fleets" in only:
+            rows += fleet_rows(server, n_fleet, e2e_repeats)
+            rows += fleet_scaling_rows(server, n_fleet, e2e_repeats)
+        if "scaling" in only:
+            rows += scaling_rows(server, n_big, e2e_repeats)
+        if "outputs" in only:
+            # A day of the fleet with 10-minute windows: 2.88 M rows (200 sensors if quick).
+            day = (200, 1) if quick else (OUTPUT_FLEET, 10)
+            rows += output_rows(server, n_fleet, OUTPUT_FLEET, day, 1 if quick else 3)
+        if "latency" in only:
+            for rate in LATENCY_RATES:
+                rows += latency_rows(server, rate, 3 if quick else 10, 1 if quick else 3)
+        if "memory" in only:
+            rows += memory_rows(server, n_e2e, n_big, 1 if quick else 2)
+        if "profile" in only:
+            profile = profile_table(server, n_e2e)
 
     table = _table(rows)
     print(table)
     print(profile)
-    if not quick:
+    if not quick and not args.only:
         _write_results(table, profile)
     return 0
 
@@ -1014,6 +1087,12 @@ def _args(argv: Iterable[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--quick", action="store_true", help="a smoke-sized run (not written to results.md)"
+    )
+    parser.add_argument(
+        "--only",
+        metavar="SECTIONS",
+        help=f"run these sections only, comma-separated ({', '.join(SECTIONS)}); "
+        "not written to results.md",
     )
     return parser.parse_args(list(argv) if argv is not None else None)
 

@@ -34,7 +34,9 @@ __all__ = [
     "Parsed",
     "Reject",
     "VendorFormat",
+    "dt_block_readings",
     "dt_metric",
+    "timestamp_micros",
 ]
 
 # The formats a server can send (``connectors.vendors``); a job also takes "auto".
@@ -66,7 +68,7 @@ _MIN_MICROS = (datetime.min.replace(tzinfo=UTC) - EPOCH) // MICROSECOND
 _MAX_MICROS = (datetime.max.replace(tzinfo=UTC) - EPOCH) // MICROSECOND
 
 
-def _timestamp(value: Any, *, unit: str = "auto") -> int:
+def timestamp_micros(value: Any, *, unit: str = "auto") -> int:
     """A reading's time in microseconds since the epoch: RFC 3339 text (no offset: UTC),
     or epoch seconds or milliseconds (``unit``; ``auto`` tells them apart by size)."""
     if isinstance(value, str):  # the usual case, first
@@ -146,7 +148,7 @@ def parse_flat(body: Any, event_type: str) -> Parsed:
             and ts is not None
             and _plain_number(value)
         ):
-            return [(sensor, metric, _timestamp(ts), float(value))]
+            return [(sensor, metric, timestamp_micros(ts), float(value))]
     obj = _object(body)
     sensor = _text(obj, "sensor_id")
     if "metric" in obj:
@@ -159,7 +161,7 @@ def parse_flat(body: Any, event_type: str) -> Parsed:
         raise Reject("missing_field", "no 'ts'")
     if "value" not in obj:
         raise Reject("missing_field", "no 'value'")
-    return [(sensor, metric, _timestamp(obj["ts"]), _number(obj["value"], "value"))]
+    return [(sensor, metric, timestamp_micros(obj["ts"]), _number(obj["value"], "value"))]
 
 
 # DT fields that are bookkeeping, not measurements.
@@ -221,7 +223,7 @@ def _dt_checked(body: Any) -> Parsed:
     stamp = block.get("updateTime", event.get("timestamp"))
     if stamp is None:
         raise Reject("missing_field", "no updateTime or timestamp")
-    ts = _timestamp(stamp)
+    ts = timestamp_micros(stamp)
     only = len(numbers) == 1
     return [
         (device, dt_metric(kind, name, only), ts, _number(v, name)) for name, v in numbers.items()
@@ -247,7 +249,7 @@ def _dt_samples(event: dict[str, Any], kind: str, samples: list[Any]) -> Parsed:
             raise Reject("invalid_value", f"a {kind} sample {sample!r} is not an object")
         if "sampleTime" not in sample or "value" not in sample:
             raise Reject("missing_field", f"a {kind} sample without sampleTime or value")
-        ts = _timestamp(sample["sampleTime"])
+        ts = timestamp_micros(sample["sampleTime"])
         readings.append((device, kind, ts, _number(sample["value"], "sample value")))
     return readings
 
@@ -268,12 +270,18 @@ def _dt_usual(body: Any) -> Parsed | None:
         block = event["data"][kind]
     except (KeyError, TypeError):
         return None
-    if (
-        type(block) is not dict
-        or ("isBackfilled" in block and block["isBackfilled"] is True)
-        or kind in DT_STATES
-    ):
-        return None  # backfill and two-state events: the checked path reads them
+    if type(block) is not dict or kind in DT_STATES:
+        return None  # two-state events: the checked path reads them
+    return dt_block_readings(kind, target, block, event.get("timestamp"))
+
+
+def dt_block_readings(
+    kind: str, target: str, block: dict[str, Any], event_time: Any
+) -> Parsed | None:
+    """The readings of a measurement event's ``data`` block (of type ``kind``, the event's
+    ``timestamp`` ``event_time``) in the usual shape, or None for the checked path."""
+    if "isBackfilled" in block and block["isBackfilled"] is True:
+        return None  # backfill: the checked path makes it a dead letter
     if "samples" in block:
         return _dt_usual_samples(kind, target, block["samples"])
     values: list[tuple[str, float]] = []
@@ -287,10 +295,10 @@ def _dt_usual(body: Any) -> Parsed | None:
     if not values:
         return None
     device = target.rpartition("/")[2]
-    stamp = block["updateTime"] if "updateTime" in block else event.get("timestamp")
+    stamp = block.get("updateTime", event_time)
     if not device or stamp is None:
         return None
-    ts = _timestamp(stamp)
+    ts = timestamp_micros(stamp)
     if len(values) == 1:
         return [(device, kind, ts, float(values[0][1]))]
     return [(device, f"{kind}.{name}", ts, float(value)) for name, value in values]
@@ -308,7 +316,7 @@ def _dt_usual_samples(kind: str, target: str, samples: Any) -> Parsed | None:
             value = sample["value"]
             if not ((type(value) is float and value - value == 0.0) or type(value) is int):
                 return None
-            readings.append((device, kind, _timestamp(sample["sampleTime"]), float(value)))
+            readings.append((device, kind, timestamp_micros(sample["sampleTime"]), float(value)))
     except (KeyError, TypeError):
         return None
     return readings
@@ -322,7 +330,7 @@ def parse_obelisk(body: Any, event_type: str) -> Parsed:
         if type(metric) is str and type(source) is str and source and ts is not None:
             name, _, kind = metric.partition("::")
             if name and (not kind or kind == "number") and _plain_number(value):
-                return [(source, name, _timestamp(ts, unit="ms"), float(value))]
+                return [(source, name, timestamp_micros(ts, unit="ms"), float(value))]
     if isinstance(body, list):  # some deployments batch metric events in one array
         return [r for item in body for r in parse_obelisk(item, event_type)]
     obj = _object(body)
@@ -337,7 +345,7 @@ def parse_obelisk(body: Any, event_type: str) -> Parsed:
         (
             _text(obj, "source"),
             name,
-            _timestamp(obj["timestamp"], unit="ms"),
+            timestamp_micros(obj["timestamp"], unit="ms"),
             _number(obj["value"], "value"),
         )
     ]

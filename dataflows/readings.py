@@ -17,6 +17,7 @@ import orjson
 
 from connectors.source import StreamItem
 from connectors.sse import OversizedEvent, SSEEvent
+from dataflows.fast_formats import FastDecoder, fast_decoder_for
 from dataflows.formats import FormatParser, Parsed, Reject
 from dataflows.times import from_micros, iso
 
@@ -85,7 +86,7 @@ class DeadLetter:
 def parse_item(item: StreamItem, parser: FormatParser) -> list[Reading | DeadLetter]:
     """One source item to its readings, or to one dead letter."""
     stream, event = item
-    parsed = _parse_event(event, stream, parser)
+    parsed = _parse_event(event, stream, parser, fast_decoder_for(parser))
     if isinstance(parsed, DeadLetter):
         return [parsed]
     return [Reading(s, m, from_micros(ts), v, event.id, stream) for s, m, ts, v in parsed]
@@ -101,9 +102,10 @@ def parse_in_order(
     dead: list[DeadLetter] = []
     times: dict[str, int | None] = {}
     now = time.time_ns() // 1000
+    fast = fast_decoder_for(parser)
     for stream, event in items:
         stream_time = times[stream] if stream in times else before(stream)
-        parsed = _parse_event(event, stream, parser)
+        parsed = _parse_event(event, stream, parser, fast)
         if isinstance(parsed, DeadLetter):
             letter = replace(parsed, stream_time=stream_time)
             dead.append(letter)
@@ -150,6 +152,7 @@ def parse_by_key(
     now = time.time_ns() // 1000
     current: str | None = None
     stream_time: int | None = None
+    fast = fast_decoder_for(parser)
     for stream, event in items:
         if stream != current:
             # A batch is usually one partition's: the stream's time lives in a local.
@@ -157,7 +160,7 @@ def parse_by_key(
                 times[current] = stream_time
             current = stream
             stream_time = times[stream] if stream in times else before(stream)
-        parsed = _parse_event(event, stream, parser)
+        parsed = _parse_event(event, stream, parser, fast)
         if isinstance(parsed, DeadLetter):
             dead.append(replace(parsed, stream_time=stream_time))
             continue
@@ -178,12 +181,24 @@ def parse_by_key(
 
 
 def _parse_event(
-    event: SSEEvent | OversizedEvent, stream: str, parser: FormatParser
+    event: SSEEvent | OversizedEvent,
+    stream: str,
+    parser: FormatParser,
+    fast: FastDecoder | None,
 ) -> Parsed | DeadLetter:
+    """An event's readings: by the format's msgspec decoder when the event has the usual
+    shape, else by orjson and the format's checks, which name a dead letter's reason."""
     if isinstance(event, OversizedEvent):
         return DeadLetter(
             "oversized", f"event data over {event.limit} bytes was skipped", "", event.id, stream
         )
+    if fast is not None:
+        try:
+            quick = fast(event.data, event.event)
+        except Reject as reject:
+            return DeadLetter(reject.reason, reject.detail, event.data, event.id, stream)
+        if quick is not None:
+            return quick
     try:
         body = orjson.loads(event.data)
     except ValueError as exc:

@@ -1,0 +1,125 @@
+"""The usual event of each vendor format, decoded by msgspec straight into typed structs.
+
+msgspec decodes and type-checks an event's JSON in one pass in C, skipping the fields a
+reading does not use, where ``orjson.loads`` builds every value as a Python object and
+the format's checks then look at each. A struct here accepts only the usual shape; any
+other event (a field missing, null or of another type, a ping, a batch array, malformed
+JSON) makes the decoder return None, and ``dataflows.readings`` reads the event again
+with orjson and the checked parsers of ``dataflows.formats``, which name the dead
+letter's reason. So the readings are the same either way, by construction and by the
+tests (``tests/dataflows/test_fast_formats.py`` holds the two paths equal on events made
+odd in every way hypothesis finds), and what msgspec accepts it accepts as orjson does:
+no NaN, no lone surrogates, no trailing text.
+
+A decoder takes the event's data and its SSE event type and returns the readings, None
+for "not the usual shape", or raises ``Reject`` exactly where the checked parser would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from dataflows.formats import (
+    DT_STATES,
+    PARSERS,
+    Format,
+    FormatParser,
+    Parsed,
+    dt_block_readings,
+    timestamp_micros,
+)
+
+__all__ = ["FAST_DECODERS", "FastDecoder", "fast_decoder_for"]
+
+FastDecoder = Callable[[str, str], Parsed | None]
+
+
+class _Flat(msgspec.Struct):
+    sensor_id: str
+    metric: str
+    ts: str | int | float
+    value: float
+
+
+class _Obelisk(msgspec.Struct):
+    source: str
+    metric: str
+    timestamp: str | int | float
+    value: float
+
+
+class _DtEvent(msgspec.Struct):
+    eventType: str
+    targetName: str
+    data: dict[str, Any]
+    timestamp: Any = None
+
+
+class _DtResult(msgspec.Struct):
+    event: _DtEvent
+
+
+class _DtEnvelope(msgspec.Struct):
+    result: _DtResult
+
+
+# UnicodeEncodeError: a str with a lone surrogate (SSE data never has one: it is decoded
+# with replacement), which orjson refuses as invalid JSON.
+_NOT_USUAL = (msgspec.ValidationError, msgspec.DecodeError, UnicodeEncodeError)
+_flat = msgspec.json.Decoder(_Flat).decode
+_obelisk = msgspec.json.Decoder(_Obelisk).decode
+_dt = msgspec.json.Decoder(_DtEnvelope).decode
+
+
+def fast_flat(data: str, event_type: str) -> Parsed | None:
+    try:
+        event = _flat(data)
+    except _NOT_USUAL:
+        return None
+    if not event.sensor_id or not event.metric:
+        return None
+    return [(event.sensor_id, event.metric, timestamp_micros(event.ts), event.value)]
+
+
+def fast_obelisk(data: str, event_type: str) -> Parsed | None:
+    try:
+        event = _obelisk(data)
+    except _NOT_USUAL:
+        return None
+    name, _, kind = event.metric.partition("::")
+    if not event.source or not name or (kind and kind != "number"):
+        return None
+    return [(event.source, name, timestamp_micros(event.timestamp, unit="ms"), event.value)]
+
+
+def fast_dt(data: str, event_type: str) -> Parsed | None:
+    try:
+        event = _dt(data).result.event
+    except _NOT_USUAL:
+        return None
+    kind = event.eventType
+    if not kind or kind == "ping" or kind in DT_STATES:
+        return None
+    block = event.data.get(kind)
+    if type(block) is not dict:
+        return None
+    return dt_block_readings(kind, event.targetName, block, event.timestamp)
+
+
+FAST_DECODERS: dict[Format, FastDecoder] = {
+    "flat": fast_flat,
+    "dt": fast_dt,
+    "obelisk": fast_obelisk,
+}
+_BY_PARSER: dict[FormatParser, FastDecoder] = {
+    PARSERS[fmt]: decoder for fmt, decoder in FAST_DECODERS.items()
+}
+
+
+def fast_decoder_for(parser: FormatParser) -> FastDecoder | None:
+    """The fast decoder that goes with a format's parser (None: ``auto``, or a parser of
+    the caller's own)."""
+    return _BY_PARSER.get(parser)
