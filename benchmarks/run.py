@@ -33,7 +33,7 @@ import sseclient
 from benchmarks import outputs
 from benchmarks.stream_server import FLAT_EPOCH, SHAPES, StreamServer, Warm, body, frame, spec
 from connectors.simulator.sequence import payload
-from connectors.sse import RetryPolicy, iter_events, subscribe
+from connectors.sse import RetryPolicy, SSEEvent, iter_events, subscribe
 from dataflows.run_stats import peak_rss_bytes
 from dataflows.times import EPOCH
 
@@ -139,6 +139,40 @@ def parser_rows(shape: str, n: int, repeats: int) -> list[Row]:
         [r * len(data) / n / 1e6 for r in ours_row.runs],
     )
     return [ours_row, mb, theirs_row]
+
+
+DECODE_FORMATS = (("flat", 0), ("dt", 0), ("dt", 3), ("obelisk", 0))
+
+
+def decode_rows(n: int, repeats: int) -> list[Row]:
+    """Events to readings, one event at a time as the jobs do it: each format's msgspec
+    decoder first (what the jobs run), beside orjson and the checked parser alone (what
+    they ran before it), over the same events in turn."""
+    from connectors.simulator.sequence import SequenceSpec
+    from dataflows.fast_formats import fast_decoder_for
+    from dataflows.formats import PARSERS
+    from dataflows.readings import _parse_event
+
+    rows: list[Row] = []
+    for fmt, samples in DECODE_FORMATS:
+        sequence = SequenceSpec(format=fmt, samples=samples)  # type: ignore[arg-type]
+        events = [SSEEvent(data=payload(sequence, k)) for k in range(n)]
+        parser = PARSERS[fmt]  # type: ignore[index]
+        fast = fast_decoder_for(parser)
+
+        def rate(decoder: Any, events: list[SSEEvent] = events, parser: Any = parser) -> float:
+            started = time.perf_counter()
+            for event in events:
+                _parse_event(event, "s", parser, decoder)
+            return len(events) / (time.perf_counter() - started)
+
+        rounds = [(rate(fast), rate(None)) for _ in range(repeats)]
+        label = fmt + (f", {samples} samples an event" if samples else "")
+        typed = Row("2 decode", f"msgspec, {label}", "events/s", [r[0] for r in rounds])
+        plain = Row("2 decode", f"orjson + checks, {label}", "events/s", [r[1] for r in rounds])
+        typed.note = ratio(typed, plain)
+        rows += [typed, plain]
+    return rows
 
 
 # -- 3. subscribe() over HTTP --------------------------------------------------------
@@ -1039,6 +1073,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             slowest, fastest = min(ours, key=lambda r: r.median), max(ours, key=lambda r: r.median)
             slowest.note += f"; the slowest shape: {ratio(slowest, fastest)}"
             rows += parsers
+            rows += decode_rows(n_parse, repeats)
         if "subscribe" in only:
             for framing, label in (
                 ("small", "chunked, one event a chunk"),
