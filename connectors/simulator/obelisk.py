@@ -21,9 +21,10 @@ import secrets
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from graphql import GraphQLObjectType, GraphQLSchema, build_schema, graphql_sync
+if TYPE_CHECKING:
+    from graphql import GraphQLSchema
 
 __all__ = ["OBELISK_DEFAULT_FIELDS", "ObeliskCatalog", "ObeliskConfig", "ObeliskStream"]
 
@@ -183,6 +184,8 @@ class ObeliskCatalog:
         """A GraphQL request body (``query``, ``variables``) to its JSON answer."""
         if not isinstance(document, dict) or not isinstance(document.get("query"), str):
             return {"errors": [{"message": "a GraphQL request needs a 'query' string"}]}
+        from graphql import graphql_sync
+
         variables = document.get("variables")
         result = graphql_sync(
             self._schema,
@@ -194,6 +197,9 @@ class ObeliskCatalog:
 
     # -- resolvers --------------------------------------------------------------------
     def _build(self) -> GraphQLSchema:
+        # Imported here: every job imports the simulator (for its demo), few serve Obelisk.
+        from graphql import GraphQLObjectType, build_schema
+
         schema = build_schema(_SDL)
         resolvers = {
             ("Query", "me"): lambda *_: {"id": "sensorwax-simulator"},
