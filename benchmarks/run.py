@@ -32,8 +32,11 @@ import sseclient
 
 from benchmarks import outputs
 from benchmarks.stream_server import FLAT_EPOCH, SHAPES, StreamServer, Warm, body, frame, spec
-from connectors.simulator.sequence import payload
+from connectors.simulator.sequence import SequenceSpec, payload
 from connectors.sse import RetryPolicy, SSEEvent, iter_events, subscribe
+from dataflows.fast_formats import fast_decoder_for
+from dataflows.formats import PARSERS
+from dataflows.readings import _parse_event
 from dataflows.run_stats import peak_rss_bytes
 from dataflows.times import EPOCH
 
@@ -148,11 +151,6 @@ def decode_rows(n: int, repeats: int) -> list[Row]:
     """Events to readings, one event at a time as the jobs do it: each format's msgspec
     decoder first (what the jobs run), beside orjson and the checked parser alone (what
     they ran before it), over the same events in turn."""
-    from connectors.simulator.sequence import SequenceSpec
-    from dataflows.fast_formats import fast_decoder_for
-    from dataflows.formats import PARSERS
-    from dataflows.readings import _parse_event
-
     rows: list[Row] = []
     for fmt, samples in DECODE_FORMATS:
         sequence = SequenceSpec(format=fmt, samples=samples)  # type: ignore[arg-type]

@@ -318,6 +318,11 @@ class _Env:
         return default
 
 
+def _comma_list(text: str | None) -> tuple[str, ...]:
+    """A setting's comma-separated values, stripped, empty ones left out."""
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
 def _is_http_url(url: str) -> bool:
     """An ``http://`` or ``https://`` URL with a host."""
     return re.match(r"^https?://[^/\s]+", url) is not None
@@ -334,7 +339,7 @@ def _token_transport(options: ConnectOptions) -> dict[str, Any]:
 
 
 def _stream(env: _Env) -> StreamConfig:
-    urls = tuple(u.strip() for u in (env.text("SSE_URL") or "").split(",") if u.strip())
+    urls = _comma_list(env.text("SSE_URL"))
     for url in urls:
         if not _is_http_url(url):
             shown = Redactor().url(url)
@@ -433,7 +438,7 @@ def _dt_setup(env: _Env) -> DtSetup | None:
             f"{', '.join(missing)}: needed with DT_PROJECT_ID (a service account key: DT "
             "Studio, API Integrations, Service Accounts)"
         )
-    kinds = tuple(k.strip() for k in (types_text or "").split(",") if k.strip())
+    kinds = _comma_list(types_text)
     unknown = [kind for kind in kinds if kind not in DT_EVENT_TYPES]
     if unknown:
         env.problems.append(
@@ -467,16 +472,12 @@ _OBELISK_SETTINGS = (
 )
 
 
-def _names(text: str | None) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(part.strip() for part in (text or "").split(",") if part.strip()))
-
-
 def _obelisk_setup(env: _Env, *, datasets_needed: bool = True) -> ObeliskSetup | None:
     """OBELISK_*: the stream to find or create in an Obelisk, or None without OBELISK_URL."""
     url = env.text("OBELISK_URL")
     client_id, secret = env.text("OBELISK_CLIENT_ID"), env.text("OBELISK_CLIENT_SECRET")
-    datasets = _names(env.text("OBELISK_DATASETS"))
-    metrics = _names(env.text("OBELISK_METRICS", OBELISK_ALL_NUMBERS))
+    datasets = tuple(dict.fromkeys(_comma_list(env.text("OBELISK_DATASETS"))))
+    metrics = tuple(dict.fromkeys(_comma_list(env.text("OBELISK_METRICS", OBELISK_ALL_NUMBERS))))
     name = env.text("OBELISK_STREAM", OBELISK_STREAM) or OBELISK_STREAM
     filter_text = env.text("OBELISK_FILTER")
     if url is None:

@@ -123,12 +123,11 @@ def _list(catalog: ObeliskCatalog) -> int:
         return 0
     rows = [("ID", "NAME", "DATASETS", "METRICS", "CONNECTED")]
     rows += [_row(stream) for stream in streams]
+    # Every column padded to its widest cell but the last.
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), end=""
-        )
-        print(f"  {row[-1]}")
+        padded = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        print("  ".join([*padded, row[-1]]))
     return 0
 
 

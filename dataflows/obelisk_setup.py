@@ -12,7 +12,6 @@ Settings are read in ``dataflows.config``; the Catalog's operations are
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from connectors.obelisk_catalog import CatalogStream, ObeliskCatalog, ObeliskCatalogError
+from connectors.sse.retry import Outcome
 
 if TYPE_CHECKING:
     from dataflows.config import StreamConfig
@@ -132,19 +132,15 @@ def stream_resolver(setup: ObeliskSetup, stream: StreamConfig) -> Callable[[str]
 
 
 def _with_retries(call: Callable[[], CatalogStream], stream: StreamConfig) -> CatalogStream:
-    policy, rng = stream.retry, random.Random()
-    started = time.monotonic()
-    attempt = 0
+    """``call``, tried again after a transient Catalog failure with the stream's own
+    backoff and caps (``SSE_RETRY_*``), as a reconnect is."""
+    backoff = stream.retry.start()
     while True:
         try:
             return call()
         except ObeliskCatalogError as exc:
-            attempt += 1
-            out_of_attempts = policy.max_attempts is not None and attempt > policy.max_attempts
-            elapsed = time.monotonic() - started
-            out_of_time = policy.max_elapsed is not None and elapsed >= policy.max_elapsed
-            if not exc.transient or out_of_attempts or out_of_time:
+            if not exc.transient:
                 raise
-            delay = policy.delay(attempt, server_retry_ms=None, rng=rng)
-            log.warning("%s; trying again in %.2f s (attempt %d)", exc, delay, attempt)
+            delay, backoff = backoff.after(Outcome(str(exc), at=time.monotonic()))
+            log.warning("%s; trying again in %.2f s (attempt %d)", exc, delay, backoff.failures)
             time.sleep(delay)

@@ -192,18 +192,14 @@ def _parse_event(
         return DeadLetter(
             "oversized", f"event data over {event.limit} bytes was skipped", "", event.id, stream
         )
-    if fast is not None:
-        try:
-            quick = fast(event.data, event.event)
-        except Reject as reject:
-            return DeadLetter(reject.reason, reject.detail, event.data, event.id, stream)
+    try:
+        quick = None if fast is None else fast(event.data, event.event)
         if quick is not None:
             return quick
-    try:
-        body = orjson.loads(event.data)
-    except ValueError as exc:
-        return DeadLetter("invalid_json", str(exc), event.data, event.id, stream)
-    try:
+        try:
+            body = orjson.loads(event.data)
+        except ValueError as exc:
+            return DeadLetter("invalid_json", str(exc), event.data, event.id, stream)
         return parser(body, event.event)
     except Reject as reject:
         return DeadLetter(reject.reason, reject.detail, event.data, event.id, stream)

@@ -104,12 +104,14 @@ class ObeliskStream:
     connected: bool = False
     removed: bool = False
 
-    def wants(self, dataset: str, metric: str) -> bool:
-        if dataset not in self.datasets:
+    def wants(self, event: dict[str, Any]) -> bool:
+        """Whether a metric event is in this stream's datasets and metrics."""
+        if event["dataset"] not in self.datasets:
             return False
-        name_type = metric.partition("::")
+        metric = event["metric"]
+        kind = metric.partition("::")[2]
         return not self.metrics or any(
-            m == metric or (m.startswith("*::") and m[3:] == name_type[2]) for m in self.metrics
+            m == metric or (m.startswith("*::") and m[3:] == kind) for m in self.metrics
         )
 
     def body(self, event: dict[str, Any]) -> dict[str, Any]:

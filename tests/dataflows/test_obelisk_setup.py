@@ -35,7 +35,7 @@ from tests.helpers.oracle import (
     read_records,
     run_job,
 )
-from tests.helpers.servers import StartSim
+from tests.helpers.servers import StartSim, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -269,3 +269,25 @@ def test_obelisk_settings_that_cannot_work_stop_the_job_with_one_line_each(
         assert expected in run.stderr
     assert "client-secret-xyz" not in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_an_obelisk_that_cannot_be_reached_is_tried_again_within_the_retry_caps(
+    tmp_path: Path,
+) -> None:
+    run = run_job(
+        "dataflows.sensor_stats",
+        OUTPUT=str(tmp_path / "out"),
+        OBELISK_URL=f"http://127.0.0.1:{free_port()}",
+        OBELISK_CLIENT_ID=CLIENT_ID,
+        OBELISK_CLIENT_SECRET=SECRET,
+        OBELISK_DATASETS=",".join(DATASETS),
+        SSE_RETRY_INITIAL="50ms",
+        SSE_RETRY_MAX_ATTEMPTS="2",
+    )
+    assert run.returncode == 1
+    assert run.stderr.count("trying again in") == 2
+    (line,) = [line for line in run.stderr.splitlines() if "stopped:" in line]
+    assert "gave up after 2 reconnect attempts in a row" in line
+    assert "SSE_RETRY_MAX_ATTEMPTS=2" in line
+    assert "token endpoint" in line
+    assert "Traceback" not in run.stderr and SECRET not in run.stderr
