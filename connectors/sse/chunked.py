@@ -19,6 +19,8 @@ connection is closed after an event stream anyway.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import re
 
 from urllib3.exceptions import ProtocolError
@@ -37,7 +39,7 @@ _PLAIN_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})\r\n").match
 def _whole_chunks(raw: bytes, pos: int, pieces: list[bytes]) -> int:
     """Take the usual chunks, each whole in this read (plain size line, data, CRLF), from
     ``pos`` on; return where the first other thing starts. A loop of its own, with no
-    state to look at, because with one event a chunk it runs once per event."""
+    state to look at, for the chunks ``_split_chunks`` cannot vouch for."""
     plain_size_line, append, startswith = _PLAIN_SIZE_LINE, pieces.append, raw.startswith
     while (whole := plain_size_line(raw, pos)) is not None:
         start = whole.end()
@@ -47,6 +49,42 @@ def _whole_chunks(raw: bytes, pos: int, pieces: list[bytes]) -> int:
         append(raw[start:end])
         pos = end + 2
     return pos
+
+
+def _split_chunks(raw: bytes, pos: int, pieces: list[bytes]) -> int:
+    """The run of chunks from ``pos`` whose data holds no CRLF, found by cutting the read
+    at every CRLF: size line, data, size line, data. A pair is a chunk exactly when the
+    size is 1 to 16 hex digits, not zero, and the data is that long; then the cuts are
+    where the framing is, and the pairs before the first that is not one are taken.
+    With one event a chunk, this does in C loops over the whole read what would be a
+    Python loop's turn per event; it cuts the rest of the read, so once a read is
+    enough."""
+    parts = raw[pos:].split(b"\r\n") if pos else raw.split(b"\r\n")
+    pairs = (len(parts) - 1) // 2  # a pair's data is followed by a CRLF in this read
+    if not pairs:
+        return pos
+    sizes, datas = parts[0 : 2 * pairs : 2], parts[1 : 2 * pairs : 2]
+    if (
+        b"".join(sizes).translate(None, _HEX_DIGITS)
+        or b"" in sizes
+        or max(map(len, sizes)) > _MAX_HEX_DIGITS
+    ):
+        return pos  # a size line with an extension, or not a size: one at a time
+    stated = list(map(int, sizes, itertools.repeat(16, pairs)))
+    lengths = list(map(len, datas))
+    taken = pairs
+    if stated != lengths or 0 in stated:
+        # The data of the first pair that is not a chunk held a CRLF (or it was the
+        # last chunk): the framing from there on is not where the cuts are.
+        fits = list(map(operator.eq, stated, lengths))
+        taken = min(
+            fits.index(False) if False in fits else pairs, stated.index(0) if 0 in stated else pairs
+        )
+        if not taken:
+            return pos
+        del datas[taken:]
+    pieces += datas
+    return pos + sum(lengths[:taken]) + sum(map(len, sizes[:taken])) + 4 * taken
 
 
 class ChunkedBody:
@@ -76,6 +114,7 @@ class ChunkedBody:
 
     def _feed(self, raw: bytes, pieces: list[bytes]) -> None:
         pos, size = 0, len(raw)
+        split = False  # whether _split_chunks has had its one go at this read
         while pos < size and not self.ended:
             if self._left:
                 end = min(pos + self._left, size)
@@ -88,6 +127,8 @@ class ChunkedBody:
                 pos = self._end_of_data(raw, pos)
                 continue
             if not self._line:
+                if not split:
+                    pos, split = _split_chunks(raw, pos, pieces), True
                 pos = _whole_chunks(raw, pos, pieces)
                 if pos == size:
                     break
