@@ -14,7 +14,11 @@ NOTEBOOKS_STAMP := $(VENV)/.installed-notebooks
 LOCKED_INSTALL = $(BIN)/python -m pip install --quiet --require-hashes --no-deps -r
 UV_VERSION := 0.13.9
 
-.PHONY: run test lint types pytest fuzz bench bench-quick soak notebooks lock clean
+# The hot modules compiled with mypyc when a C compiler is found (dataflows/native.py),
+# rebuilt when their source changed; without one the jobs run the pure-Python modules.
+NATIVE = $(BIN)/python tools/build_native.py
+
+.PHONY: run test lint types pytest pytest-pure native fuzz bench bench-quick soak notebooks lock clean
 
 $(STAMP): pyproject.toml requirements/dev.txt
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else "sensorwax needs Python 3.11 or 3.12 (Bytewax 0.21.1 has no wheels for %d.%d): run make PYTHON=python3.12" % v)'
@@ -24,7 +28,10 @@ $(STAMP): pyproject.toml requirements/dev.txt
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 
-run: $(STAMP)
+native: $(STAMP)
+	$(NATIVE)
+
+run: native
 	$(BIN)/python -m bytewax.run dataflows.sensor_stats
 
 lint: $(STAMP)
@@ -37,10 +44,17 @@ types: $(STAMP)
 # Two processes: most of the slow tests wait on paced streams, not on the CPU. Every test
 # waits for the condition it means, so a busy machine slows them without failing them.
 PYTEST_WORKERS ?= 2
-pytest: $(STAMP)
+pytest: native
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS)
 
-test: lint types pytest
+# The tests that hold the compiled modules' output to the references (hypothesis
+# properties, the pandas oracle), run again on the pure-Python modules.
+PURE_TESTS = tests/dataflows/test_fast_formats.py tests/dataflows/test_readings.py \
+	tests/dataflows/test_key_groups.py tests/dataflows/test_sensor_stats.py tests/test_native.py
+pytest-pure: native
+	SENSORWAX_NATIVE=0 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PURE_TESTS)
+
+test: lint types pytest pytest-pure
 
 # Coverage-guided fuzzing of the parsers for a fixed number of inputs; findings stop it
 # and leave a crash-* file. New corpus entries go to .fuzz-corpus (not committed).
@@ -54,15 +68,15 @@ $(BENCH_STAMP): $(STAMP) requirements/bench.txt
 	touch $(BENCH_STAMP)
 
 # Loopback only, bounded loads; writes benchmarks/results.md (bench-quick only prints).
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) native
 	$(BIN)/python -m benchmarks.run
 
-bench-quick: $(BENCH_STAMP)
+bench-quick: $(BENCH_STAMP) native
 	$(BIN)/python -m benchmarks.run --quick
 
 # A day of event time for 2,000 sensors through the main job with recovery, two SIGKILLs,
 # expiring tokens and drops, into both formats, each held to pandas (a few minutes).
-soak: $(STAMP)
+soak: native
 	$(BIN)/python -m benchmarks.soak
 
 $(NOTEBOOKS_STAMP): $(STAMP) requirements/notebooks.txt

@@ -51,6 +51,19 @@ class _Obelisk(msgspec.Struct):
     value: float
 
 
+class _AutoFlat(_Flat):
+    """Flat JSON as ``auto`` reads it: only without a top-level ``result`` (that is DT)."""
+
+    result: Any = msgspec.UNSET
+
+
+class _AutoObelisk(_Obelisk):
+    """Obelisk as ``auto`` reads it: without ``result`` or ``sensor_id`` (DT, flat)."""
+
+    result: Any = msgspec.UNSET
+    sensor_id: Any = msgspec.UNSET
+
+
 class _DtEvent(msgspec.Struct):
     eventType: str
     targetName: str
@@ -72,22 +85,32 @@ _NOT_USUAL = (msgspec.ValidationError, msgspec.DecodeError, UnicodeEncodeError)
 _flat = msgspec.json.Decoder(_Flat).decode
 _obelisk = msgspec.json.Decoder(_Obelisk).decode
 _dt = msgspec.json.Decoder(_DtEnvelope).decode
+_auto_flat = msgspec.json.Decoder(_AutoFlat).decode
+_auto_obelisk = msgspec.json.Decoder(_AutoObelisk).decode
 
 
-def fast_flat(data: str, event_type: str) -> Parsed | None:
+def fast_flat(data: str, event_type: str, decode: Callable[[str], _Flat] = _flat) -> Parsed | None:
     try:
-        event = _flat(data)
+        event = decode(data)
     except _NOT_USUAL:
         return None
     if not event.sensor_id or not event.metric:
         return None
+    if type(event) is _AutoFlat and event.result is not msgspec.UNSET:
+        return None
     return [(event.sensor_id, event.metric, timestamp_micros(event.ts), event.value)]
 
 
-def fast_obelisk(data: str, event_type: str) -> Parsed | None:
+def fast_obelisk(
+    data: str, event_type: str, decode: Callable[[str], _Obelisk] = _obelisk
+) -> Parsed | None:
     try:
-        event = _obelisk(data)
+        event = decode(data)
     except _NOT_USUAL:
+        return None
+    if type(event) is _AutoObelisk and (
+        event.result is not msgspec.UNSET or event.sensor_id is not msgspec.UNSET
+    ):
         return None
     name, _, kind = event.metric.partition("::")
     if not event.source or not name or (kind and kind != "number"):
@@ -109,7 +132,20 @@ def fast_dt(data: str, event_type: str) -> Parsed | None:
     return dt_block_readings(kind, event.targetName, block, event.timestamp)
 
 
+def fast_auto(data: str, event_type: str) -> Parsed | None:
+    """``parse_auto``'s choice, by the key that decides it: ``result`` (DT), else
+    ``sensor_id`` (flat), else Obelisk. Looking for the key in the text only picks which
+    decoder to try first; each decoder itself refuses a body ``parse_auto`` would give
+    to another format (a ``result`` beside a flat reading's fields, say)."""
+    if '"result"' in data:
+        return fast_dt(data, event_type)
+    if '"sensor_id"' in data:
+        return fast_flat(data, event_type, _auto_flat)
+    return fast_obelisk(data, event_type, _auto_obelisk)
+
+
 FAST_DECODERS: dict[Format, FastDecoder] = {
+    "auto": fast_auto,
     "flat": fast_flat,
     "dt": fast_dt,
     "obelisk": fast_obelisk,
@@ -120,6 +156,6 @@ _BY_PARSER: dict[FormatParser, FastDecoder] = {
 
 
 def fast_decoder_for(parser: FormatParser) -> FastDecoder | None:
-    """The fast decoder that goes with a format's parser (None: ``auto``, or a parser of
-    the caller's own)."""
+    """The fast decoder that goes with a format's parser (None: a parser of the caller's
+    own)."""
     return _BY_PARSER.get(parser)

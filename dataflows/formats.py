@@ -244,7 +244,10 @@ def _dt_samples(event: dict[str, Any], kind: str, samples: list[Any]) -> Parsed:
     order, no sample is behind the one before it."""
     device = _dt_device(event)
     readings = []
-    for sample in reversed(samples):
+    # An index loop, not reversed(): mypyc (dataflows/native.py) fails on reversed() of
+    # a list[Any].
+    for i in range(len(samples) - 1, -1, -1):
+        sample = samples[i]
         if not isinstance(sample, dict):
             raise Reject("invalid_value", f"a {kind} sample {sample!r} is not an object")
         if "sampleTime" not in sample or "value" not in sample:

@@ -234,6 +234,9 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
         # rows of this call.
         dues: dict[str, dict[int, set[str]]] = {}
         read_to: dict[str, int] = {}
+        # Keys whose windows closed here, by the end of the first one closed (the idle
+        # rule may have closed it: see _hold).
+        held: dict[str, int] = {}
         opened = 0
         for key, rows in chain.from_iterable(values):
             last = rows[-1]
@@ -268,6 +271,8 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                 assert cutoff is not None  # set from the reading at the latest
                 # Close first: the reading's own window ends after it, so it stays open.
                 if windows and (windows[0][0] + 1) * length <= cutoff:
+                    if back is not None:
+                        held[key] = max(held.get(key, 0), (windows[0][0] + 1) * length)
                     if len(windows) == 1:
                         out.append((key, windows[0]))
                         if back is not None and (ids := due.get(windows[0][0])) is not None:
@@ -301,6 +306,8 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
             newest, cutoff, touched = found
             windows = self._add(key, stream, windows, touched)
             if (windows[0][0] + 1) * length <= cutoff:
+                if back is not None:
+                    held[key] = max(held.get(key, 0), (windows[0][0] + 1) * length)
                 windows = self._close(key, stream, windows, cutoff, out)
             if state is not None and state[1] != stream:
                 self._restream(key, state[1], stream, windows)
@@ -311,8 +318,24 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
             self._opened(opened)
         for stream, stamp in read_to.items():
             self._times.advance(stream, stamp)
+        if held:
+            self._hold(held)
         self._close_idle(out)
         return _emitted(out, late), self.RETAIN
+
+    def _hold(self, held: dict[str, int]) -> None:
+        """A key whose window closed on its stream's time (the idle rule), not its own
+        readings, is held to that stream's floor from now on, as ``_close_idle`` holds
+        the keys it closes: a reading of it by another stream whose time is behind must
+        be late, never open that window again. ``held`` is each key's first window end
+        closed in this call; past its newest reading less the lateness, only the idle
+        rule could have closed it."""
+        keys, lateness = self._keys, self._lateness
+        for key, end in held.items():
+            newest, stream, windows = keys[key]
+            floor = self._floor(stream)
+            if floor is not None and newest - lateness < end:
+                keys[key] = (max(newest, floor + lateness), stream, windows)
 
     def _restream(self, key: str, old: str, new: str, windows: tuple[Window, ...]) -> None:
         """A key whose on-time reading came by another stream than its last (a sensor

@@ -34,6 +34,7 @@ from dataflows.config import (
     load_runtime_config,
     settings_in_effect,
 )
+from dataflows.native import chosen
 from dataflows.outputs import prepare_output
 from dataflows.run_record import RunRecord
 from dataflows.run_stats import RunStats, StatsNow
@@ -130,6 +131,7 @@ def start_job(name: str, load: Callable[[], T]) -> tuple[RunStats, T]:
     stats = RunStats(name)
     atexit.register(lambda: log.info("%s", stats.summary_line()))
     record = _run_record(name, stats)
+    log.info("%s: the hot modules are %s", name, chosen().describe())
     metrics.register(stats)
     if runtime.status_every is not None:
         _StatusLine(stats, runtime.status_every.total_seconds(), record).start()

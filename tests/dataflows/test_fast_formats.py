@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -121,6 +122,13 @@ def _events(draw: st.DrawFn, fmt: str) -> str:
         text += draw(st.sampled_from(["  ", "\n", "x", "{}", ","]))
     elif roll == 3:
         text = f"[{text}]"
+    elif roll == 4:  # a key by which auto tells the formats apart, where it is not usual
+        # Its first letter escaped or not: the same key to a JSON parser, other text.
+        foreign = draw(st.sampled_from(["result", "sensor_id", "source", "metric"]))
+        if draw(st.booleans()):
+            foreign = f"\\u{ord(foreign[0]):04x}{foreign[1:]}"
+        text = f'{{"{foreign}": {json.dumps(draw(_odd_values))}, {text[1:]}'
+
     return text
 
 
@@ -151,13 +159,15 @@ def _readings_of(checked: object) -> object:
     return checked
 
 
-@settings(max_examples=800, deadline=None)
-@given(data=st.data(), fmt=st.sampled_from(VENDOR_FORMATS))
+@settings(max_examples=1200, deadline=None)
+@given(data=st.data(), fmt=st.sampled_from(VENDOR_FORMATS), auto=st.booleans())
 def test_the_fast_decoders_read_what_the_checked_parsers_read(
-    data: st.DataObject, fmt: str
+    data: st.DataObject, fmt: str, auto: bool
 ) -> None:
+    """Each format's events read as that format, and as ``auto`` reads them."""
     text = data.draw(_events(fmt), label="event")
-    assert _as_read(fmt, text) == _readings_of(_checked(fmt, text))
+    reader = "auto" if auto else fmt
+    assert _as_read(reader, text) == _readings_of(_checked(reader, text))
 
 
 @given(
@@ -170,6 +180,21 @@ def test_the_usual_events_are_read_by_the_fast_decoders_themselves(
 ) -> None:
     spec = SequenceSpec(format=fmt, samples=samples)  # type: ignore[arg-type]
     text = payload(spec, n)
-    quick = FAST_DECODERS[fmt](text, "message")  # type: ignore[index]
-    assert quick is not None
-    assert quick == _checked(fmt, text)
+    for reader in (fmt, "auto"):
+        quick = FAST_DECODERS[reader](text, "message")  # type: ignore[index]
+        assert quick is not None
+        assert quick == _checked(reader, text)
+
+
+@pytest.mark.parametrize("fmt", VENDOR_FORMATS)
+@pytest.mark.parametrize("foreign", ["result", "sensor_id", "source", "metric"])
+@pytest.mark.parametrize("escaped", [False, True])
+@pytest.mark.parametrize("value", ["x", {"event": {}}, None])
+def test_auto_reads_a_usual_event_with_another_formats_key_as_the_checked_parser(
+    fmt: str, foreign: str, escaped: bool, value: object
+) -> None:
+    """``auto`` decides by which keys are there: a decoder must refuse a body that has a
+    key making it another format, however the key is written."""
+    key = f"\\u{ord(foreign[0]):04x}{foreign[1:]}" if escaped else foreign
+    text = f'{{"{key}": {json.dumps(value)}, {json.dumps(_usual[fmt])[1:]}'
+    assert _as_read("auto", text) == _readings_of(_checked("auto", text))
