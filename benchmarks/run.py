@@ -34,6 +34,7 @@ from benchmarks import outputs
 from benchmarks.stream_server import FLAT_EPOCH, SHAPES, StreamServer, Warm, body, frame, spec
 from connectors.simulator.sequence import SequenceSpec, payload
 from connectors.sse import RetryPolicy, SSEEvent, iter_events, subscribe
+from dataflows import native
 from dataflows.fast_formats import fast_decoder_for
 from dataflows.formats import PARSERS
 from dataflows.readings import _parse_event
@@ -410,8 +411,16 @@ def end_to_end_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     )
     for baseline in (example_job, classic_job):
         same_windows(job, baseline, server, classic_n)
-    ours_t, example_t, classic_t = in_turn(
-        server, [Config(job, n), Config(example_job, n), Config(classic_job, classic_n)], repeats
+    pure = (("SENSORWAX_NATIVE", "0"),)
+    ours_t, example_t, classic_t, pure_t = in_turn(
+        server,
+        [
+            Config(job, n),
+            Config(example_job, n),
+            Config(classic_job, classic_n),
+            Config(job, n, settings=pure),
+        ],
+        repeats,
     )
     ours = Row(
         "4 end to end",
@@ -433,13 +442,20 @@ def end_to_end_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
         classic_t.rates(),
         f"over {classic_n:,} events",
     )
-    ours.note += f"; {ratio(ours, example)}, {ratio(ours, classic)}"
+    source = Row(
+        "4 end to end",
+        "sensor_stats on the pure-Python modules (SENSORWAX_NATIVE=0)",
+        "events/s",
+        pure_t.rates(),
+        f"the row above: {native.chosen().describe()}",
+    )
+    ours.note += f"; {ratio(ours, example)}, {ratio(ours, classic)}, {ratio(ours, source)}"
     floor = decode_floor(n, repeats)
     bare = bare_loop(n, repeats)
     target = f"30x the classic pattern would be {30 * classic.median:,.0f} events/s"
     floor.note = f"{ratio(floor, classic)}: {target}"
     bare.note = f"{ratio(bare, classic)}, {ratio(bare, ours)}"
-    return [ours, example, classic, floor, bare]
+    return [ours, source, example, classic, floor, bare]
 
 
 def tls_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:

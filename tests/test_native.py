@@ -97,6 +97,25 @@ def test_a_compiled_set_older_than_its_source_is_not_used(tmp_path: Path) -> Non
     )
 
 
+def test_without_a_c_compiler_make_says_so_and_the_job_runs_the_source(tmp_path: Path) -> None:
+    for tree in ("dataflows", "connectors", "tools"):
+        shutil.copytree(ROOT / tree, tmp_path / tree)
+    built = subprocess.run(
+        [sys.executable, "tools/build_native.py"],
+        cwd=tmp_path,
+        env={**os.environ, "CC": "no-such-cc"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert built.stdout == (
+        "native: not compiled, the jobs use the pure-Python modules: "
+        "no C compiler (no-such-cc) found\n"
+    )
+    assert not (tmp_path / "build" / "native" / "manifest.json").exists()
+    assert _python(_REPORT, tmp_path, judge=True).startswith("pure Python (not built")
+
+
 def test_the_version_line_says_which_form_runs() -> None:
     line = _python("from dataflows.version import version_line; print(version_line())", ROOT)
     assert line.endswith(f"; {native.chosen().describe()})")

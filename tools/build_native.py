@@ -9,6 +9,7 @@ which form is used.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,8 @@ TEMP = ROOT / "build" / "native-temp"
 
 def missing_toolchain() -> str | None:
     """Why a C extension cannot be built here, or None."""
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    # setuptools compiles with $CC when it is set, else with the compiler Python was built with.
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler) is None:
         return f"no C compiler ({compiler}) found"
     headers = Path(sysconfig.get_paths()["include"], "Python.h")
