@@ -89,29 +89,29 @@ _auto_flat = msgspec.json.Decoder(_AutoFlat).decode
 _auto_obelisk = msgspec.json.Decoder(_AutoObelisk).decode
 
 
-def fast_flat(data: str, event_type: str, decode: Callable[[str], _Flat] = _flat) -> Parsed | None:
+def fast_flat(data: str, event_type: str) -> Parsed | None:
     try:
-        event = decode(data)
+        event = _flat(data)
     except _NOT_USUAL:
         return None
+    return _flat_readings(event)
+
+
+def _flat_readings(event: _Flat) -> Parsed | None:
     if not event.sensor_id or not event.metric:
-        return None
-    if type(event) is _AutoFlat and event.result is not msgspec.UNSET:
         return None
     return [(event.sensor_id, event.metric, timestamp_micros(event.ts), event.value)]
 
 
-def fast_obelisk(
-    data: str, event_type: str, decode: Callable[[str], _Obelisk] = _obelisk
-) -> Parsed | None:
+def fast_obelisk(data: str, event_type: str) -> Parsed | None:
     try:
-        event = decode(data)
+        event = _obelisk(data)
     except _NOT_USUAL:
         return None
-    if type(event) is _AutoObelisk and (
-        event.result is not msgspec.UNSET or event.sensor_id is not msgspec.UNSET
-    ):
-        return None
+    return _obelisk_readings(event)
+
+
+def _obelisk_readings(event: _Obelisk) -> Parsed | None:
     name, _, kind = event.metric.partition("::")
     if not event.source or not name or (kind and kind != "number"):
         return None
@@ -135,13 +135,20 @@ def fast_dt(data: str, event_type: str) -> Parsed | None:
 def fast_auto(data: str, event_type: str) -> Parsed | None:
     """``parse_auto``'s choice, by the key that decides it: ``result`` (DT), else
     ``sensor_id`` (flat), else Obelisk. Looking for the key in the text only picks which
-    decoder to try first; each decoder itself refuses a body ``parse_auto`` would give
-    to another format (a ``result`` beside a flat reading's fields, say)."""
+    decoder to try; a body that has another format's key (written with an escape, say)
+    goes to the checked path, as ``parse_auto`` would give it to that format."""
     if '"result"' in data:
         return fast_dt(data, event_type)
-    if '"sensor_id"' in data:
-        return fast_flat(data, event_type, _auto_flat)
-    return fast_obelisk(data, event_type, _auto_obelisk)
+    try:
+        if '"sensor_id"' in data:
+            flat = _auto_flat(data)
+            return _flat_readings(flat) if flat.result is msgspec.UNSET else None
+        obelisk = _auto_obelisk(data)
+    except _NOT_USUAL:
+        return None
+    if obelisk.result is not msgspec.UNSET or obelisk.sensor_id is not msgspec.UNSET:
+        return None
+    return _obelisk_readings(obelisk)
 
 
 FAST_DECODERS: dict[Format, FastDecoder] = {

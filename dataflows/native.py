@@ -25,9 +25,12 @@ __all__ = [
     "NATIVE_DIR",
     "NATIVE_MODULES",
     "Native",
+    "built",
     "choose",
     "chosen",
+    "manifest_for",
     "source_digests",
+    "source_path",
 ]
 
 # The modules where a job spends its time per event and per window (the profile of
@@ -53,33 +56,48 @@ class Native:
         return f"pure Python ({self.reason})"
 
 
+def source_path(module: str) -> Path:
+    """A native module's ``.py`` file."""
+    return ROOT.joinpath(*module.split(".")).with_suffix(".py")
+
+
 def source_digests() -> dict[str, str]:
     """Each native module's source file, by module name, as SHA-256 hex."""
     return {
-        module: hashlib.sha256(_source(module).read_bytes()).hexdigest()
+        module: hashlib.sha256(source_path(module).read_bytes()).hexdigest()
         for module in NATIVE_MODULES
     }
 
 
-def _source(module: str) -> Path:
-    return ROOT.joinpath(*module.split(".")).with_suffix(".py")
+def manifest_for(digests: dict[str, str]) -> dict[str, object]:
+    """What the build's manifest says of a set built from sources with these digests."""
+    return {"ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"), "sources": digests}
 
 
-def _judge() -> Native:
-    if os.environ.get(OFF, "1") == "0":
-        return Native(False, f"{OFF}=0")
+def built() -> Native:
+    """Whether the compiled set in ``NATIVE_DIR`` may be used: built, for this Python,
+    from the source beside it (``SENSORWAX_NATIVE`` aside)."""
     try:
         manifest = json.loads(MANIFEST.read_text())
     except FileNotFoundError:
         return Native(False, "not built: make builds it where a C compiler is found")
     except (OSError, ValueError) as exc:
         return Native(False, f"{MANIFEST} unreadable: {exc}")
-    suffix = sysconfig.get_config_var("EXT_SUFFIX")
-    if manifest.get("ext_suffix") != suffix:
-        return Native(False, f"built for {manifest.get('ext_suffix')}, this Python is {suffix}")
-    if manifest.get("sources") != source_digests():
+    expected = manifest_for(source_digests())
+    if manifest.get("ext_suffix") != expected["ext_suffix"]:
+        return Native(
+            False,
+            f"built for {manifest.get('ext_suffix')}, this Python is {expected['ext_suffix']}",
+        )
+    if manifest.get("sources") != expected["sources"]:
         return Native(False, "the source changed since it was built: make rebuilds it")
     return Native(True, "")
+
+
+def _judge() -> Native:
+    if os.environ.get(OFF, "1") == "0":
+        return Native(False, f"{OFF}=0")
+    return built()
 
 
 _chosen: Native | None = None

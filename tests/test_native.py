@@ -77,7 +77,7 @@ def test_a_compiled_set_older_than_its_source_is_not_used(tmp_path: Path) -> Non
     shutil.copytree(ROOT / "connectors", tmp_path / "connectors")
     manifest = tmp_path / "build" / "native" / "manifest.json"
     manifest.parent.mkdir(parents=True)
-    manifest.write_text(json.dumps({"ext_suffix": SUFFIX, "sources": native.source_digests()}))
+    manifest.write_text(json.dumps(native.manifest_for(native.source_digests())))
     if native.NATIVE_DIR.exists():
         shutil.copytree(native.NATIVE_DIR / "dataflows", manifest.parent / "dataflows")
         for runtime in native.NATIVE_DIR.glob("*__mypyc*"):

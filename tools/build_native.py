@@ -19,7 +19,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dataflows.native import MANIFEST, NATIVE_DIR, NATIVE_MODULES, source_digests  # noqa: E402
+from dataflows.native import (  # noqa: E402
+    MANIFEST,
+    NATIVE_DIR,
+    NATIVE_MODULES,
+    built,
+    manifest_for,
+    source_digests,
+    source_path,
+)
 
 TEMP = ROOT / "build" / "native-temp"
 
@@ -43,7 +51,7 @@ def build() -> str | None:
     if reason is not None:
         return reason
     digests = source_digests()
-    paths = [str(Path(*m.split(".")).with_suffix(".py")) for m in NATIVE_MODULES]
+    paths = [str(source_path(m).relative_to(ROOT)) for m in NATIVE_MODULES]
     shutil.rmtree(NATIVE_DIR, ignore_errors=True)
     # A child process: mypyc's setup() reads its own argv and may exit on an error.
     script = (
@@ -59,23 +67,13 @@ def build() -> str | None:
         return f"mypyc failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
     if source_digests() != digests:
         return "the source changed while it was built: run make again"
-    suffix = sysconfig.get_config_var("EXT_SUFFIX")
-    MANIFEST.write_text(json.dumps({"ext_suffix": suffix, "sources": digests}, indent=2) + "\n")
+    MANIFEST.write_text(json.dumps(manifest_for(digests), indent=2) + "\n")
     return None
-
-
-def up_to_date() -> bool:
-    try:
-        manifest = json.loads(MANIFEST.read_text())
-    except (OSError, ValueError):
-        return False
-    suffix = sysconfig.get_config_var("EXT_SUFFIX")
-    return manifest == {"ext_suffix": suffix, "sources": source_digests()}
 
 
 def main() -> int:
     modules = ", ".join(NATIVE_MODULES)
-    if up_to_date():
+    if built().compiled:
         print(f"native: {modules} compiled, up to date")
         return 0
     reason = build()
