@@ -7,16 +7,19 @@ reading per window spent most of its time there. So, as Flink does with key grou
 ``GroupWindows`` per group keeps the windows of all of its keys. The runtime sees a few
 dozen keys whatever the fleet size.
 
-The rules are those of one key at a time (``windows.py``): a key's watermark is the
-larger of its newest reading less ``lateness`` and its stream's event time less
-``lateness`` and ``idle_close``; a reading older than the watermark is late; a window
-closes once the watermark reaches its end, or at the end of the input. Which group a key
-is in never changes what is written, only where it is computed.
+The rules are those of one key at a time (``windows.py``): a key's watermark only moves
+on, reading by reading, to the larger of the reading's time less ``lateness`` and the
+event time of the stream it came by less ``lateness`` and ``idle_close``; a reading older
+than the watermark is late (and moves it all the same); a window closes once the
+watermark reaches its end, or at the end of the input. Which group a key is in never
+changes what is written, only where it is computed.
 
 The stream's event time a reading is judged by is the one it came with (each row
-carries it), so lateness never depends on how the stream was cut into batches. The idle
-rule closes a quiet key's windows on the stream's event time as far as this step has
-read it (``times``, moved on by every group's rows), never on batches still on their way.
+carries it), so lateness never depends on how the stream was cut into batches, and a
+sensor heard by two gateways, one behind the other, never has a closed window opened
+again by the slower one. The idle rule closes a quiet key's windows on its stream's
+event time as far as this step has read it (``times``, moved on by every group's rows),
+never on batches still on their way, and moves the key's watermark to that floor.
 """
 
 from __future__ import annotations
@@ -54,7 +57,10 @@ LateKeyRow = tuple[str, LateRow]
 # A window: (window id, count, minimum, maximum, exact parts of the sum). Tuples, so that
 # a snapshot is a shallow copy of the group's dict.
 Window = tuple[int, int, float, float, tuple[float, ...]]
-# A key's state: (newest reading time, stream, open windows by window id).
+# A key's state: (its watermark plus the lateness, which is its newest reading's time
+# unless a stream's time moved it further; the stream of its newest on-time reading; its
+# open windows by window id). Plus the lateness, so that a snapshot from before the
+# watermark was kept, which held the newest reading's time there, resumes as it was.
 _KeyState = tuple[int, str, tuple[Window, ...]]
 
 # A quiet group is woken at most this often while a window of it waits for its stream.
@@ -134,17 +140,16 @@ def _merged(window: Window, values: list[float]) -> Window:
 def _by_window(
     rows: list[ReadingRow],
     key: str,
-    newest: int | None,
     cutoff: int | None,
     back: int | None,
     lateness: int,
     length: int,
     late: list[LateKeyRow],
-) -> tuple[int, int, dict[int, list[float]]] | None:
+) -> tuple[int, dict[int, list[float]]]:
     """A key's rows, reading by reading in arrival order: the late ones go to ``late``;
-    returns the key's newest time and cutoff after them and the others' values by window
-    id, or None when every one was late. ``back`` is the idle rule's distance behind
-    each row's stream time (None: off)."""
+    returns the key's watermark after them and the others' values by window id (empty
+    when every one was late). ``back`` is the idle rule's distance behind each row's
+    stream time (None: off)."""
     touched: dict[int, list[float]] = {}
     start = end = 0
     values_in: list[float] = []
@@ -155,10 +160,8 @@ def _by_window(
         if cutoff is not None and ts < cutoff:
             late.append((key, (ts // length, row)))
             continue
-        if newest is None or ts > newest:
-            newest = ts
-            if cutoff is None or ts - lateness > cutoff:
-                cutoff = ts - lateness
+        if cutoff is None or ts - lateness > cutoff:
+            cutoff = ts - lateness
         if not start <= ts < end:
             window_id = ts // length
             start = window_id * length
@@ -166,9 +169,8 @@ def _by_window(
             found = touched.get(window_id)
             values_in = touched[window_id] = [] if found is None else found
         values_in.append(row[1])
-    if newest is None or cutoff is None or not touched:
-        return None
-    return newest, cutoff, touched
+    assert cutoff is not None  # set by the first row, late or not
+    return cutoff, touched
 
 
 class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeyState]]):
@@ -177,9 +179,8 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
     Items in are a source batch's ``KeyRows`` of the group; out comes at most one
     ``Emitted`` a call: the windows that closed and the late readings. Times are whole
     microseconds since the epoch, so the window of a reading is one integer division.
-    The state of a window is freed when it closes; what stays per key is its newest
-    reading time (or, once the idle rule closed its windows, that rule's floor plus the
-    lateness, if later) and stream, which the lateness rule needs.
+    The state of a window is freed when it closes; what stays per key is its watermark
+    and stream, which the lateness rule needs.
 
     ``times`` is each stream's event time as far as this step has read it: every group
     of the run shares it and moves it on with its rows, and the idle rule reads it.
@@ -234,9 +235,6 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
         # rows of this call.
         dues: dict[str, dict[int, set[str]]] = {}
         read_to: dict[str, int] = {}
-        # Keys whose windows closed here, by the end of the first one closed (the idle
-        # rule may have closed it: see _hold).
-        held: dict[str, int] = {}
         opened = 0
         for key, rows in chain.from_iterable(values):
             last = rows[-1]
@@ -249,11 +247,10 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                 read_to[stream] = last[4]
             state = keys.get(key)
             windows: tuple[Window, ...] = ()
-            newest: int | None = None
             cutoff: int | None = None
             if state is not None:
-                newest, _, windows = state
-                cutoff = newest - lateness
+                cutoff = state[0] - lateness
+                windows = state[2]
             if len(rows) == 1:
                 # A fleet's usual case, on a path of its own: one reading of a key. The
                 # lateness step is _by_window's, inlined: a call and a dict per reading
@@ -263,16 +260,12 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                     cutoff = last[4] - back
                 if cutoff is not None and ts < cutoff:
                     late.append((key, (ts // length, last)))
+                    self._moved_by_late(key, state, stream, cutoff, out)
                     continue
-                if newest is None or ts > newest:
-                    newest = ts
-                    if cutoff is None or ts - lateness > cutoff:
-                        cutoff = ts - lateness
-                assert cutoff is not None  # set from the reading at the latest
+                if cutoff is None or ts - lateness > cutoff:
+                    cutoff = ts - lateness
                 # Close first: the reading's own window ends after it, so it stays open.
                 if windows and (windows[0][0] + 1) * length <= cutoff:
-                    if back is not None:
-                        held[key] = max(held.get(key, 0), (windows[0][0] + 1) * length)
                     if len(windows) == 1:
                         out.append((key, windows[0]))
                         if back is not None and (ids := due.get(windows[0][0])) is not None:
@@ -298,44 +291,47 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                     windows = self._add(key, stream, windows, {window_id: [last[1]]})
                 if state is not None and state[1] != stream:
                     self._restream(key, state[1], stream, windows)
-                keys[key] = (newest, stream, windows)
+                keys[key] = (cutoff + lateness, stream, windows)
                 continue
-            found = _by_window(rows, key, newest, cutoff, back, lateness, length, late)
-            if found is None:
-                continue  # every reading was late: nothing changed
-            newest, cutoff, touched = found
+            cutoff, touched = _by_window(rows, key, cutoff, back, lateness, length, late)
+            if not touched:
+                self._moved_by_late(key, state, stream, cutoff, out)
+                continue
             windows = self._add(key, stream, windows, touched)
             if (windows[0][0] + 1) * length <= cutoff:
-                if back is not None:
-                    held[key] = max(held.get(key, 0), (windows[0][0] + 1) * length)
                 windows = self._close(key, stream, windows, cutoff, out)
             if state is not None and state[1] != stream:
                 self._restream(key, state[1], stream, windows)
-            keys[key] = (newest, stream, windows)
+            keys[key] = (cutoff + lateness, stream, windows)
         opened += self._opened_by_add
         self._opened_by_add = 0
         if opened:
             self._opened(opened)
         for stream, stamp in read_to.items():
             self._times.advance(stream, stamp)
-        if held:
-            self._hold(held)
         self._close_idle(out)
         return _emitted(out, late), self.RETAIN
 
-    def _hold(self, held: dict[str, int]) -> None:
-        """A key whose window closed on its stream's time (the idle rule), not its own
-        readings, is held to that stream's floor from now on, as ``_close_idle`` holds
-        the keys it closes: a reading of it by another stream whose time is behind must
-        be late, never open that window again. ``held`` is each key's first window end
-        closed in this call; past its newest reading less the lateness, only the idle
-        rule could have closed it."""
-        keys, lateness = self._keys, self._lateness
-        for key, end in held.items():
-            newest, stream, windows = keys[key]
-            floor = self._floor(stream)
-            if floor is not None and newest - lateness < end:
-                keys[key] = (max(newest, floor + lateness), stream, windows)
+    def _moved_by_late(
+        self,
+        key: str,
+        state: _KeyState | None,
+        stream: str,
+        cutoff: int,
+        out: list[ClosedWindow],
+    ) -> None:
+        """Every reading of ``key`` here was late; its watermark moves to ``cutoff`` all
+        the same (their stream's time says how far it has gone), which may close its
+        windows. The key stays with its stream: only an on-time reading moves it."""
+        reach = cutoff + self._lateness
+        if state is None:
+            self._keys[key] = (reach, stream, ())
+            return
+        old_reach, own, windows = state
+        if reach > old_reach:
+            if windows and (windows[0][0] + 1) * self._length <= cutoff:
+                windows = self._close(key, own, windows, cutoff, out)
+            self._keys[key] = (reach, own, windows)
 
     def _restream(self, key: str, old: str, new: str, windows: tuple[Window, ...]) -> None:
         """A key whose on-time reading came by another stream than its last (a sensor
@@ -403,10 +399,10 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
             held = floor + self._lateness
             for window_id in [w for w in due if (w + 1) * length <= floor]:
                 for key in due.pop(window_id):
-                    newest, own_stream, windows = keys[key]
+                    reach, own_stream, windows = keys[key]
                     if own_stream == stream and windows and (windows[0][0] + 1) * length <= floor:
                         closed = self._close(key, stream, windows, floor, out)
-                        keys[key] = (max(newest, held), own_stream, closed)
+                        keys[key] = (max(reach, held), own_stream, closed)
 
     def on_notify(self) -> tuple[list[Emitted], bool]:
         out: list[ClosedWindow] = []
@@ -416,10 +412,10 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
     def on_eof(self) -> tuple[list[Emitted], bool]:
         out: list[ClosedWindow] = []
         keys = self._keys
-        for key, (newest, stream, windows) in keys.items():
+        for key, (reach, stream, windows) in keys.items():
             if windows:
                 out.extend((key, window) for window in windows)
-                keys[key] = (newest, stream, ())
+                keys[key] = (reach, stream, ())
         self._due.clear()
         return _emitted(out, []), self.RETAIN
 

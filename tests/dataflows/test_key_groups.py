@@ -75,13 +75,16 @@ def _stream_of(sensor: int) -> str:
 
 
 class Reference:
-    """Windowing key by key and reading by reading, as the rules say. A key is judged by
-    the stream its newest on-time reading came by; once the idle rule closed a key's
-    windows, it is held to that floor, so a window it closed is never opened again."""
+    """Windowing key by key and reading by reading, as the rules say. A key's watermark
+    only moves on: each reading, late or not, moves it to the larger of the reading's time
+    less the lateness and its stream's time less the lateness and the idle close, and the
+    windows it reaches close then. At the end of a batch, the idle rule closes the windows
+    its stream's floor reaches of a key, judged by the stream of its newest on-time
+    reading, and moves the key's watermark to that floor."""
 
     def __init__(self, idle: int | None) -> None:
         self.idle = idle
-        self.newest: dict[str, int] = {}
+        self.mark: dict[str, int] = {}
         self.open: dict[str, dict[int, list[float]]] = defaultdict(dict)
         self.key_stream: dict[str, str] = {}
 
@@ -90,37 +93,35 @@ class Reference:
     ) -> tuple[list[Closed], list[tuple[str, int, str]]]:
         """``rows`` judged each by the stream time it carries; then the windows that the
         streams' times after the batch (``floors``) close."""
-        late = []
+        closed, late = [], []
         for key, (ts, value, event_id, stream, stream_time) in rows:
-            floor = None if self.idle is None else stream_time - LATENESS - self.idle
-            bounds = [b for b in (floor, _minus(self.newest.get(key))) if b is not None]
-            if bounds and ts < max(bounds):
+            by_stream = None if self.idle is None else stream_time - LATENESS - self.idle
+            bounds = [b for b in (self.mark.get(key), by_stream) if b is not None]
+            mark = max(bounds) if bounds else ts - LATENESS
+            if ts < mark:
                 late.append((key, ts // LENGTH, event_id))
-                continue
-            self.key_stream[key] = stream
-            self.newest[key] = max(ts, self.newest.get(key, ts))
-            self.open[key].setdefault(ts // LENGTH, []).append(value)
-        return self.close(floors), late
+            else:
+                mark = max(mark, ts - LATENESS)
+                self.key_stream[key] = stream
+                self.open[key].setdefault(ts // LENGTH, []).append(value)
+            self.mark[key] = mark
+            closed += self.close(key, mark)
+        for key in list(self.open):
+            floor = floors[self.key_stream[key]]
+            if floor is not None and (found := self.close(key, floor)):
+                closed += found
+                self.mark[key] = max(self.mark[key], floor)
+        return sorted(closed), late
 
-    def close(self, floors: dict[str, int | None]) -> list[Closed]:
-        closed = []
-        for key, windows in self.open.items():
-            floor, own = floors[self.key_stream[key]], _minus(self.newest[key])
-            bounds = [b for b in (floor, own) if b is not None]
-            for window_id in [w for w in windows if bounds and (w + 1) * LENGTH <= max(bounds)]:
-                closed.append(_closed(key, window_id, windows.pop(window_id)))
-                if floor is not None and (own is None or own < (window_id + 1) * LENGTH):
-                    self.newest[key] = max(self.newest[key], floor + LATENESS)
-        return sorted(closed)
+    def close(self, key: str, mark: int) -> list[Closed]:
+        windows = self.open.get(key, {})
+        ended = [w for w in windows if (w + 1) * LENGTH <= mark]
+        return [_closed(key, w, windows.pop(w)) for w in ended]
 
     def end(self) -> list[Closed]:
         closed = [_closed(k, w, vs) for k, ws in self.open.items() for w, vs in ws.items()]
         self.open.clear()
         return sorted(closed)
-
-
-def _minus(newest: int | None) -> int | None:
-    return None if newest is None else newest - LATENESS
 
 
 def _closed(key: str, window_id: int, values: list[float]) -> Closed:
@@ -220,6 +221,7 @@ def check_against_reference(
         stream_times[stream] = max(ts, stream_times.get(stream, ts))
         rows.append((key_of(f"s{sensor}", "t"), (ts, value, str(n), stream, stream_times[stream])))
     at = 0
+    written: list[tuple[str, int]] = []
     for k, size in enumerate([*cuts, len(rows)]):
         # As the job's source batches come: each is one stream's (one partition's), so a
         # batch here is its streams' rows one stream after the other, each in order.
@@ -242,7 +244,11 @@ def check_against_reference(
         # Each window closes in the very batch the rules close it in, with exact figures.
         assert got_closed == expected_closed
         assert sorted(got_late) == sorted(expected_late)
-    assert groups.end() == reference.end()
+        written += [(key, window_id) for key, window_id, *_ in got_closed]
+    ended = groups.end()
+    assert ended == reference.end()
+    written += [(key, window_id) for key, window_id, *_ in ended]
+    assert len(written) == len(set(written))  # no window is ever written twice
 
 
 def test_a_reading_older_than_its_stream_by_lateness_and_idle_close_is_late() -> None:
@@ -261,13 +267,30 @@ def test_a_reading_older_than_its_stream_by_lateness_and_idle_close_is_late() ->
     (emitted,), _ = logic.on_batch([[("k", rows)]])
     assert emitted.late == [("k", (6, rows[1]))]
     assert emitted.windows == []
-    assert logic.snapshot()["k"] == (69 * SECOND, "s", ((6, 1, 1.0, 1.0, (1.0,)),))
+    # The key's watermark is its stream's 68 s, kept plus the lateness.
+    assert logic.snapshot()["k"] == (70 * SECOND, "s", ((6, 1, 1.0, 1.0, (1.0,)),))
     # Without idle close, only the key's own readings count.
     own = GroupWindows(
         timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, times, None
     )
     out, _ = own.on_batch([[("k", rows)]])
     assert out == [] and own.snapshot()["k"][2][0][1] == 2
+
+
+def test_a_sensor_heard_by_a_gateway_behind_never_opens_a_closed_window_again() -> None:
+    length, lateness, idle = timedelta(seconds=5), timedelta(seconds=2), timedelta(seconds=3)
+    logic = GroupWindows(length, lateness, idle, lambda _: None, StreamTimes(), None)
+    logic.on_batch([[("k", [(0, 1.0, "1", "a", 0)])]])
+    # Gateway b is at 10 s: by its time, 10 - 2 - 3 = 5 s, the window [0, 5) closes. Then
+    # gateway a, at 5 s, brings a reading at 4 s: within the key's own lateness (6 - 2),
+    # but the window it belongs to is written: late.
+    fast = ("k", [(6 * SECOND, 2.0, "2", "b", 10 * SECOND)])
+    slow = ("k", [(4 * SECOND, 3.0, "3", "a", 5 * SECOND)])
+    (emitted,), _ = logic.on_batch([[fast], [slow]])
+    assert [(key, window[:2]) for key, window in emitted.windows] == [("k", (0, 1))]
+    assert emitted.late == [("k", (0, slow[1][0]))]
+    (ended,), _ = logic.on_eof()
+    assert [(key, window[:2]) for key, window in ended.windows] == [("k", (1, 1))]
 
 
 def test_whether_a_reading_is_late_by_the_idle_rule_depends_on_the_rows_before_it_only() -> None:
