@@ -200,7 +200,10 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
         self._version = state["version"]
         self._compacts = compacts
         self._hourly = hourly
-        self._lock = threading.Lock()
+        # Re-entrant: the exit hook runs in the thread a stop signal interrupted, which
+        # may hold the lock still (a signal can land as a with block exits, before its
+        # release), and must not wait for itself forever.
+        self._lock = threading.RLock()
         self._lines: dict[str, list[str]] = {}
         self._buffered = 0
         # Staged as of the last snapshot (committed at the next), and since.
@@ -244,18 +247,23 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
         """Every buffered line into a Parquet file per date, not yet in the table."""
         schema = self._sink._schema
         options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
-        for date, texts in self._lines.items():
+        # A date's lines leave the buffer before their file is named in _staged, and a
+        # name is taken before its file is written: a stop signal between any two steps
+        # can lose the lines in flight (a stop without recovery does), never stage them
+        # twice or write two files under one name.
+        lines = self._lines
+        self._lines, self._buffered = {}, 0
+        for date, texts in lines.items():
             data = ("\n".join(texts) + "\n").encode()
             table = pa_json.read_json(io.BytesIO(data), parse_options=options).select(schema.names)
             name = f"{self._prefix}-{self._next:06d}.parquet"
+            self._next += 1
             folder = self._uri / f"{DATE}={date}"
             folder.mkdir(parents=True, exist_ok=True)
             pq.write_table(table, folder / name, compression="zstd")
             size = (folder / name).stat().st_size
-            self._staged.append((date, name, size, table.num_rows))
             self._dates.add(date)
-            self._next += 1
-        self._lines, self._buffered = {}, 0
+            self._staged.append((date, name, size, table.num_rows))
 
     def _commit_listed(self) -> None:
         """One transaction adding the files of the last snapshot, unless the table has

@@ -170,7 +170,10 @@ class _HourlyPartition(StatefulSinkPartition[Chunk, PartState]):
         self._settle = settle
         self._roll_size = roll_size
         self._finish_on_exit = finish_on_exit
-        self._lock = threading.Lock()
+        # Re-entrant: the exit hook runs in the thread a stop signal interrupted, which
+        # may hold the lock still (a signal can land as a with block exits, before its
+        # release), and must not wait for itself forever.
+        self._lock = threading.RLock()
         self._handles: dict[int, BinaryIO] = {}
         # hour -> [seq, bytes written]
         self._open: dict[int, list[int]] = {}
@@ -214,18 +217,24 @@ class _HourlyPartition(StatefulSinkPartition[Chunk, PartState]):
                     self._close(hour)
             self._close_settled()
 
+    # _start and _close keep every file they made findable in _open or _closed at each
+    # step: a stop signal raises between any two steps, and the exit hook finishes what
+    # those name. A file named in both is finished once all the same.
     def _start(self, hour: int) -> BinaryIO:
         part = self._file(hour, self._next)
-        part.hidden.parent.mkdir(parents=True, exist_ok=True)
-        handle = self._handles[hour] = part.hidden.open("wb", buffering=0)
         self._open[hour] = [self._next, 0]
         self._next += 1
+        part.hidden.parent.mkdir(parents=True, exist_ok=True)
+        handle = self._handles[hour] = part.hidden.open("wb", buffering=0)
         return handle
 
     def _close(self, hour: int) -> None:
-        self._handles.pop(hour).close()
-        seq, size = self._open.pop(hour)
+        seq, size = self._open[hour]
         self._closed.append((hour, seq, size))
+        del self._open[hour]
+        handle = self._handles.pop(hour, None)
+        if handle is not None:
+            handle.close()
 
     def _close_settled(self) -> None:
         now = self._clock()
@@ -294,6 +303,11 @@ def _finish(part: PartFile) -> None:
     """Make a closed file visible, durable first, by an atomic rename."""
     if not part.hidden.exists():
         return  # finished already (an exit hook, or the snapshot before a crash)
+    if part.hidden.stat().st_size == 0:
+        # Only a stop between creating a file and its first line leaves one empty; an
+        # empty part would be an error to some readers and is worth nothing to any.
+        part.hidden.unlink()
+        return
     descriptor = os.open(part.hidden, os.O_RDONLY)
     try:
         os.fsync(descriptor)

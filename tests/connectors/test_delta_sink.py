@@ -9,9 +9,11 @@ yet committed), and what came after that snapshot is written again.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,9 +21,10 @@ from deltalake import DeltaTable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.sinks import Cluster
+from connectors.sinks import Cluster, delta
 from connectors.sinks.delta import DeltaSink, DeltaState
 from connectors.sinks.layout import HOUR_MICROS
+from tests.helpers.stops import stopped
 
 SCHEMA = pa.schema(
     [
@@ -217,3 +220,33 @@ def test_retention_deletes_the_dates_that_ended_longer_ago_and_says_so(tmp_path:
     assert [partition for partition, _ in removed] == ["date=2026-01-01"]
     assert removed[0][1] >= 1
     part.close()
+
+
+def test_a_stop_at_any_line_of_a_write_leaves_a_table_with_no_row_twice(tmp_path: Path) -> None:
+    hour = FIRST_HOUR + 1  # 23:00, so the batch spans two dates
+    for count in itertools.count(1):
+        uri = tmp_path / str(count) / "table"
+        sink = DeltaSink(
+            uri,
+            "job",
+            Cluster(),
+            SCHEMA,
+            clock=Clock(),
+            settle=timedelta(minutes=1),
+            finish_on_exit=True,
+            stage_rows=3,
+        )
+        part = sink.build_part("out", sink.list_parts()[0], None)
+        first = [(hour, line(hour, n)) for n in range(3)]
+        part.write_batch(first)  # staged: in the table once the exit hook commits it
+        later = [(h, n) for n in range(3, 6) for h in (hour, hour + 1)]
+        batch = [(h, line(h, n)) for h, n in later]
+        if not stopped(delta.__file__, count, partial(part.write_batch, batch)):
+            break  # the write ran to its end before the count: every line was tried
+        part.exit()  # what the exit hook does
+        names = [name for name, *_ in table_rows(uri)]
+        assert len(names) == len(set(names)), f"stopped at line {count}"
+        # The first batch whole; of the stopped one, what it staged before the stop.
+        assert {f"{hour}:{n}" for n in range(3)} <= set(names)
+        assert set(names) <= {f"{hour}:{n}" for n in range(3)} | {f"{h}:{n}" for h, n in later}
+    assert count > 20  # the write's lines were all tried, not a handful

@@ -10,16 +10,19 @@ committed snapshot, and every chunk written after that snapshot is written again
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import tempfile
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.sinks import Cluster, HourlyPartSink, PartState
+from connectors.sinks import Cluster, HourlyPartSink, PartState, rolling
 from connectors.sinks.layout import HOUR_MICROS, hour_folder, hour_of_folder
+from tests.helpers.stops import stopped
 
 # (hour, lines) chunks; each line names itself, so duplicates and losses show.
 hours = st.integers(min_value=490_000, max_value=490_003)
@@ -180,3 +183,34 @@ def test_parts_are_this_processes_workers_and_routes_lead_to_them(tmp_path: Path
     # Bytewax picks a partition by indexing the sorted parts of every process (0's first).
     everyone = sorted(["000-000", "000-001", "000-002", *sink.list_parts()])
     assert [everyone[sink.part_fn(key)] for key in sink.route_keys()] == sink.list_parts()
+
+
+def test_a_stop_at_any_line_of_a_write_leaves_every_file_it_made_finished_on_exit(
+    tmp_path: Path,
+) -> None:
+    for count in itertools.count(1):
+        out = tmp_path / str(count)
+        clock = Clock()
+        sink = HourlyPartSink(
+            out,
+            "job",
+            Cluster(),
+            clock=clock,
+            settle=timedelta(0),
+            roll_size=30,
+            finish_on_exit=True,
+        )
+        part = sink.build_part("out", sink.list_parts()[0], None)
+        hour = 490_000
+        part.write_batch([(hour, f"{hour}:first")])
+        clock.now = (hour + 1) * HOUR_MICROS  # the next batch closes the first hour
+        # Two hours, a roll past 30 bytes, and the settled hour closed.
+        batch = [(hour + 1, f"{hour + 1}:{n:020}") for n in range(3)]
+        batch.append((hour + 2, f"{hour + 2}:last"))
+        if not stopped(rolling.__file__, count, partial(part.write_batch, batch)):
+            break  # the write ran to its end before the count: every line was tried
+        part.exit()  # what the exit hook does
+        assert not [p for p in out.rglob(".*") if p.is_file()], f"stopped at line {count}"
+        lines = visible_lines(out)
+        assert lines[0] == f"{hour}:first" and len(lines) == len(set(lines))
+    assert count > 20  # the write's lines were all tried, not a handful
