@@ -42,7 +42,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Transaction
 
-from connectors.sinks.exits import forget, remember
+from connectors.sinks.exits import exit_lock, forget, remember
 from connectors.sinks.layout import HOUR_MICROS, seq_of
 from connectors.sinks.retention import Removed
 from connectors.sinks.rolling import Chunk, Cluster, new_run
@@ -200,10 +200,7 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
         self._version = state["version"]
         self._compacts = compacts
         self._hourly = hourly
-        # Re-entrant: the exit hook runs in the thread a stop signal interrupted, which
-        # may hold the lock still (a signal can land as a with block exits, before its
-        # release), and must not wait for itself forever.
-        self._lock = threading.RLock()
+        self._lock = exit_lock()
         self._lines: dict[str, list[str]] = {}
         self._buffered = 0
         # Staged as of the last snapshot (committed at the next), and since.

@@ -4,10 +4,11 @@ stop by a signal, a fatal error): without recovery nothing would finish what the
 from __future__ import annotations
 
 import atexit
+import threading
 import weakref
 from typing import Protocol
 
-__all__ = ["Exiting", "forget", "remember"]
+__all__ = ["Exiting", "exit_lock", "forget", "remember"]
 
 
 class Exiting(Protocol):
@@ -16,6 +17,13 @@ class Exiting(Protocol):
 
 
 _LIVE: weakref.WeakSet[Exiting] = weakref.WeakSet()
+
+
+def exit_lock() -> threading.RLock:
+    """The lock a partition's writes and its ``exit`` share. Re-entrant: the exit hook
+    runs in the thread a stop signal interrupted, which may hold the lock still (a signal
+    can land as a with block exits, before its release), and must not wait for itself."""
+    return threading.RLock()
 
 
 def remember(partition: Exiting) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +33,7 @@ from typing import BinaryIO, TypedDict
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from connectors.sinks.exits import forget, remember
+from connectors.sinks.exits import exit_lock, forget, remember
 from connectors.sinks.layout import HOUR_MICROS, PartFile, part_files, seq_of
 from connectors.sinks.retention import HourExpiry, Removed
 
@@ -170,10 +169,7 @@ class _HourlyPartition(StatefulSinkPartition[Chunk, PartState]):
         self._settle = settle
         self._roll_size = roll_size
         self._finish_on_exit = finish_on_exit
-        # Re-entrant: the exit hook runs in the thread a stop signal interrupted, which
-        # may hold the lock still (a signal can land as a with block exits, before its
-        # release), and must not wait for itself forever.
-        self._lock = threading.RLock()
+        self._lock = exit_lock()
         self._handles: dict[int, BinaryIO] = {}
         # hour -> [seq, bytes written]
         self._open: dict[int, list[int]] = {}
