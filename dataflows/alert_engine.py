@@ -16,6 +16,15 @@ repeated while a condition holds.
   no reading at all has arrived for that long; cleared by the sensor's next reading. A
   sensor whose own next reading comes after a gap longer than ``silence`` raises and
   clears at once, so the gap is on record.
+
+Every alert also says the episode as the readings show it: ``onset``, the first reading
+of the condition (the first beyond the threshold of the streak that raised it, the first
+of the repeated value, the last reading before the silence); ``peak``, the extreme
+reading so far (the highest for ``high``, the lowest for ``low``, the fastest rate, the
+stuck value); and, once cleared, ``ended``, the first reading past the condition (the
+first back inside of the streak that cleared it, the first different value, the reading
+that broke the silence). So an episode's duration is ``ended - onset``, not how long the
+alert was raised, and its peak is a reading's.
 """
 
 from __future__ import annotations
@@ -45,6 +54,9 @@ class Alert:
     limit: float | None = None  # the threshold or rate limit it crossed
     rate: float | None = None  # units per second (rate)
     gap_seconds: float | None = None  # how long the sensor was silent, or stuck
+    onset: datetime | None = None  # the condition's first reading
+    peak: float | None = None  # its extreme reading (rate: its fastest rate) so far
+    ended: datetime | None = None  # the first reading past it (cleared alerts)
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -57,7 +69,20 @@ class Alert:
             "limit": self.limit,
             "rate": self.rate,
             "gap_seconds": self.gap_seconds,
+            "onset": None if self.onset is None else iso(self.onset),
+            "peak": self.peak,
+            "ended": None if self.ended is None else iso(self.ended),
         }
+
+
+@dataclass
+class _Episode:
+    """A threshold or rate condition from its first reading: while its streak builds,
+    then while it is raised."""
+
+    onset: datetime
+    peak: float
+    ended: datetime | None = None  # the first reading of a streak back inside
 
 
 @dataclass
@@ -70,6 +95,9 @@ class _KeyState:
     # The reading the next rate is measured from, and since when the value is unchanged.
     rate_from: tuple[datetime, float] | None = None
     same_since: datetime | None = None
+    # Per rule, the episode under way. A class-level None, not a factory: a snapshot made
+    # before episodes were kept unpickles without it and reads this.
+    episodes: dict[str, _Episode] | None = None
 
 
 @dataclass
@@ -80,6 +108,11 @@ class EngineState:
     stream_time: datetime | None = None
     # (deadline, key, last_ts) of each key's silence rule; stale entries are skipped.
     deadlines: list[tuple[datetime, Key, datetime]] = field(default_factory=list)
+
+
+def _extreme(rule: str, peak: float, measure: float) -> float:
+    """The episode's peak with one more reading: the lowest for ``low``, else the highest."""
+    return min(peak, measure) if rule == "low" else max(peak, measure)
 
 
 def _decimals(*values: float) -> int:
@@ -151,6 +184,7 @@ class AlertEngine:
                         "raised",
                         known.last_ts + rules.silence,
                         gap_seconds=quiet_for.total_seconds(),
+                        onset=known.last_ts,
                     )
                 )
         return out
@@ -179,21 +213,46 @@ class AlertEngine:
         rate: float | None,
     ) -> list[Alert]:
         raised = rule in known.raised
+        measure = reading.value if rate is None else rate
+        episodes = known.episodes
+        if episodes is None:
+            episodes = known.episodes = {}
+        episode = episodes.get(rule)
         # A streak counts readings that point towards changing the state.
         if beyond != raised:
             known.streak[rule] = known.streak.get(rule, 0) + 1
+            if not raised:
+                if episode is None:
+                    episode = episodes[rule] = _Episode(reading.ts, measure)
+                else:
+                    episode.peak = _extreme(rule, episode.peak, measure)
+            elif episode is not None and episode.ended is None:
+                episode.ended = reading.ts
         else:
             known.streak[rule] = 0
+            if raised and episode is not None:
+                episode.peak = _extreme(rule, episode.peak, measure)
+                episode.ended = None
+            elif not raised:
+                episodes.pop(rule, None)
             return []
         if known.streak[rule] < (rules.clear_after if raised else rules.raise_after):
             return []
         known.streak[rule] = 0
         if raised:
             known.raised.discard(rule)
+            episodes.pop(rule, None)
         else:
             known.raised.add(rule)
         state = "cleared" if raised else "raised"
-        return [Alert(*key, rule, state, reading.ts, reading.value, limit, rate)]
+        onset, peak, ended = (
+            (None, None, None) if episode is None else (episode.onset, episode.peak, episode.ended)
+        )
+        return [
+            Alert(
+                *key, rule, state, reading.ts, reading.value, limit, rate, None, onset, peak, ended
+            )
+        ]
 
     def _rate(
         self, key: Key, known: _KeyState, rules: MetricRules, reading: Reading, limit: float
@@ -214,13 +273,36 @@ class AlertEngine:
                 return []
             known.raised.discard("stuck")
             gap = (known.last_ts - since).total_seconds()
-            return [Alert(*key, "stuck", "cleared", reading.ts, reading.value, gap_seconds=gap)]
+            return [
+                Alert(
+                    *key,
+                    "stuck",
+                    "cleared",
+                    reading.ts,
+                    reading.value,
+                    gap_seconds=gap,
+                    onset=since,
+                    peak=known.last_value,
+                    ended=reading.ts,
+                )
+            ]
         held = reading.ts - since
         if "stuck" in known.raised or held < stuck:
             return []
         known.raised.add("stuck")
         seconds = held.total_seconds()
-        return [Alert(*key, "stuck", "raised", reading.ts, reading.value, gap_seconds=seconds)]
+        return [
+            Alert(
+                *key,
+                "stuck",
+                "raised",
+                reading.ts,
+                reading.value,
+                gap_seconds=seconds,
+                onset=since,
+                peak=reading.value,
+            )
+        ]
 
     def _on_reading_after_silence(
         self, key: Key, known: _KeyState, reading: Reading, silence: timedelta
@@ -236,6 +318,7 @@ class AlertEngine:
                     "raised",
                     known.last_ts + silence,
                     gap_seconds=gap.total_seconds(),
+                    onset=known.last_ts,
                 )
             )
         if "silence" in known.raised:
@@ -248,6 +331,8 @@ class AlertEngine:
                     reading.ts,
                     reading.value,
                     gap_seconds=max(gap.total_seconds(), 0.0),
+                    onset=known.last_ts,
+                    ended=reading.ts,
                 )
             )
         return out
@@ -266,6 +351,11 @@ class AlertEngine:
             known.raised.add("silence")
             out.append(
                 Alert(
-                    *key, "silence", "raised", deadline, gap_seconds=(ts - last_ts).total_seconds()
+                    *key,
+                    "silence",
+                    "raised",
+                    deadline,
+                    gap_seconds=(ts - last_ts).total_seconds(),
+                    onset=last_ts,
                 )
             )

@@ -14,7 +14,7 @@ import ssl
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -186,6 +186,9 @@ class DemoConfig:
     seed: int = 0
     # A spike, a stuck sensor and a sensor going quiet (runtime.start_demo_simulator).
     anomalies: bool = True
+    # The event time of its first event (UTC); None: when it starts. A fixed start gives
+    # jobs run one after the other the same event times, so their outputs line up.
+    start: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -301,6 +304,20 @@ class _Env:
             self.problems.append(f"{name} must be at least {minimum} bytes; got {raw!r}")
             return parse_size(default)
         return value
+
+    def moment(self, name: str) -> datetime | None:
+        """An ISO 8601 time, UTC unless it says otherwise; None when unset or ``now``."""
+        raw = self._raw(name, "now")
+        if raw is None or raw.lower() == "now":
+            return None
+        try:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            self.problems.append(
+                f"{name} must be an ISO 8601 time such as 2026-12-03T08:00:00Z, or now; got {raw!r}"
+            )
+            return None
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
     @property
     def environ(self) -> Mapping[str, str]:
@@ -703,6 +720,7 @@ def _demo(env: _Env) -> DemoConfig:
         malformed_every=int(env.number("SIM_MALFORMED_EVERY", 300, integer=True)),
         seed=int(env.number("SIM_SEED", 0, integer=True)),
         anomalies=env.flag("SIM_ANOMALIES", True),
+        start=env.moment("SIM_START"),
     )
 
 
@@ -936,6 +954,7 @@ MEANINGS: dict[str, str] = {
     "SIM_MALFORMED_EVERY": "simulator: every n-th event is malformed JSON (0: none)",
     "SIM_SEED": "simulator: the random seed",
     "SIM_ANOMALIES": "simulator: a spike, a stuck sensor and a sensor going quiet",
+    "SIM_START": "simulator: the event time of its first event (ISO 8601, UTC), or now",
     "LOG_LEVEL": "debug, info, warning or error",
     "SENSORWAX_TRACEBACK": "a full traceback instead of one line when a stream cannot go on",
     "STATUS_EVERY": "a status line on stderr this often; 0: none",

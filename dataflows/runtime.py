@@ -41,6 +41,7 @@ from dataflows.run_stats import RunStats, StatsNow
 
 __all__ = [
     "GC_THRESHOLD",
+    "demo_simulator_config",
     "job_flow",
     "settings",
     "setup_process",
@@ -223,14 +224,16 @@ def demo_anomalies(demo: DemoConfig) -> dict[str, Any]:
     }
 
 
-def start_demo_simulator(demo: DemoConfig) -> str:
-    """Serve the demo sensors on 127.0.0.1 until the process exits; returns the URL."""
-    config = SimulatorConfig(
+def demo_simulator_config(demo: DemoConfig) -> SimulatorConfig:
+    """What the embedded simulator serves for these settings: a test that sets
+    ``SIM_START`` knows every event the job is sent."""
+    start_ms = int(demo.start.timestamp() * 1000) if demo.start else int(time.time()) * 1000
+    return SimulatorConfig(
         sequence=SequenceSpec(
             sensors=demo.sensors,
             rate=demo.rate,
             seed=demo.seed,
-            start_ms=int(time.time()) * 1000,
+            start_ms=start_ms,
             format=demo.format,
             **(demo_anomalies(demo) if demo.anomalies else {}),
         ),
@@ -241,7 +244,11 @@ def start_demo_simulator(demo: DemoConfig) -> str:
             end_after=demo.events,
         ),
     )
-    simulator = SensorSimulator(config).start()
+
+
+def start_demo_simulator(demo: DemoConfig) -> str:
+    """Serve the demo sensors on 127.0.0.1 until the process exits; returns the URL."""
+    simulator = SensorSimulator(demo_simulator_config(demo)).start()
     atexit.register(simulator.stop)
     log.info(
         "SSE_URL is unset: serving %d simulated sensors (%d events, %s) at %s",

@@ -43,6 +43,11 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
             pa.field("state", pa.string()),
             pa.field("ts", _TIME),
             *[pa.field(name, pa.float64()) for name in ("value", "limit", "rate", "gap_seconds")],
+            # Since 0.3: the episode as its readings show it (a table made before gets
+            # them added, connectors.sinks.delta.open_table).
+            pa.field("onset", _TIME),
+            pa.field("peak", pa.float64()),
+            pa.field("ended", _TIME),
         ]
     ),
     "dead_letters": pa.schema(

@@ -107,13 +107,28 @@ def open_table(uri: Path, schema: pa.Schema, settings: TableSettings) -> None:
                     "delta.checkpointInterval": "100",
                 },
             )
-    found = DeltaTable(str(uri)).schema().to_arrow()
-    names = [field.name for field in pa.schema(found)]
-    if names != full.names:
+    table = DeltaTable(str(uri))
+    names = [field.name for field in pa.schema(table.schema().to_arrow())]
+    missing = [field for field in schema if field.name not in names]
+    if set(names) - set(full.names) or not all(field.nullable for field in missing):
         raise ValueError(
             f"the Delta table {uri} has the columns {', '.join(names)}, "
             f"not {', '.join(full.names)}: write to another OUTPUT"
         )
+    if missing:
+        # A table an older version made: the columns added since are nullable, so its
+        # rows read with them empty.
+        from deltalake.schema import Field
+
+        try:
+            table.alter.add_columns([Field.from_arrow(field) for field in missing])
+        except Exception:
+            # Another process of the cluster added them first; anything else is real.
+            table = DeltaTable(str(uri))
+            if not set(schema.names) <= set(pa.schema(table.schema().to_arrow()).names):
+                raise
+        else:
+            log.info("added the columns %s to %s", ", ".join(f.name for f in missing), uri)
 
 
 class DeltaSink(FixedPartitionedSink[Chunk, DeltaState]):

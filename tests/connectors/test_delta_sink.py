@@ -250,3 +250,43 @@ def test_a_stop_at_any_line_of_a_write_leaves_a_table_with_no_row_twice(tmp_path
         assert {f"{hour}:{n}" for n in range(3)} <= set(names)
         assert set(names) <= {f"{hour}:{n}" for n in range(3)} | {f"{h}:{n}" for h, n in later}
     assert count > 20  # the write's lines were all tried, not a handful
+
+
+def test_a_table_an_older_version_made_gets_the_nullable_columns_added_since(
+    tmp_path: Path,
+) -> None:
+    uri = tmp_path / "table"
+    old = pa.schema(list(SCHEMA)[:3])  # without "value"
+    first = DeltaSink(uri, "job", Cluster(), old, clock=Clock(), settle=timedelta(minutes=1))
+    part = first.build_part("out", first.list_parts()[0], None)
+    without_value = line(FIRST_HOUR, 1).rsplit(',"value"', 1)[0] + "}"
+    part.write_batch([(FIRST_HOUR, without_value)])
+    part.close()
+    second = DeltaSink(uri, "job", Cluster(), SCHEMA, clock=Clock(), settle=timedelta(minutes=1))
+    part = second.build_part("out", second.list_parts()[0], None)
+    part.write_batch([(FIRST_HOUR, line(FIRST_HOUR, 2))])
+    part.close()
+    rows = sorted(table_rows(uri))
+    assert [(name, count, value) for name, count, value, _ in rows] == [
+        (f"{FIRST_HOUR}:1", 1, None),  # written before the column was
+        (f"{FIRST_HOUR}:2", 2, 2 / 7),
+    ]
+
+
+def test_a_table_with_other_columns_is_refused(tmp_path: Path) -> None:
+    uri = tmp_path / "table"
+    DeltaSink(
+        uri,
+        "job",
+        Cluster(),
+        SCHEMA.append(pa.field("extra", pa.int64())),
+        clock=Clock(),
+        settle=timedelta(minutes=1),
+    )
+    try:
+        DeltaSink(uri, "job", Cluster(), SCHEMA, clock=Clock(), settle=timedelta(minutes=1))
+    except ValueError as refused:
+        assert "has the columns name, ts, count, value, extra, date" in str(refused)
+        assert "write to another OUTPUT" in str(refused)
+    else:
+        raise AssertionError("a table with a column the job does not write was taken")

@@ -8,13 +8,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
+from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
 from dataflows.alert_engine import AlertEngine
 from dataflows.alert_rules import MetricRules, RulesError, load_rules
-from dataflows.config import DEFAULT_RULES
+from dataflows.config import DEFAULT_RULES, load_config
 from dataflows.readings import Reading
+from dataflows.runtime import demo_simulator_config
+from dataflows.times import iso
 from tests.helpers.oracle import ROOT, bytewax_run_cmd, job_env, read_records, run_job
 from tests.helpers.servers import StartSim
 
@@ -96,6 +99,63 @@ def test_a_sensor_repeating_one_value_is_stuck_until_the_value_changes() -> None
     engine = AlertEngine({"t": rules})
     alerts = [a for x in readings for a in engine.observe(x)]
     assert [(a.value, a.gap_seconds) for a in alerts] == [(21.5, 5.0), (21.6, 7.0)]
+
+
+def episode(engine: AlertEngine, readings: list[Reading]) -> list[tuple[str, float, float, float]]:
+    """(state, onset seconds, peak, ended seconds or -1) of every alert."""
+    return [
+        (
+            a.state,
+            (a.onset - T0).total_seconds() if a.onset else -1,
+            a.peak if a.peak is not None else float("nan"),
+            (a.ended - T0).total_seconds() if a.ended else -1,
+        )
+        for x in readings
+        for a in engine.observe(x)
+    ]
+
+
+def test_a_threshold_episode_runs_from_its_first_reading_beyond_to_its_first_back_inside() -> None:
+    engine = AlertEngine({"t": MetricRules(high=30, raise_after=3, clear_after=2)})
+    values = [29, 31, 29, 32, 33, 31, 36, 34, 29, 35, 28, 27, 26]
+    #         0   1   2   3*  4   5   6   7   8   9   10* 11  12
+    # 31 at t=1 is a streak broken at once: not the onset. The streak that raises starts
+    # at t=3; the one reading inside at t=8 does not end it; the streak of two that
+    # clears starts at t=10. Its peak is the readings' highest, 36, wherever it falls.
+    assert episode(engine, [r(i, v) for i, v in enumerate(values)]) == [
+        ("raised", 3, 33, -1),
+        ("cleared", 3, 36, 10),
+    ]
+
+
+def test_a_low_episodes_peak_is_its_lowest_reading() -> None:
+    engine = AlertEngine({"t": MetricRules(low=10, raise_after=2, clear_after=1)})
+    values = [12, 9, 8.5, 7, 9.5, 11, 8]
+    assert episode(engine, [r(i, v) for i, v in enumerate(values)]) == [
+        ("raised", 1, 8.5, -1),
+        ("cleared", 1, 7, 5),
+    ]
+    # A second episode starts afresh: its onset and peak are its own.
+    assert episode(engine, [r(7, 9.9), r(8, 9.8), r(9, 10.5)]) == [
+        ("raised", 6, 8, -1),
+        ("cleared", 6, 8, 9),
+    ]
+
+
+def test_a_stuck_episode_is_the_repeated_value_from_its_first_reading() -> None:
+    engine = AlertEngine({"t": MetricRules(stuck=timedelta(seconds=5))})
+    readings = [r(0, 20.1), r(1, 20.3), *[r(2 + i, 22.06) for i in range(8)], r(10, 22.07)]
+    assert episode(engine, readings) == [("raised", 2, 22.06, -1), ("cleared", 2, 22.06, 10)]
+
+
+def test_a_silence_episode_runs_from_the_last_reading_to_the_next() -> None:
+    engine = AlertEngine({"t": MetricRules(silence=timedelta(seconds=5))})
+    readings = [r(0, 1), r(2, 1), r(20, 1)]
+    assert [
+        (a.state, (a.onset - T0).total_seconds() if a.onset else None, a.ended)
+        for x in readings
+        for a in engine.observe(x)
+    ] == [("raised", 2, None), ("cleared", 2, T0 + timedelta(seconds=20))]
 
 
 def test_silence_judged_on_the_stream_event_time() -> None:
@@ -286,7 +346,8 @@ def test_a_default_run_raises_exactly_the_simulators_injected_anomalies(tmp_path
     # Everything at its default: the embedded simulator (20 s of four sensors with a
     # spike, a stuck sensor and one going quiet, a drop and a malformed event) and the
     # default rules. Its noise must not raise anything.
-    result = run_job("dataflows.alerts", OUTPUT=str(tmp_path), timeout=180)
+    start = "2026-12-03T23:59:50Z"  # the episodes cross midnight
+    result = run_job("dataflows.alerts", OUTPUT=str(tmp_path), SIM_START=start, timeout=180)
     assert result.returncode == 0, result.stderr
     alerts = [json.loads(line) for line in read_records(tmp_path, "alerts")]
     assert sorted((a["sensor_id"], a["metric"], a["rule"], a["state"]) for a in alerts) == [
@@ -302,3 +363,32 @@ def test_a_default_run_raises_exactly_the_simulators_injected_anomalies(tmp_path
     assert timedelta(seconds=1) < spike < timedelta(seconds=3)
     stuck = next(a for a in alerts if a["rule"] == "stuck" and a["state"] == "cleared")
     assert 5.5 <= stuck["gap_seconds"] <= 6.0
+    # Each episode as the readings the simulator sent show it (pandas, from its events).
+    config = demo_simulator_config(load_config({"SIM_START": start}).demo)  # type: ignore[arg-type]
+    sent = SensorSimulator(config).expected_readings(range(config.faults.end_after or 0))
+    frame = pd.DataFrame(sent, columns=["sensor_id", "metric", "ts_ms", "value"])
+    frame["ts"] = pd.to_datetime(frame["ts_ms"], unit="ms", utc=True)
+    episodes = {(a["rule"], a["state"]): (a["onset"], a["peak"], a["ended"]) for a in alerts}
+    hot = frame[(frame.sensor_id == "sensor-000") & (frame.metric == "temperature")]
+    beyond = hot[hot.value > 26.0]  # the default high; the noise never reaches it
+    after = hot[hot.ts > beyond.ts.max()]
+    assert episodes["high", "cleared"] == (
+        iso_of(beyond.ts.min()),
+        beyond.value.max(),
+        iso_of(after.ts.min()),
+    )
+    stuck_sensor = frame[(frame.sensor_id == "sensor-003") & (frame.metric == "temperature")]
+    runs = (stuck_sensor.value != stuck_sensor.value.shift()).cumsum()
+    longest = stuck_sensor[runs == runs.value_counts().idxmax()]
+    ended = stuck_sensor[stuck_sensor.ts > longest.ts.max()].ts.min()
+    assert episodes["stuck", "cleared"] == (
+        iso_of(longest.ts.min()),
+        longest.value.iloc[0],
+        iso_of(ended),
+    )
+    quiet = frame[frame.sensor_id == "sensor-002"]
+    assert episodes["silence", "raised"] == (iso_of(quiet.ts.max()), None, None)
+
+
+def iso_of(moment: pd.Timestamp) -> str:
+    return iso(moment.to_pydatetime())

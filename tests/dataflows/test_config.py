@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,27 @@ def test_defaults_serve_the_embedded_simulator() -> None:
     assert config.window.lateness == timedelta(seconds=2)
     assert config.output.directory is None
     assert config.stream.format == "auto"
+
+
+@pytest.mark.parametrize(
+    ("text", "start"),
+    [
+        ("2026-12-03T08:00:00Z", datetime(2026, 12, 3, 8, tzinfo=UTC)),
+        ("2026-12-03T08:00:00", datetime(2026, 12, 3, 8, tzinfo=UTC)),  # naive: UTC
+        ("2026-12-03T09:30:00+01:00", datetime(2026, 12, 3, 8, 30, tzinfo=UTC)),
+        ("now", None),
+    ],
+)
+def test_the_simulators_start_is_an_iso_time_or_now(text: str, start: datetime | None) -> None:
+    demo = load_config({"SIM_START": text}).demo
+    assert demo is not None and demo.start == start
+    assert load_config({}).demo.start is None  # type: ignore[union-attr]
+
+
+def test_a_start_that_is_no_time_is_named() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config({"SIM_START": "yesterday"})
+    assert "SIM_START must be an ISO 8601 time such as 2026-12-03T08:00:00Z" in str(raised.value)
 
 
 @pytest.mark.parametrize(
