@@ -175,14 +175,28 @@ def _load_parts(
     return pd.DataFrame(rows)
 
 
-def load_run(output: Path) -> dict[str, Any]:
-    """The run record of the newest run that wrote to ``output`` (``OUTPUT/runs/``)."""
+def load_run(output: Path, job: str | None = None) -> dict[str, Any]:
+    """The run record of the newest run of ``job`` (``sensor_stats``, ``features``,
+    ``alerts``) that wrote to ``output`` (``OUTPUT/runs/``). Without ``job``, a directory
+    that several jobs wrote to is refused: their newest run is no answer to a question
+    about one of them."""
     records = [json.loads(p.read_text()) for p in (Path(output) / "runs").glob("*.json")]
     if not records:
         raise FileNotFoundError(
             f"{output} has no run record (runs/*.json): it was written by an older version "
             "of the job, or OUTPUT was not a directory"
         )
+    jobs = sorted({r["job"] for r in records})
+    if job is None and len(jobs) > 1:
+        raise ValueError(
+            f"{output} holds the runs of {', '.join(jobs)}: say which, load_run(output, job=...)"
+        )
+    if job is not None:
+        if job not in jobs:
+            raise FileNotFoundError(f"{output} has no run of {job}, only of {', '.join(jobs)}")
+        if len(jobs) > 1:
+            print(f"{output} holds the runs of {', '.join(jobs)}: reading the newest of {job}.")
+        records = [r for r in records if r["job"] == job]
     return max(records, key=lambda r: r["started"])
 
 
@@ -335,39 +349,45 @@ def dead_letter_table(dead: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("count", ascending=False).reset_index()
 
 
-def alert_episodes(alerts: pd.DataFrame, readings: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Each alert from raised to cleared: sensor, metric, rule, start, end (NaT: still
-    raised at the end), duration, and the peak (from ``readings``, a frame of
-    ``sensor_id, metric, ts, value``, when given; else the alert's own value)."""
+def alert_episodes(alerts: pd.DataFrame) -> pd.DataFrame:
+    """Each alert's episode as its readings show it: sensor, metric, rule, ``start`` (the
+    condition's first reading, the alert's ``onset``), ``end`` (the first reading past it,
+    ``ended``; NaT: still raised at the end of the data), ``duration`` (how long the
+    condition lasted, not how long the alert was raised), ``peak`` (its extreme reading;
+    empty for a silence) and ``raised``/``cleared`` (when the rules said so)."""
+    columns = ["sensor_id", "metric", "rule", "start", "end", "duration", "peak", "raised"]
     rows = []
     if len(alerts):
         for (sensor, metric, rule), group in alerts.sort_values("ts").groupby(
             ["sensor_id", "metric", "rule"]
         ):
-            start = None
+            raised = None
             for alert in group.itertuples():
                 if alert.state == "raised":
-                    start, value = alert.ts, alert.value
-                elif start is not None:
-                    rows.append((sensor, metric, rule, start, alert.ts, value))
-                    start = None
-            if start is not None:
-                rows.append((sensor, metric, rule, start, pd.NaT, value))
-    frame = pd.DataFrame(rows, columns=["sensor_id", "metric", "rule", "start", "end", "peak"])
+                    raised = alert
+                elif raised is not None:
+                    rows.append(
+                        (
+                            sensor,
+                            metric,
+                            rule,
+                            alert.onset,
+                            alert.ended,
+                            alert.peak,
+                            raised.ts,
+                            alert.ts,
+                        )
+                    )
+                    raised = None
+            if raised is not None:
+                rows.append(
+                    (sensor, metric, rule, raised.onset, pd.NaT, raised.peak, raised.ts, pd.NaT)
+                )
+    frame = pd.DataFrame(rows, columns=[*columns[:5], "peak", "raised", "cleared"])
+    for column in ("start", "end", "raised", "cleared"):
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
     frame["duration"] = frame["end"] - frame["start"]
-    if readings is not None and len(frame):
-        for n, row in frame.iterrows():
-            end = row["end"] if pd.notna(row["end"]) else readings.ts.max()
-            mine = readings[
-                (readings.sensor_id == row.sensor_id)
-                & (readings.metric == row.metric)
-                & (readings.ts >= row.start)
-                & (readings.ts <= end)
-            ]
-            if len(mine) and row.rule != "silence":
-                low = row.rule == "low"
-                frame.loc[n, "peak"] = mine.value.min() if low else mine.value.max()
-    return frame[["sensor_id", "metric", "rule", "start", "end", "duration", "peak"]]
+    return frame[[*columns, "cleared"]]
 
 
 def alert_rules(run: dict[str, Any]) -> dict[str, MetricRules]:

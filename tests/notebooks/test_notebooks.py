@@ -164,20 +164,22 @@ def test_sensor_analysis_on_a_jobs_output_marks_each_break_where_the_stream_brok
     assert low.explained_by.str.contains("invalid_json").sum() == len(dead) == 5
 
 
-def test_feature_exploration_on_jobs_outputs_shows_exactly_the_injected_anomalies(
-    simulator: StartSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_feature_exploration_on_two_jobs_in_one_output_shows_exactly_the_injected_anomalies(
+    simulator: StartSim,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     sim, spec = anomalous_stream(simulator, fmt="dt")
-    outputs = {}
+    out = tmp_path / "out"  # both jobs write here, as an analyst's one OUTPUT would be
     for job, settings in (
         ("features", {"FEATURE_WINDOW": "2s", "FEATURE_STEP": "500ms"}),
         ("alerts", {}),
     ):
-        outputs[job] = tmp_path / job
         run = run_job(
             f"dataflows.{job}",
             SSE_URL=sim.url,
-            OUTPUT=str(outputs[job]),
+            OUTPUT=str(out),
             LATENESS="200ms",
             SSE_RETRY_INITIAL="10ms",
             SSE_RETRY_MAX="50ms",
@@ -188,34 +190,59 @@ def test_feature_exploration_on_jobs_outputs_shows_exactly_the_injected_anomalie
         ROOT / "notebooks" / "feature_exploration.ipynb",
         tmp_path,
         monkeypatch,
-        FEATURES_OUTPUT=outputs["features"],
-        ALERTS_OUTPUT=outputs["alerts"],
+        FEATURES_OUTPUT=out,
+        ALERTS_OUTPUT=out,
     )
-    alerts = nd.load_records(outputs["alerts"], "alerts", ("ts",))
+    # The run record is chosen by job, with one sentence; without a job it is refused.
+    with pytest.raises(ValueError, match="holds the runs of alerts, features: say which"):
+        nd.load_run(out)
+    assert nd.load_run(out, "features")["job"] == "features"
+    assert "holds the runs of alerts, features: reading the newest of features" in (
+        capsys.readouterr().out
+    )
+    alerts = nd.load_records(out, "alerts", ("ts",))
     episodes = nd.alert_episodes(alerts)
     start = pd.Timestamp(datetime.fromtimestamp(spec.start_ms / 1000, UTC))
 
     def at(ms: int) -> pd.Timestamp:
         return start + pd.Timedelta(milliseconds=ms)
 
+    # Each sensor reads every 50 ms (120 events a second over six sensors, in turn).
+    tick = pd.Timedelta(milliseconds=50)
     got = {(e.sensor_id, e.metric, e.rule): e for e in episodes.itertuples()}
     assert set(got) == {
         ("sensor-000", "temperature", "high"),
         ("sensor-003", "temperature", "stuck"),
         ("sensor-002", "co2", "silence"),
     }
+    # The episodes as the readings show them: from the condition's first reading to the
+    # first past it, whatever the rules' raise_after and clear_after.
     spike = got["sensor-000", "temperature", "high"]
+    assert at(spec.spike_after_ms) <= spike.start < at(spec.spike_after_ms) + tick
     end_of_spike = at(spec.spike_after_ms + spec.spike_for_ms)
-    assert at(spec.spike_after_ms) <= spike.start < end_of_spike <= spike.end
-    assert spike.peak > 26.0
+    assert end_of_spike <= spike.end < end_of_spike + tick
+    assert spike.raised > spike.start and spike.cleared > spike.end
+    # The peak is the spike's highest reading, from the simulator's own events.
+    sent = [
+        r
+        for n in range(2400)
+        for r in sim.expected_readings([n])
+        if r.sensor_id == "sensor-000" and r.metric == "temperature"
+    ]
+    assert spike.peak == max(r.value for r in sent)
     stuck = got["sensor-003", "temperature", "stuck"]
-    # The rule's 5 s after it froze, at the sensor's first reading from then (50 ms apart).
-    frozen_for = at(spec.stuck_after_ms + 5000)
-    assert frozen_for <= stuck.start < frozen_for + pd.Timedelta(milliseconds=50)
-    assert at(spec.stuck_after_ms + spec.stuck_for_ms) <= stuck.end
+    assert at(spec.stuck_after_ms) <= stuck.start < at(spec.stuck_after_ms) + tick
+    assert abs(stuck.duration - pd.Timedelta(milliseconds=spec.stuck_for_ms)) <= tick
+    stuck_values = {
+        r.value
+        for n in range(2400)
+        for r in sim.expected_readings([n])
+        if r.sensor_id == "sensor-003" and stuck.start <= at(r.ts_ms - spec.start_ms) < stuck.end
+    }
+    assert stuck_values == {stuck.peak}
     quiet = got["sensor-002", "co2", "silence"]
-    assert quiet.start >= at(spec.quiet_after_ms + 10_000) - pd.Timedelta(milliseconds=100)
-    assert pd.isna(quiet.end)
+    assert at(spec.quiet_after_ms) - 6 * tick <= quiet.start < at(spec.quiet_after_ms)
+    assert pd.isna(quiet.end) and pd.isna(quiet.peak)
 
 
 def test_a_time_range_and_sensors_read_only_what_they_ask_for_in_either_format(
