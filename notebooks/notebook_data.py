@@ -355,7 +355,6 @@ def alert_episodes(alerts: pd.DataFrame) -> pd.DataFrame:
     ``ended``; NaT: still raised at the end of the data), ``duration`` (how long the
     condition lasted, not how long the alert was raised), ``peak`` (its extreme reading;
     empty for a silence) and ``raised``/``cleared`` (when the rules said so)."""
-    columns = ["sensor_id", "metric", "rule", "start", "end", "duration", "peak", "raised"]
     rows = []
     if len(alerts):
         for (sensor, metric, rule), group in alerts.sort_values("ts").groupby(
@@ -383,11 +382,12 @@ def alert_episodes(alerts: pd.DataFrame) -> pd.DataFrame:
                 rows.append(
                     (sensor, metric, rule, raised.onset, pd.NaT, raised.peak, raised.ts, pd.NaT)
                 )
-    frame = pd.DataFrame(rows, columns=[*columns[:5], "peak", "raised", "cleared"])
+    keys = ["sensor_id", "metric", "rule"]
+    frame = pd.DataFrame(rows, columns=[*keys, "start", "end", "peak", "raised", "cleared"])
     for column in ("start", "end", "raised", "cleared"):
         frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
     frame["duration"] = frame["end"] - frame["start"]
-    return frame[[*columns, "cleared"]]
+    return frame[[*keys, "start", "end", "duration", "peak", "raised", "cleared"]]
 
 
 def alert_rules(run: dict[str, Any]) -> dict[str, MetricRules]:

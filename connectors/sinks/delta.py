@@ -84,6 +84,10 @@ def _interval(span: timedelta) -> str:
     return f"interval {int(span.total_seconds())} seconds"
 
 
+def _column_names(table: DeltaTable) -> list[str]:
+    return [field.name for field in pa.schema(table.schema().to_arrow())]
+
+
 def open_table(uri: Path, schema: pa.Schema, settings: TableSettings) -> None:
     """Create the table (``schema`` plus the ``date`` column it is partitioned by)
     unless it exists; one that exists must have the same columns."""
@@ -108,7 +112,7 @@ def open_table(uri: Path, schema: pa.Schema, settings: TableSettings) -> None:
                 },
             )
     table = DeltaTable(str(uri))
-    names = [field.name for field in pa.schema(table.schema().to_arrow())]
+    names = _column_names(table)
     missing = [field for field in schema if field.name not in names]
     if set(names) - set(full.names) or not all(field.nullable for field in missing):
         raise ValueError(
@@ -124,8 +128,7 @@ def open_table(uri: Path, schema: pa.Schema, settings: TableSettings) -> None:
             table.alter.add_columns([Field.from_arrow(field) for field in missing])
         except Exception:
             # Another process of the cluster added them first; anything else is real.
-            table = DeltaTable(str(uri))
-            if not set(schema.names) <= set(pa.schema(table.schema().to_arrow()).names):
+            if not set(schema.names) <= set(_column_names(DeltaTable(str(uri)))):
                 raise
         else:
             log.info("added the columns %s to %s", ", ".join(f.name for f in missing), uri)

@@ -223,20 +223,15 @@ def test_feature_exploration_on_two_jobs_in_one_output_shows_exactly_the_injecte
     assert end_of_spike <= spike.end < end_of_spike + tick
     assert spike.raised > spike.start and spike.cleared > spike.end
     # The peak is the spike's highest reading, from the simulator's own events.
-    sent = [
-        r
-        for n in range(2400)
-        for r in sim.expected_readings([n])
-        if r.sensor_id == "sensor-000" and r.metric == "temperature"
-    ]
-    assert spike.peak == max(r.value for r in sent)
+    sent = sim.expected_readings(range(2400))
+    spiked = [r.value for r in sent if r.sensor_id == "sensor-000" and r.metric == "temperature"]
+    assert spike.peak == max(spiked)
     stuck = got["sensor-003", "temperature", "stuck"]
     assert at(spec.stuck_after_ms) <= stuck.start < at(spec.stuck_after_ms) + tick
     assert abs(stuck.duration - pd.Timedelta(milliseconds=spec.stuck_for_ms)) <= tick
     stuck_values = {
         r.value
-        for n in range(2400)
-        for r in sim.expected_readings([n])
+        for r in sent
         if r.sensor_id == "sensor-003" and stuck.start <= at(r.ts_ms - spec.start_ms) < stuck.end
     }
     assert stuck_values == {stuck.peak}
