@@ -30,7 +30,7 @@ import numpy
 import orjson
 import sseclient
 
-from benchmarks import outputs
+from benchmarks import notebooks, outputs
 from benchmarks.stream_server import FLAT_EPOCH, SHAPES, StreamServer, Warm, body, frame, spec
 from connectors.simulator.sequence import SequenceSpec, payload
 from connectors.sse import RetryPolicy, SSEEvent, iter_events, subscribe
@@ -655,6 +655,39 @@ def output_rows(
     return rows
 
 
+def notebook_rows(day: tuple[int, int], repeats: int) -> list[Row]:
+    """``sensor_analysis``'s reading and tables on a day of a fleet's aggregates (``day``:
+    sensors, minutes a window), in each format, with today's notebook modules beside
+    those before issue 27 (``notebooks.BEFORE``); then one hour of it with today's."""
+    before = before_root(notebooks.BEFORE)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = outputs.make_day(Path(tmp), *day)
+        for name in ("JSON Lines parts", "Delta"):
+            output = paths[name].parent
+            runs = {
+                label: [notebooks.analyse(root, output) for _ in range(repeats)]
+                for label, root in (("before", before), ("today", ROOT))
+            }
+            hour = [
+                notebooks.analyse(ROOT, output, f"{outputs.DAY:%Y-%m-%d}T{outputs.HOUR:02d}:00")
+                for _ in range(repeats)
+            ]
+            found = []
+            for label, measured in (*runs.items(), ("today, one hour", hour)):
+                what = f"sensor_analysis, {_day(*day)}, {name}, {label}"
+                seconds = Row("8 notebooks", what, "s", [r["seconds"] for r in measured])
+                peak = Row("8 notebooks", what, "MiB peak RSS", [r["peak_mib"] for r in measured])
+                reading = statistics.median(r["read_seconds"] for r in measured)
+                seconds.note = f"{int(measured[0]['windows']):,} windows; {reading:.1f} s reading"
+                found.append((seconds, peak))
+            (was, was_peak), (now, now_peak), _ = found
+            now.note += f"; {was.median / now.median:.1f}x faster than before"
+            now_peak.note = f"{now_peak.median / was_peak.median:.2f}x before's"
+            rows += [row for pair in found for row in pair]
+    return rows
+
+
 def _day(sensors: int, minutes: int) -> str:
     return f"a day of {sensors:,} sensors, a {minutes}-minute window each"
 
@@ -1035,6 +1068,7 @@ SECTIONS = (
     "fleets",
     "scaling",
     "outputs",
+    "notebooks",
     "latency",
     "memory",
     "profile",
@@ -1114,6 +1148,9 @@ def main(argv: Iterable[str] | None = None) -> int:
             # A day of the fleet with 10-minute windows: 2.88 M rows (200 sensors if quick).
             day = (200, 1) if quick else (OUTPUT_FLEET, 10)
             rows += output_rows(server, n_fleet, OUTPUT_FLEET, day, 1 if quick else 3)
+        if "notebooks" in only:
+            # A day of 700 sensors with 1-minute windows: 1,008,000 windows (200 if quick).
+            rows += notebook_rows((200, 1) if quick else (700, 1), 1 if quick else 3)
         if "latency" in only:
             for rate in LATENCY_RATES:
                 rows += latency_rows(server, rate, 3 if quick else 10, 1 if quick else 3)

@@ -106,7 +106,7 @@ def _merged(batch: list[HourLines]) -> HourLines:
     return by_hour
 
 
-def _letters_by_hour(letters: list[DeadLetter]) -> HourLines:
+def _letters_by_hour(letters: list[DeadLetter], job: str) -> HourLines:
     by_hour: HourLines = {}
     arrival: int | None = None
     for letter in letters:
@@ -114,7 +114,7 @@ def _letters_by_hour(letters: list[DeadLetter]) -> HourLines:
         if stamp is None:
             arrival = arrival or micros(datetime.now(UTC))
             stamp = arrival
-        by_hour.setdefault(stamp // HOUR_MICROS, []).append(letter.to_json())
+        by_hour.setdefault(stamp // HOUR_MICROS, []).append(letter.to_json(job))
     return by_hour
 
 
@@ -265,7 +265,7 @@ def write_dead_letters(
         "dead_letters",
         output,
         stats,
-        _letters_by_hour,
+        partial(_letters_by_hour, job=stats.job),
         settle,
         console_stderr=True,
     )

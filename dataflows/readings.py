@@ -67,7 +67,9 @@ class DeadLetter:
     # which places it among the windows; None before the stream's first reading.
     stream_time: int | None = None
 
-    def to_json(self) -> str:
+    def to_json(self, job: str | None = None) -> str:
+        """The dead letter as a JSON line; ``job`` names the job that wrote it, so that
+        several jobs' dead letters in one ``OUTPUT`` can be told apart."""
         stream_time = None if self.stream_time is None else iso(from_micros(self.stream_time))
         return json.dumps(
             {
@@ -77,6 +79,7 @@ class DeadLetter:
                 "stream": self.stream,
                 "stream_time": stream_time,
                 "data": self.data,
+                "job": job,
             },
             separators=(",", ":"),
             ensure_ascii=False,

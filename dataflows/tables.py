@@ -58,6 +58,8 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
             pa.field("stream", pa.string()),
             pa.field("stream_time", _TIME),
             pa.field("data", pa.string()),
+            # Since 0.3: the job that wrote it, as several jobs may share one OUTPUT.
+            pa.field("job", pa.string()),
         ]
     ),
 }

@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+from sensor_losses import dead_letter_sensors
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -25,6 +29,7 @@ from connectors.simulator import Faults, SensorSimulator, SequenceSpec, Simulato
 from dataflows.alert_rules import MetricRules, load_rules  # noqa: E402
 from dataflows.config import DEFAULT_RULES, DemoConfig  # noqa: E402
 from dataflows.runtime import demo_anomalies  # noqa: E402
+from dataflows.tables import TABLE_SCHEMAS  # noqa: E402
 
 UNITS = {
     "temperature": "°C",
@@ -111,41 +116,76 @@ def load_records(
     start: str | pd.Timestamp | None = None,
     end: str | pd.Timestamp | None = None,
     sensors: Iterable[str] | None = None,
+    job: str | None = None,
+    columns: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """A kind of record a job wrote under ``output``, in either format: its finished
-    JSON Lines part files (floats parsed exactly; ``pd.read_json`` rounds them) or its
-    Delta table. With ``start``/``end`` only the hour folders (or dates) of that range
-    are read, and rows whose first time column falls outside it are left out; with
-    ``sensors`` only their rows are kept."""
-    low = None if start is None else pd.Timestamp(start, tz="UTC")
-    high = None if end is None else pd.Timestamp(end, tz="UTC")
-    wanted = None if sensors is None else set(sensors)
-    if (Path(output) / kind / "_delta_log").is_dir():
-        frame = _load_table(Path(output) / kind, time_columns, low, high, wanted)
+    JSON Lines part files or its Delta table, typed as the Delta tables are
+    (``dataflows.tables``: UTC times, int64 counts, exact float64 values).
+
+    Only what is asked for is read: with ``start``/``end`` only the hour folders (or
+    dates) of that range, and rows whose first time column falls outside it are left
+    out; with ``sensors`` only their rows; with ``job`` only that job's records (dead
+    letters of several jobs in one ``OUTPUT``; rows an older version wrote, which name
+    no job, are left out of a Delta table then); with ``columns`` only those columns."""
+    low = None if start is None else _utc(start)
+    high = None if end is None else _utc(end)
+    schema = TABLE_SCHEMAS[kind]
+    wanted = None if columns is None else list(columns)
+    needed = schema.names if wanted is None else list(wanted)
+    if (low is not None or high is not None) and time_columns:
+        needed = [*needed, time_columns[0]]
+    if sensors is not None and "sensor_id" in schema.names:
+        needed = [*needed, "sensor_id"]
+    needed = [name for name in schema.names if name in set(needed)]
+    directory = Path(output) / kind
+    if (directory / "_delta_log").is_dir():
+        table = _read_table(
+            directory,
+            needed,
+            time_columns[0] if time_columns else None,
+            low,
+            high,
+            job if "job" in schema.names else None,
+            None if sensors is None or "sensor_id" not in schema.names else sorted(set(sensors)),
+        )
     else:
-        frame = _load_parts(Path(output) / kind, low, high, wanted)
-    for column in time_columns:
-        if column in frame:
-            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
-    if time_columns and time_columns[0] in frame and (low is not None or high is not None):
-        moments = frame[time_columns[0]]
-        keep = pd.Series(True, index=frame.index)
+        table = _read_parts(directory, schema, needed, low, high, job)
+    keep = None
+    if time_columns and (low is not None or high is not None):
+        moments = table.column(time_columns[0])
         if low is not None:
-            keep &= moments >= low
+            keep = pc.greater_equal(moments, pa.scalar(low.to_pydatetime(), moments.type))
         if high is not None:
-            keep &= moments < high
-        frame = frame[keep].reset_index(drop=True)
-    return frame
+            before = pc.less(moments, pa.scalar(high.to_pydatetime(), moments.type))
+            keep = before if keep is None else pc.and_(keep, before)
+    if sensors is not None and "sensor_id" in schema.names:
+        among = pc.is_in(table.column("sensor_id"), pa.array(sorted(set(sensors)), pa.string()))
+        keep = among if keep is None else pc.and_(keep, among)
+    if keep is not None:
+        table = table.filter(keep)
+    if wanted is not None:
+        table = table.select(wanted)
+    return table.to_pandas()
 
 
-def _load_table(
+def _utc(moment: str | pd.Timestamp) -> pd.Timestamp:
+    """A moment as UTC: a naive one is taken to be UTC already."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
+
+
+def _read_table(
     uri: Path,
-    time_columns: tuple[str, ...],
+    columns: list[str],
+    time_column: str | None,
     low: pd.Timestamp | None,
     high: pd.Timestamp | None,
-    wanted: set[str] | None,
-) -> pd.DataFrame:
-    """A Delta table's rows, reading only the dates (and row groups) the range needs."""
+    job: str | None,
+    sensors: list[str] | None,
+) -> pa.Table:
+    """A Delta table's columns, reading only the dates (files) the range needs and the
+    row groups that may hold the range's times (``time_column``) and ``sensors``."""
     from deltalake import DeltaTable
 
     filters: list[tuple[str, str, Any]] = []
@@ -153,26 +193,52 @@ def _load_table(
         filters.append(("date", ">=", f"{low:%Y-%m-%d}"))
     if high is not None:
         filters.append(("date", "<=", f"{high:%Y-%m-%d}"))
-    if wanted is not None:
-        filters.append(("sensor_id", "in", sorted(wanted)))
-    frame = DeltaTable(str(uri)).to_pandas(filters=filters or None)
-    return frame.drop(columns=["date"])
+    if time_column is not None and low is not None:
+        filters.append((time_column, ">=", low))
+    if time_column is not None and high is not None:
+        filters.append((time_column, "<", high))
+    if job is not None:
+        filters.append(("job", "=", job))
+    if sensors is not None:
+        filters.append(("sensor_id", "in", sensors))
+    table = DeltaTable(str(uri))
+    present = {field.name for field in table.schema().fields}
+    schema = TABLE_SCHEMAS[uri.name]
+    if job is not None and "job" not in present:  # made before dead letters named a job
+        return schema.empty_table().select(columns)
+    # A table an older version made may lack a newer nullable column: read it as nulls.
+    found = table.to_pyarrow_table(
+        columns=[c for c in columns if c in present], filters=filters or None
+    )
+    for name in columns:
+        if name not in present:
+            found = found.append_column(
+                schema.field(name), pa.nulls(len(found), schema.field(name).type)
+            )
+    return found.select(columns)
 
 
-def _load_parts(
-    directory: Path, low: pd.Timestamp | None, high: pd.Timestamp | None, wanted: set[str] | None
-) -> pd.DataFrame:
-    rows = []
+def _read_parts(
+    directory: Path,
+    schema: pa.Schema,
+    columns: list[str],
+    low: pd.Timestamp | None,
+    high: pd.Timestamp | None,
+    job: str | None,
+) -> pa.Table:
+    """The finished part files of the hours the range needs, parsed by pyarrow with the
+    kind's schema: exact floats (``pd.read_json`` rounds them), a few bytes a value
+    rather than a Python object, and only ``columns`` kept from each file."""
+    options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    prefix = "part-" if job is None else f"part-{job}-"
+    pieces = []
     for folder in hour_folders(directory, low, high):
-        for path in sorted(folder.glob("*.jsonl")):
-            if path.name.startswith((".", "_")):
-                continue
-            for line in path.read_text().splitlines():
-                if line:
-                    row = json.loads(line)
-                    if wanted is None or row.get("sensor_id") in wanted:
-                        rows.append(row)
-    return pd.DataFrame(rows)
+        for path in sorted(folder.glob(f"{prefix}*.jsonl")):
+            if path.stat().st_size:
+                pieces.append(pa_json.read_json(path, parse_options=options).select(columns))
+    if not pieces:
+        return schema.empty_table().select(columns)
+    return pa.concat_tables(pieces)
 
 
 def load_run(output: Path, job: str | None = None) -> dict[str, Any]:
@@ -247,106 +313,31 @@ def per_sensor_summary(aggregates: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def low_count_windows(
-    aggregates: pd.DataFrame, dead: pd.DataFrame, marks: pd.DataFrame
-) -> pd.DataFrame:
-    """Windows with fewer readings than their sensor's usual count then (by more than the
-    one its counts vary by naturally, if they do), each with
-    what explains it: dead letters whose stream time falls in it, stream breaks in it,
-    or being the sensor's first or last window (the stream started, ended, or the sensor
-    went quiet)."""
-    frame = aggregates.sort_values("window_start").copy()
-    keys = ["sensor_id", "metric"]
-    # Usual for that time: the median of the five windows around it, so that a sensor
-    # whose rate changed (another went quiet and it took its turns) is judged by its own.
-    frame["usual"] = frame.groupby(keys)["count"].transform(
-        lambda counts: counts.rolling(5, center=True, min_periods=1).median()
-    )
-    first = frame.groupby(keys)["window_start"].transform("min")
-    last = frame.groupby(keys)["window_start"].transform("max")
-    # Counts that naturally alternate (16 and 17 readings, as 100 readings a second over
-    # six sensors give) are not short by the one between them: a sensor whose middle
-    # windows are off its median in more than a third of them varies by one anyway.
-    middle = frame[(frame.window_start != first) & (frame.window_start != last)]
-    jitter = middle.groupby(keys)["count"].transform(
-        lambda c: 1 if (c != c.median()).mean() > 1 / 3 else 0
-    )
-    jitter = jitter.reindex(frame.index, fill_value=0)
-    low = frame[frame["count"] < frame["usual"] - jitter].copy()
-    times = (
-        pd.to_datetime(dead["stream_time"], utc=True, format="ISO8601")
-        if len(dead) and "stream_time" in dead
-        else pd.Series(dtype="datetime64[ns, UTC]")
-    )
-    causes = []
-    for row in low.itertuples():
-        inside = (times >= row.window_start) & (times < row.window_end)
-        reasons = dead.loc[inside[inside].index, "reason"].value_counts() if len(dead) else {}
-        cause = [f"{reason} x{n}" for reason, n in reasons.items()]
-        stream_breaks = (
-            (marks.event_time >= row.window_start) & (marks.event_time < row.window_end)
-        ).sum()
-        if stream_breaks:
-            cause.append(f"stream broke x{stream_breaks}")
-        if row.window_start == first[row.Index]:
-            cause.append("the sensor's first window")
-        if row.window_start == last[row.Index]:
-            cause.append("the sensor's last window")
-        causes.append(", ".join(cause) or "unexplained")
-    low["missing"] = low["usual"] - low["count"]
-    low["explained_by"] = causes
-    columns = [*keys, "window_start", "count", "usual", "missing", "explained_by"]
-    return low[columns].sort_values(["window_start", *keys]).reset_index(drop=True)
-
-
-# Panels drawn one per sensor at most: a fleet's thousands would be unreadable and slow.
-PANELS = 12
-
-
-def keys_to_draw(
-    keys: Iterable[tuple[str, str]], sensors: list[str] | None = None, limit: int = PANELS
-) -> list[tuple[str, str]]:
-    """The (sensor_id, metric) pairs to draw a panel or a colour each for: those of
-    ``sensors`` when given, else the first ``limit``. Says what it left out."""
-    ordered = sorted(keys)
-    if sensors is None:
-        picked = ordered[:limit]
-    else:
-        wanted = set(sensors)
-        picked = [key for key in ordered if key[0] in wanted]
-    if len(picked) < len(ordered):
-        print(f"Drawing {len(picked)} of {len(ordered)} sensor series: set SENSORS to choose.")
-    return picked
-
-
-def usual_range(values: pd.Series, fences: float = 3.0) -> tuple[float, float]:
-    """The span of the usual values: ``fences`` interquartile ranges beyond the quartiles
-    (Tukey's far-out fences), within the values' own range, so an axis set to it is not
-    squeezed by a few outliers. All the values when they have no spread."""
-    q1, q3 = values.quantile([0.25, 0.75])
-    spread = fences * (q3 - q1)
-    low, high = max(values.min(), q1 - spread), min(values.max(), q3 + spread)
-    if high <= low:
-        low, high = values.min(), values.max()
-    if high <= low:  # every value the same: a span around it
-        low, high = low - 0.5, high + 0.5
-    return float(low), float(high)
-
-
 def dead_letter_table(dead: pd.DataFrame) -> pd.DataFrame:
-    """Dead letters by reason: how many, and the first of each as an example."""
+    """Dead letters by reason: how many, from which sensors (read from their data, the
+    most first), and the first of each as an example."""
+    columns = ["reason", "count", "sensors", "example event", "detail", "data"]
     if not len(dead):
-        return pd.DataFrame(columns=["reason", "count", "example event", "detail", "data"])
-    first = dead.groupby("reason").first()
+        return pd.DataFrame(columns=columns)
+    by_reason = dead.assign(sensor=dead_letter_sensors(dead).to_numpy()).groupby("reason")
+    first = by_reason.first()
     table = pd.DataFrame(
         {
-            "count": dead.groupby("reason").size(),
+            "count": by_reason.size(),
+            "sensors": by_reason["sensor"].agg(_counted),
             "example event": first["event_id"],
             "detail": first["detail"],
             "data": first["data"].str.slice(0, 60),
         }
     )
-    return table.sort_values("count", ascending=False).reset_index()
+    return table.sort_values("count", ascending=False).reset_index()[columns]
+
+
+def _counted(names: pd.Series, shown: int = 5) -> str:
+    """``"sensor-003 x2, unknown sensor x1"``: the most frequent first, then "and N more"."""
+    counts = names.value_counts()
+    text = ", ".join(f"{name} x{n}" for name, n in counts.iloc[:shown].items())
+    return text + (f" and {len(counts) - shown} more" if len(counts) > shown else "")
 
 
 def alert_episodes(alerts: pd.DataFrame) -> pd.DataFrame:

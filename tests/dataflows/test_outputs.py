@@ -348,3 +348,33 @@ def test_retention_removes_exactly_the_partitions_older_than_it_and_says_so(
     removed = sorted({r["partition"] for r in record["removed"] if r["kind"] == "aggregates"})
     assert removed == gone
     assert all(r["files"] >= 1 for r in record["removed"])
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "delta"])
+def test_jobs_sharing_one_output_each_name_their_own_dead_letters(
+    simulator: StartSim, tmp_path: Path, fmt: str
+) -> None:
+    events = 4_000  # malformed every 1,000: events 999, 1999, 2999 and 3999
+    sim = simulator(across_midnight(events, rate=4.0))
+    for job in ("sensor_stats", "alerts"):
+        run = run_job(
+            f"dataflows.{job}",
+            SSE_URL=sim.url,
+            OUTPUT=str(tmp_path),
+            OUTPUT_FORMAT=fmt,
+            **FAST_RETRY,
+        )
+        assert run.returncode == 0, run.stderr
+    lines = (
+        delta_records(tmp_path, "dead_letters")
+        if fmt == "delta"
+        else read_records(tmp_path, "dead_letters")
+    )
+    by_job: dict[str, list[str]] = {}
+    for letter in map(json.loads, lines):
+        by_job.setdefault(letter["job"], []).append(letter["event_id"])
+    malformed = ["999", "1999", "2999", "3999"]
+    assert {job: sorted(ids, key=int) for job, ids in by_job.items()} == {
+        "sensor_stats": malformed,
+        "alerts": malformed,
+    }

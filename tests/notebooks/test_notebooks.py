@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
+from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
+from connectors.simulator.sequence import expected_readings
+from connectors.vendors import VendorFormat
 from dataflows.config import DemoConfig
 from dataflows.runtime import demo_anomalies
 from tests.helpers.oracle import ROOT, run_job
@@ -25,6 +27,8 @@ FIGURES = {"sensor_analysis": 1, "feature_exploration": 3}
 
 sys.path.insert(0, str(ROOT / "notebooks"))
 import notebook_data as nd  # noqa: E402
+import panels  # noqa: E402
+import sensor_losses as sl  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -85,31 +89,88 @@ def test_runs_every_cell_on_its_own_demo_run(
 
 def test_the_usual_range_leaves_out_far_outliers_only() -> None:
     usual = [0.1 * i for i in range(100)]
-    assert nd.usual_range(pd.Series(usual)) == (0.0, pytest.approx(9.9))
-    low, high = nd.usual_range(pd.Series([*usual, 100.0, -80.0]))
+    assert panels.usual_range(pd.Series(usual)) == (0.0, pytest.approx(9.9))
+    low, high = panels.usual_range(pd.Series([*usual, 100.0, -80.0]))
     assert -80.0 < low <= 0.0 and 9.9 <= high < 100.0
     # Mostly one value, a few others: those others are outliers only if far from it.
-    assert nd.usual_range(pd.Series([5.0] * 50 + [5.1, 4.9])) == (4.9, 5.1)
-    assert nd.usual_range(pd.Series([2.0, 2.0])) == (1.5, 2.5)
+    assert panels.usual_range(pd.Series([5.0] * 50 + [5.1, 4.9])) == (4.9, 5.1)
+    assert panels.usual_range(pd.Series([2.0, 2.0])) == (1.5, 2.5)
 
 
-def test_a_fleet_draws_the_first_sensors_or_the_ones_asked_for(
+def test_a_fleet_draws_the_sensors_of_interest_first_then_the_first_by_id_or_those_asked_for(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     keys = [(f"sensor-{i:05d}", metric) for i in range(20_000) for metric in ("co2", "rh")]
-    drawn = nd.keys_to_draw(keys[::-1])
-    assert drawn == sorted(keys)[: nd.PANELS]
-    assert "Drawing 12 of 40000 sensor series" in capsys.readouterr().out
-    asked = nd.keys_to_draw(keys, ["sensor-00007", "sensor-19999"])
+    drawn = panels.keys_to_draw(keys[::-1])
+    assert drawn == sorted(keys)[: panels.PANELS]
+    assert "Drawing 12 of 40000 sensor series (12 the first by id): set SENSORS" in (
+        capsys.readouterr().out
+    )
+    # Alerts before losses, a sensor named by both drawn once, as the first reason says.
+    interest = {
+        "with alerts": ["sensor-19999", "sensor-00500"],
+        "with losses": ["sensor-00500", "sensor-12345"] + [f"sensor-1{i:04d}" for i in range(20)],
+    }
+    drawn = panels.keys_to_draw(keys, interest=interest)
+    assert drawn[:6] == [
+        ("sensor-00500", "co2"),
+        ("sensor-00500", "rh"),
+        ("sensor-19999", "co2"),
+        ("sensor-19999", "rh"),
+        ("sensor-10000", "co2"),
+        ("sensor-10000", "rh"),
+    ]
+    assert len(drawn) == panels.PANELS
+    assert all(key[0] in interest["with losses"] for key in drawn[4:])
+    said = capsys.readouterr().out
+    assert "(4 with alerts, 8 with losses); not drawn: 34 more with losses" in said
+    asked = panels.keys_to_draw(keys, ["sensor-00007", "sensor-19999"], interest=interest)
     assert asked == [
         ("sensor-00007", "co2"),
         ("sensor-00007", "rh"),
         ("sensor-19999", "co2"),
         ("sensor-19999", "rh"),
     ]
+    assert "Drawing 4 of 40000 sensor series: those of SENSORS" in capsys.readouterr().out
     few = [("a", "co2"), ("b", "co2")]
-    assert nd.keys_to_draw(few) == few
-    assert capsys.readouterr().out.count("Drawing") == 1  # the one asked for; none for few
+    assert panels.keys_to_draw(few, interest={"with losses": ["b"]}) == few[::-1]
+    assert capsys.readouterr().out == ""  # all drawn: nothing to say
+
+
+def test_windows_are_steps_over_the_time_they_cover_broken_where_none_covers_it() -> None:
+    at = pd.Timestamp("2026-01-01T00:00", tz="UTC")
+
+    def times(*seconds: float) -> pd.Series:
+        return pd.Series([at + pd.Timedelta(seconds=s) for s in seconds])
+
+    # Tumbling windows with the one at 2 s missing: the line stops at 2 s.
+    x, (y,) = panels.window_steps(times(0, 1, 3), times(1, 2, 4), pd.Series([5.0, 6.0, 7.0]))
+    assert list(pd.to_datetime(x, utc=True)) == list(times(0, 1, 1, 2, 2, 3, 4))
+    assert y[:4].tolist() == [5.0, 5.0, 6.0, 6.0] and pd.isna(y[4]) and y[5:].tolist() == [7, 7]
+    # Sliding windows (2 s every 0.5 s): each value holds from the window before's end.
+    x, (y,) = panels.window_steps(times(0, 0.5, 1), times(2, 2.5, 3), pd.Series([1.0, 2.0, 3.0]))
+    assert list(pd.to_datetime(x, utc=True)) == list(times(0, 2, 2, 2.5, 2.5, 3))
+    assert y.tolist() == [1, 1, 2, 2, 3, 3]
+
+
+def test_breaks_are_lines_up_to_ten_then_a_rug_and_tails_are_counted_apart() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    at = pd.Timestamp("2026-01-01T00:00", tz="UTC")
+    fig, (few, many) = plt.subplots(2)
+    panels.mark_breaks(few, pd.Series([at + pd.Timedelta(seconds=s) for s in range(10)]))
+    panels.mark_breaks(many, pd.Series([at + pd.Timedelta(seconds=s) for s in range(79)]))
+    assert len(few.lines) == 10
+    assert len(many.lines) == 1 and len(many.lines[0].get_xdata()) == 79
+    assert many.get_legend_handles_labels()[1] == ["stream broke (79, ticks)"]
+    plt.close(fig)
+    values = pd.Series([0.0, 0.0, 0.0, *[1.0 + i / 100 for i in range(50)], 9.5])
+    low, high = panels.usual_range(values)
+    assert panels.tails(values, low, high) == "3 below, lowest 0; 1 above, highest 9.5"
+    assert panels.tails(values, -1.0, 10.0) == ""
 
 
 def anomalous_stream(simulator: StartSim, fmt: str = "flat") -> tuple[object, SequenceSpec]:
@@ -126,18 +187,17 @@ def anomalous_stream(simulator: StartSim, fmt: str = "flat") -> tuple[object, Se
     return sim, spec
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "delta"])
-def test_sensor_analysis_on_a_jobs_output_marks_each_break_where_the_stream_broke(
-    simulator: StartSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
-) -> None:
-    sim, _ = anomalous_stream(simulator)
+def analysed(
+    sim: SensorSimulator, output_format: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """``sim``'s stream through the main job as the README says (python -m bytewax.run
+    dataflows.sensor_stats with OUTPUT set, 1 s windows), then through sensor_analysis."""
     out = tmp_path / "out"
-    # As the README says: python -m bytewax.run dataflows.sensor_stats with OUTPUT set.
     run = run_job(
         "dataflows.sensor_stats",
         SSE_URL=sim.url,
         OUTPUT=str(out),
-        OUTPUT_FORMAT=fmt,
+        OUTPUT_FORMAT=output_format,
         WINDOW="1s",
         LATENESS="200ms",
         SSE_RETRY_INITIAL="10ms",
@@ -145,6 +205,15 @@ def test_sensor_analysis_on_a_jobs_output_marks_each_break_where_the_stream_brok
     )
     assert run.returncode == 0, run.stderr
     execute(ROOT / "notebooks" / "sensor_analysis.ipynb", tmp_path, monkeypatch, OUTPUT=out)
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "delta"])
+def test_sensor_analysis_on_a_jobs_output_marks_each_break_where_the_stream_broke(
+    simulator: StartSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    sim, _ = anomalous_stream(simulator)
+    out = analysed(sim, fmt, tmp_path, monkeypatch)
     marks = nd.breaks(nd.load_run(out))
     # The drops after events 700, 1400 and 2100, marked at the stream's newest reading
     # then; the normal end of the stream not marked.
@@ -156,12 +225,104 @@ def test_sensor_analysis_on_a_jobs_output_marks_each_break_where_the_stream_brok
     assert list(marks.event_time) == [
         pd.Timestamp(datetime.fromtimestamp(ms / 1000, UTC)) for ms in expected
     ]
-    # Every short window is explained, and each malformed event explains one.
+    # Each sensor lost exactly the readings of its malformed events, each explained by
+    # that event's dead letter, and no short window is unexplained.
     aggregates = nd.load_records(out, "aggregates", ("window_start", "window_end"))
-    dead = nd.load_records(out, "dead_letters")
-    low = nd.low_count_windows(aggregates, dead, marks)
+    dead = nd.load_records(out, "dead_letters", job="sensor_stats")
+    assert len(dead) == 5
+    assert_losses_are_the_malformed_events(sim, 2400, aggregates, dead)
+    low = sl.low_count_windows(aggregates, dead, marks)
     assert "unexplained" not in set(low.explained_by)
-    assert low.explained_by.str.contains("invalid_json").sum() == len(dead) == 5
+    assert low.explained_by.str.count("invalid_json").sum() == len(low)
+
+
+def lost_in_full_windows(sim: SensorSimulator, events: int, window_ms: int) -> pd.Series:
+    """The oracle: per (sensor_id, metric), the readings the simulator's lost events
+    (malformed, oversized) would have put in the series' full windows: those between its
+    first and last window of the readings that did arrive."""
+    spec, faults = sim.config.sequence, sim.config.faults
+    rows = [
+        (r.sensor_id, r.metric, r.ts_ms // window_ms, faults.lost(n))
+        for n in range(events)
+        for r in expected_readings(spec, n)
+    ]
+    readings = pd.DataFrame(rows, columns=["sensor_id", "metric", "window", "lost"])
+    arrived = readings[~readings.lost].groupby(["sensor_id", "metric"])["window"]
+    bounds = arrived.agg(["min", "max"])
+    readings = readings.join(bounds, on=["sensor_id", "metric"])
+    full = readings[(readings.window > readings["min"]) & (readings.window < readings["max"])]
+    return full[full.lost].groupby(["sensor_id", "metric"]).size()
+
+
+def assert_losses_are_the_malformed_events(
+    sim: SensorSimulator, events: int, aggregates: pd.DataFrame, dead: pd.DataFrame
+) -> pd.DataFrame:
+    losses = sl.sensor_losses(aggregates, dead)
+    truth = lost_in_full_windows(sim, events, window_ms=1000).reindex(losses.index, fill_value=0)
+    assert truth.sum() > 0
+    pd.testing.assert_series_equal(losses["lost"], truth, check_names=False, check_dtype=False)
+    pd.testing.assert_series_equal(
+        losses["dead_letters"], truth, check_names=False, check_dtype=False
+    )
+    assert (losses["unexplained"] == 0).all()
+    return losses
+
+
+@pytest.mark.parametrize(
+    ("fmt", "output_format", "drop_every"),
+    [("flat", "jsonl", 1500), ("dt", "delta", 5003)],
+    ids=["flat-jsonl-16-breaks", "dt-delta-4-breaks"],
+)
+def test_sensor_analysis_on_a_fleet_finds_the_two_sensors_that_lose_readings_steadily(
+    simulator: StartSim,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fmt: VendorFormat,
+    output_format: str,
+    drop_every: int,
+) -> None:
+    # 40 sensors read in turn, 10 readings a second each, for a minute; every 300th event
+    # cut off: events 299, 599, ... are sensor-019's and sensor-039's in turn, so those
+    # two lose one reading in 15 (6.7%), steadily, which no sensor's own median can see.
+    # sensor-007 goes quiet at 30 s and sensor-008 reports in its turns from then on.
+    events = 24_000
+    spec = SequenceSpec(
+        sensors=40, rate=400.0, format=fmt, seed=3, quiet_sensor=7, quiet_after_ms=30_000
+    )
+    sim = simulator(
+        SimulatorConfig(
+            sequence=spec,
+            faults=Faults(
+                end_after=events, drop_every=drop_every, drop_mid_event=True, malformed_every=300
+            ),
+            pace=False,
+            events_per_write=20,
+        )
+    )
+    out = analysed(sim, output_format, tmp_path, monkeypatch)
+    aggregates = nd.load_records(out, "aggregates", ("window_start", "window_end"))
+    dead = nd.load_records(out, "dead_letters", job="sensor_stats")
+    assert len(dead) == events // 300
+    losses = assert_losses_are_the_malformed_events(sim, events, aggregates, dead)
+    lossy = {"sensor-019", "sensor-039"}
+    noteworthy = sl.noteworthy_losses(losses)
+    assert set(noteworthy.index.get_level_values("sensor_id")) == lossy
+    assert (noteworthy["lost_share"] > 0.06).all() and (noteworthy["judged_by"] == "peers").all()
+    assert (losses.drop(noteworthy.index)["lost"] == 0).all()
+    # The quiet sensor reported until it went quiet; lost nothing by being quiet.
+    start = pd.Timestamp(datetime.fromtimestamp(spec.start_ms / 1000, UTC))
+    quiet = losses.xs("sensor-007", level="sensor_id")
+    assert (quiet["reported_until"] == start + pd.Timedelta(seconds=30)).all()
+    # The dead letters name their sensors; those are the ones drawn first.
+    table = nd.dead_letter_table(dead)
+    assert table["sensors"].tolist() in (
+        ["sensor-019 x40, sensor-039 x40"],
+        ["sensor-039 x40, sensor-019 x40"],
+    )
+    interest = {"with losses": noteworthy.index.get_level_values("sensor_id")}
+    drawn = panels.keys_to_draw(losses.index, interest=interest)
+    assert {key[0] for key in drawn[: len(noteworthy)]} == lossy
+    assert len(nd.breaks(nd.load_run(out, "sensor_stats"))) == (events - 1) // drop_every
 
 
 def test_feature_exploration_on_two_jobs_in_one_output_shows_exactly_the_injected_anomalies(
@@ -200,6 +361,18 @@ def test_feature_exploration_on_two_jobs_in_one_output_shows_exactly_the_injecte
     assert "holds the runs of alerts, features: reading the newest of features" in (
         capsys.readouterr().out
     )
+    # Each job's dead letters are its own, read by job and only the columns asked for.
+    for job in ("features", "alerts"):
+        letters = nd.load_records(out, "dead_letters", job=job, columns=["event_id", "job"])
+        assert list(letters.columns) == ["event_id", "job"] and set(letters.job) == {job}
+        assert sorted(map(int, letters.event_id)) == [449, 899, 1349, 1799, 2249]
+    # Partial windows, a series' edges, are marked: every other window of 2 s holds its
+    # sensor's 40 readings, or 39 where one event was cut off (the sensor taking the
+    # quiet one's turns holds more).
+    features = nd.load_records(out, "features", ("window_start", "window_end"))
+    full = features[~sl.partial_windows(features).to_numpy()]
+    assert len(full) > len(features) / 2
+    assert full["count"].min() == 39
     alerts = nd.load_records(out, "alerts", ("ts",))
     episodes = nd.alert_episodes(alerts)
     start = pd.Timestamp(datetime.fromtimestamp(spec.start_ms / 1000, UTC))
@@ -254,20 +427,27 @@ def test_a_time_range_and_sensors_read_only_what_they_ask_for_in_either_format(
         )
     )
     frames = {}
+    asked = dict(
+        start="2025-12-31T23:30", end="2026-01-01T00:30", sensors=["sensor-001", "sensor-004"]
+    )
     for fmt in ("jsonl", "delta"):
         out = tmp_path / fmt
         run = run_job("dataflows.sensor_stats", SSE_URL=sim.url, OUTPUT=str(out), OUTPUT_FORMAT=fmt)
         assert run.returncode == 0, run.stderr
-        whole = nd.load_records(out, "aggregates", ("window_start", "window_end"))
-        frames[fmt] = nd.load_records(
+        times = ("window_start", "window_end")
+        whole = nd.load_records(out, "aggregates", times)
+        frames[fmt] = nd.load_records(out, "aggregates", times, **asked)  # type: ignore[arg-type]
+        assert len(whole) > 3 * len(frames[fmt])
+        # Only the columns asked for come back, the range and sensors still applied.
+        counts = nd.load_records(
             out,
             "aggregates",
-            ("window_start", "window_end"),
-            start="2025-12-31T23:30",
-            end="2026-01-01T00:30",
-            sensors=["sensor-001", "sensor-004"],
+            times,
+            columns=["sensor_id", "count"],
+            **asked,  # type: ignore[arg-type]
         )
-        assert len(whole) > 3 * len(frames[fmt])
+        assert list(counts.columns) == ["sensor_id", "count"]
+        assert counts["count"].tolist() == frames[fmt]["count"].tolist()
     start, end = (
         pd.Timestamp("2025-12-31T23:30", tz="UTC"),
         pd.Timestamp("2026-01-01T00:30", tz="UTC"),
@@ -276,6 +456,17 @@ def test_a_time_range_and_sensors_read_only_what_they_ask_for_in_either_format(
         assert set(frame.sensor_id) == {"sensor-001", "sensor-004"}
         assert frame.window_start.min() == start
         assert frame.window_start.max() == end - pd.Timedelta(seconds=10)
+    # The same range given in another time zone reads the same rows.
+    for fmt, frame in frames.items():
+        aware = nd.load_records(
+            tmp_path / fmt,
+            "aggregates",
+            ("window_start", "window_end"),
+            start=start.tz_convert("Europe/Brussels"),
+            end=end.tz_convert("America/New_York"),
+            sensors=["sensor-001", "sensor-004"],
+        )
+        pd.testing.assert_frame_equal(aware, frame)
     columns = ["sensor_id", "metric", "window_start", "count", "mean", "min", "max"]
     jsonl, delta = (
         f[columns].sort_values(columns[:3]).reset_index(drop=True) for f in frames.values()
