@@ -43,9 +43,9 @@ def keys_to_draw(
         if len(picked) < len(ordered):
             print(f"Drawing {len(picked)} of {len(ordered)} sensor series: those of SENSORS.")
         return picked
+    reasons = {reason: set(named) for reason, named in (interest or {}).items()}
     picked, why = [], {}
-    for reason, named in (interest or {}).items():
-        chosen = set(named)
+    for reason, chosen in reasons.items():
         for key in ordered:
             if key[0] in chosen and key not in why and len(picked) < limit:
                 picked.append(key)
@@ -57,8 +57,8 @@ def keys_to_draw(
             picked.append(key)
             why[key] = "the first by id"
     left_out = {
-        reason: sum(1 for key in ordered if key[0] in set(named) and key not in why)
-        for reason, named in (interest or {}).items()
+        reason: sum(1 for key in ordered if key[0] in chosen and key not in why)
+        for reason, chosen in reasons.items()
     }
     if len(picked) < len(ordered):
         counts = pd.Series(why).value_counts(sort=False)

@@ -108,7 +108,7 @@ def _judged(
     aggregates: pd.DataFrame, dead: pd.DataFrame | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``expected_counts`` and the dead letters matched to the windows it judged."""
-    frame = aggregates.reset_index(drop=True)
+    frame = _with_absent_windows(aggregates)
     frame["partial"] = partial_windows(frame).to_numpy()
     usual = frame[~frame.partial].groupby(KEYS)["count"].median()
     classes = _rate_classes(usual).rename("rate_class")
@@ -121,6 +121,40 @@ def _judged(
         frame["peers"], frame["expected"] = _expected(frame, frame["count"] + cost)
         matched = _matched_windows(frame, dead)
     return frame.drop(columns="rate_class"), matched
+
+
+def _with_absent_windows(aggregates: pd.DataFrame) -> pd.DataFrame:
+    """The windows, ``absent`` False, and with ``absent`` True and a count of 0 the window
+    starts between a series' first and last that other series had but it did not: a
+    window whose every reading was lost is not written at all (a sensor reporting once a
+    window loses windows, not readings)."""
+    frame = aggregates.reset_index(drop=True).assign(absent=False)
+    if not len(frame):
+        return frame
+    starts = np.unique(_naive(frame["window_start"]))
+    groups = frame.groupby(KEYS, sort=False)["window_start"]
+    bounds = groups.agg(["min", "max", "size"])
+    low = np.searchsorted(starts, _naive(bounds["min"]))
+    high = np.searchsorted(starts, _naive(bounds["max"]), side="right")
+    gappy = set(bounds.index[(high - low) > bounds["size"].to_numpy()])
+    if not gappy:
+        return frame
+    where = dict(zip(bounds.index, zip(low, high, strict=True), strict=True))
+    rows: list[tuple[str, str, np.datetime64]] = []
+    for key, present in groups:
+        if key in gappy:
+            first, last = where[key]
+            for start in np.setdiff1d(starts[first:last], _naive(present)):
+                rows.append((key[0], key[1], start))
+    absent = pd.DataFrame(rows, columns=[*KEYS, "window_start"])
+    dtype = frame["window_start"].dtype
+    absent["window_start"] = pd.to_datetime(absent["window_start"]).dt.tz_localize("UTC")
+    absent["window_start"] = absent["window_start"].astype(dtype)
+    length = (frame["window_end"] - frame["window_start"]).median()
+    absent["window_end"] = absent["window_start"] + length
+    absent["count"] = 0
+    absent["absent"] = True
+    return pd.concat([frame, absent], ignore_index=True)
 
 
 def _expected(frame: pd.DataFrame, counts: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -171,17 +205,13 @@ def _matched_windows(frame: pd.DataFrame, dead: pd.DataFrame | None) -> pd.DataF
     stream_time = pd.to_datetime(dead["stream_time"], utc=True, format="ISO8601").dt.as_unit("ns")
     moments = _naive(own_time.fillna(stream_time))
     short = (frame["expected"] - frame["count"]).fillna(0).to_numpy()
-    ordered = frame.sort_values("window_start")
+    # Only the series of sensors that have dead letters: a few of a fleet.
+    ordered = frame[frame["sensor_id"].isin(set(sensors))].sort_values([*KEYS, "window_start"])
+    all_starts, all_ends = _naive(ordered["window_start"]), _naive(ordered["window_end"])
+    all_rows = ordered.index.to_numpy()
     series: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]] = {}
-    for (sensor, metric), rows in ordered.groupby(KEYS, sort=False):
-        series.setdefault(sensor, []).append(
-            (
-                metric,
-                _naive(rows["window_start"]),
-                _naive(rows["window_end"]),
-                rows.index.to_numpy(),
-            )
-        )
+    for (sensor, metric), at in ordered.groupby(KEYS, sort=False).indices.items():
+        series.setdefault(sensor, []).append((metric, all_starts[at], all_ends[at], all_rows[at]))
     taken: dict[int, float] = {}
     found = []
     for n in np.argsort(moments, kind="stable"):
@@ -247,7 +277,8 @@ def _own_jitter(frame: pd.DataFrame) -> pd.Series:
 
 
 def sensor_losses(aggregates: pd.DataFrame, dead: pd.DataFrame) -> pd.DataFrame:
-    """One row per sensor and metric, over its full windows: ``expected`` readings (the
+    """One row per sensor and metric, over its full ``windows`` (``absent_windows`` of
+    them not written at all, every reading lost): ``expected`` readings (the
     sum of its windows' expected counts), ``received``, ``lost`` (the difference, 0 when
     it had more), ``dead_letters`` (those of that sensor matched to those windows),
     ``unexplained`` (lost beyond them), ``lost_share`` (lost / expected), ``judged_by``
@@ -258,6 +289,7 @@ def sensor_losses(aggregates: pd.DataFrame, dead: pd.DataFrame) -> pd.DataFrame:
     matched = matched[~frame["partial"].to_numpy()[matched["row"].to_numpy(dtype=int)]]
     table = full.groupby(KEYS).agg(
         windows=("count", "size"),
+        absent_windows=("absent", "sum"),
         expected=("expected", "sum"),
         received=("count", "sum"),
         peers=("peers", "median"),

@@ -269,9 +269,9 @@ def assert_losses_are_the_malformed_events(
 
 
 @pytest.mark.parametrize(
-    ("fmt", "output_format", "drop_every"),
-    [("flat", "jsonl", 1500), ("dt", "delta", 5003)],
-    ids=["flat-jsonl-16-breaks", "dt-delta-4-breaks"],
+    ("fmt", "output_format", "drop_every", "rate"),
+    [("flat", "jsonl", 1500, 400.0), ("dt", "delta", 5003, 400.0), ("flat", "delta", 5003, 40.0)],
+    ids=["flat-jsonl-16-breaks", "dt-delta-4-breaks", "flat-delta-one-reading-a-window"],
 )
 def test_sensor_analysis_on_a_fleet_finds_the_two_sensors_that_lose_readings_steadily(
     simulator: StartSim,
@@ -280,14 +280,16 @@ def test_sensor_analysis_on_a_fleet_finds_the_two_sensors_that_lose_readings_ste
     fmt: VendorFormat,
     output_format: str,
     drop_every: int,
+    rate: float,
 ) -> None:
-    # 40 sensors read in turn, 10 readings a second each, for a minute; every 300th event
-    # cut off: events 299, 599, ... are sensor-019's and sensor-039's in turn, so those
-    # two lose one reading in 15 (6.7%), steadily, which no sensor's own median can see.
-    # sensor-007 goes quiet at 30 s and sensor-008 reports in its turns from then on.
+    # 40 sensors read in turn, 10 readings a second each for a minute (or one for ten
+    # minutes: a window of 1 s holds one reading, so a lost one is a window not written);
+    # every 300th event cut off: events 299, 599, ... are sensor-019's and sensor-039's in
+    # turn, so those two lose one reading in 15 (6.7%), steadily, which no sensor's own
+    # median can see. sensor-007 goes quiet at 30 s and sensor-008 takes its turns.
     events = 24_000
     spec = SequenceSpec(
-        sensors=40, rate=400.0, format=fmt, seed=3, quiet_sensor=7, quiet_after_ms=30_000
+        sensors=40, rate=rate, format=fmt, seed=3, quiet_sensor=7, quiet_after_ms=30_000
     )
     sim = simulator(
         SimulatorConfig(
@@ -308,6 +310,8 @@ def test_sensor_analysis_on_a_fleet_finds_the_two_sensors_that_lose_readings_ste
     noteworthy = sl.noteworthy_losses(losses)
     assert set(noteworthy.index.get_level_values("sensor_id")) == lossy
     assert (noteworthy["lost_share"] > 0.06).all() and (noteworthy["judged_by"] == "peers").all()
+    one_a_window = rate == 40.0
+    assert (noteworthy["absent_windows"] == noteworthy["lost"]).all() == one_a_window
     assert (losses.drop(noteworthy.index)["lost"] == 0).all()
     # The quiet sensor reported until it went quiet; lost nothing by being quiet.
     start = pd.Timestamp(datetime.fromtimestamp(spec.start_ms / 1000, UTC))
