@@ -15,7 +15,7 @@ import pytest
 from nbclient import NotebookClient
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
-from connectors.simulator.sequence import expected_readings
+from connectors.simulator.sequence import expected_readings, sensor_id
 from connectors.vendors import VendorFormat
 from dataflows.config import DemoConfig
 from dataflows.runtime import demo_anomalies
@@ -329,14 +329,10 @@ def test_sensor_analysis_on_a_fleet_finds_the_two_sensors_that_lose_readings_ste
     assert len(nd.breaks(nd.load_run(out, "sensor_stats"))) == (events - 1) // drop_every
 
 
-def test_feature_exploration_on_two_jobs_in_one_output_shows_exactly_the_injected_anomalies(
-    simulator: StartSim,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    sim, spec = anomalous_stream(simulator, fmt="dt")
-    out = tmp_path / "out"  # both jobs write here, as an analyst's one OUTPUT would be
+def explored(sim: SensorSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Both jobs on ``sim``'s stream into one OUTPUT, as an analyst's would be, then
+    feature_exploration on it; returns the OUTPUT."""
+    out = tmp_path / "out"
     for job, settings in (
         ("features", {"FEATURE_WINDOW": "2s", "FEATURE_STEP": "500ms"}),
         ("alerts", {}),
@@ -358,6 +354,17 @@ def test_feature_exploration_on_two_jobs_in_one_output_shows_exactly_the_injecte
         FEATURES_OUTPUT=out,
         ALERTS_OUTPUT=out,
     )
+    return out
+
+
+def test_feature_exploration_on_two_jobs_in_one_output_shows_exactly_the_injected_anomalies(
+    simulator: StartSim,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sim, _ = anomalous_stream(simulator, fmt="dt")
+    out = explored(sim, tmp_path, monkeypatch)
     # The run record is chosen by job, with one sentence; without a job it is refused.
     with pytest.raises(ValueError, match="holds the runs of alerts, features: say which"):
         nd.load_run(out)
@@ -377,42 +384,85 @@ def test_feature_exploration_on_two_jobs_in_one_output_shows_exactly_the_injecte
     full = features[~sl.partial_windows(features).to_numpy()]
     assert len(full) > len(features) / 2
     assert full["count"].min() == 39
+    episodes = nd.alert_episodes(nd.load_records(out, "alerts", ("ts",)))
+    assert_episodes_are_the_injected(sim, 2400, episodes)
+
+
+def test_feature_exploration_on_a_fleet_draws_the_sensors_with_alerts_and_their_episodes(
+    simulator: StartSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 40 sensors, 20 readings a second each for 20 s, the anomalies on sensors past the
+    # first 12 by id: a spike on sensor-018, sensor-022 stuck, sensor-032 going quiet.
+    events = 16_000
+    timing = demo_anomalies(DemoConfig(sensors=40, rate=800, events=events))
+    timing.update(spike_sensor=18, stuck_sensor=22, quiet_sensor=32)
+    spec = SequenceSpec(sensors=40, rate=800, seed=6, **timing)
+    sim = simulator(
+        SimulatorConfig(
+            sequence=spec,
+            faults=Faults(end_after=events, drop_every=5003, drop_mid_event=True),
+            pace=False,
+            events_per_write=20,
+        )
+    )
+    out = explored(sim, tmp_path, monkeypatch)
     alerts = nd.load_records(out, "alerts", ("ts",))
-    episodes = nd.alert_episodes(alerts)
+    assert_episodes_are_the_injected(sim, events, nd.alert_episodes(alerts))
+    features = nd.load_records(out, "features", ("window_start", "window_end"))
+    drawn = panels.keys_to_draw(
+        features.groupby(["sensor_id", "metric"]).groups,
+        interest={"with alerts": alerts.sensor_id},
+    )
+    assert len(drawn) == panels.PANELS
+    assert {key[0] for key in drawn[:3]} == {"sensor-018", "sensor-022", "sensor-032"}
+
+
+def assert_episodes_are_the_injected(
+    sim: SensorSimulator, events: int, episodes: pd.DataFrame
+) -> None:
+    """The episodes are exactly the simulator's spike, stuck value and silence, each as
+    its readings show it: from the condition's first reading to the first past it,
+    whatever the rules' raise_after and clear_after, its peak the extreme reading."""
+    spec = sim.config.sequence
+    assert spec.spike_sensor is not None and spec.stuck_sensor is not None
+    assert spec.quiet_sensor is not None
     start = pd.Timestamp(datetime.fromtimestamp(spec.start_ms / 1000, UTC))
 
     def at(ms: int) -> pd.Timestamp:
         return start + pd.Timedelta(milliseconds=ms)
 
-    # Each sensor reads every 50 ms (120 events a second over six sensors, in turn).
-    tick = pd.Timedelta(milliseconds=50)
+    sent = sim.expected_readings(range(events))
+    metric = {r.sensor_id: r.metric for r in sent if r.metric in ("temperature", "co2")}
+    spiked, stuck_id, quiet_id = (
+        sensor_id(spec, n) for n in (spec.spike_sensor, spec.stuck_sensor, spec.quiet_sensor)
+    )
+    # Each sensor reads once a round of the fleet, in turn.
+    tick = pd.Timedelta(seconds=spec.sensors / spec.rate)
     got = {(e.sensor_id, e.metric, e.rule): e for e in episodes.itertuples()}
     assert set(got) == {
-        ("sensor-000", "temperature", "high"),
-        ("sensor-003", "temperature", "stuck"),
-        ("sensor-002", "co2", "silence"),
+        (spiked, metric[spiked], "high"),
+        (stuck_id, metric[stuck_id], "stuck"),
+        (quiet_id, metric[quiet_id], "silence"),
     }
-    # The episodes as the readings show them: from the condition's first reading to the
-    # first past it, whatever the rules' raise_after and clear_after.
-    spike = got["sensor-000", "temperature", "high"]
+    spike = got[spiked, metric[spiked], "high"]
     assert at(spec.spike_after_ms) <= spike.start < at(spec.spike_after_ms) + tick
     end_of_spike = at(spec.spike_after_ms + spec.spike_for_ms)
     assert end_of_spike <= spike.end < end_of_spike + tick
     assert spike.raised > spike.start and spike.cleared > spike.end
-    # The peak is the spike's highest reading, from the simulator's own events.
-    sent = sim.expected_readings(range(2400))
-    spiked = [r.value for r in sent if r.sensor_id == "sensor-000" and r.metric == "temperature"]
-    assert spike.peak == max(spiked)
-    stuck = got["sensor-003", "temperature", "stuck"]
+    assert spike.peak == max(
+        r.value for r in sent if (r.sensor_id, r.metric) == (spiked, metric[spiked])
+    )
+    stuck = got[stuck_id, metric[stuck_id], "stuck"]
     assert at(spec.stuck_after_ms) <= stuck.start < at(spec.stuck_after_ms) + tick
     assert abs(stuck.duration - pd.Timedelta(milliseconds=spec.stuck_for_ms)) <= tick
     stuck_values = {
         r.value
         for r in sent
-        if r.sensor_id == "sensor-003" and stuck.start <= at(r.ts_ms - spec.start_ms) < stuck.end
+        if (r.sensor_id, r.metric) == (stuck_id, metric[stuck_id])
+        and stuck.start <= at(r.ts_ms - spec.start_ms) < stuck.end
     }
     assert stuck_values == {stuck.peak}
-    quiet = got["sensor-002", "co2", "silence"]
+    quiet = got[quiet_id, metric[quiet_id], "silence"]
     assert at(spec.quiet_after_ms) - 6 * tick <= quiet.start < at(spec.quiet_after_ms)
     assert pd.isna(quiet.end) and pd.isna(quiet.peak)
 
