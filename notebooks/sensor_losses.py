@@ -13,12 +13,14 @@ reading costs one window one reading. Partial windows, a series' edges (a window
 reaching before its first reading or after its last: the stream started, ended, or the
 sensor went quiet), are marked and judged by nothing: they are short by nature. Dead
 letters are matched to sensors by the sensor id in their data, as each vendor format
-carries it.
+carries it; those whose data does not say (cut off before it) explain the shortest
+window of any sensor at their time.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -230,7 +232,44 @@ def _matched_windows(frame: pd.DataFrame, dead: pd.DataFrame | None) -> pd.DataF
             taken[best] = taken.get(best, 0) + 1
             start = frame.at[best, "window_start"]
             found.append((n, sensors[n], dead["reason"].iloc[n], metric, start, best))
+    found += _matched_by_time(frame, dead, sensors, moments, short, taken)
     return pd.DataFrame(found, columns=columns)
+
+
+def _matched_by_time(
+    frame: pd.DataFrame,
+    dead: pd.DataFrame,
+    sensors: np.ndarray,
+    moments: np.ndarray,
+    short: np.ndarray,
+    taken: dict[int, float],
+) -> list[tuple[Any, ...]]:
+    """The dead letters whose data does not name their sensor (an Obelisk event cut off
+    before its ``source``), each matched to the window, of any sensor, still shortest of
+    its expected count among those holding its moment or just after it: the loss it
+    most likely explains. None where no window then is short."""
+    unknown = [n for n in np.argsort(moments, kind="stable") if sensors[n] == UNKNOWN_SENSOR]
+    wanting = np.flatnonzero(short >= 0.5)
+    if not unknown or not len(wanting):
+        return []
+    starts = _naive(frame["window_start"].iloc[wanting])
+    ends = _naive(frame["window_end"].iloc[wanting])
+    found = []
+    for n in unknown:
+        at = moments[n]
+        if np.isnat(at):
+            continue
+        left = short[wanting] - np.array([taken.get(row, 0) for row in wanting])
+        near = (starts <= at + (ends - starts)) & (at < ends) & (left >= 0.5)
+        if not near.any():
+            continue
+        best = int(wanting[np.flatnonzero(near)[np.argmax(left[near])]])
+        taken[best] = taken.get(best, 0) + 1
+        row = frame.loc[best]
+        found.append(
+            (n, row["sensor_id"], dead["reason"].iloc[n], row["metric"], row["window_start"], best)
+        )
+    return found
 
 
 def low_count_windows(

@@ -270,8 +270,18 @@ def assert_losses_are_the_malformed_events(
 
 @pytest.mark.parametrize(
     ("fmt", "output_format", "drop_every", "rate"),
-    [("flat", "jsonl", 1500, 400.0), ("dt", "delta", 5003, 400.0), ("flat", "delta", 5003, 40.0)],
-    ids=["flat-jsonl-16-breaks", "dt-delta-4-breaks", "flat-delta-one-reading-a-window"],
+    [
+        ("flat", "jsonl", 1500, 400.0),
+        ("dt", "delta", 5003, 400.0),
+        ("flat", "delta", 5003, 40.0),
+        ("obelisk", "jsonl", 5003, 400.0),
+    ],
+    ids=[
+        "flat-jsonl-16-breaks",
+        "dt-delta-4-breaks",
+        "flat-delta-one-reading-a-window",
+        "obelisk-jsonl-letters-without-their-sensor",
+    ],
 )
 def test_sensor_analysis_on_a_fleet_finds_the_two_sensors_that_lose_readings_steadily(
     simulator: StartSim,
@@ -317,12 +327,11 @@ def test_sensor_analysis_on_a_fleet_finds_the_two_sensors_that_lose_readings_ste
     start = pd.Timestamp(datetime.fromtimestamp(spec.start_ms / 1000, UTC))
     quiet = losses.xs("sensor-007", level="sensor_id")
     assert (quiet["reported_until"] == start + pd.Timedelta(seconds=30)).all()
-    # The dead letters name their sensors; those are the ones drawn first.
+    # The dead letters name their sensors (an Obelisk event cut in half has lost its
+    # "source", so those are matched by time); those sensors are drawn first.
     table = nd.dead_letter_table(dead)
-    assert table["sensors"].tolist() in (
-        ["sensor-019 x40, sensor-039 x40"],
-        ["sensor-039 x40, sensor-019 x40"],
-    )
+    named = ["sensor-019 x40, sensor-039 x40"], ["sensor-039 x40, sensor-019 x40"]
+    assert table["sensors"].tolist() in ((["unknown sensor x80"],) if fmt == "obelisk" else named)
     interest = {"with losses": noteworthy.index.get_level_values("sensor_id")}
     drawn = panels.keys_to_draw(losses.index, interest=interest)
     assert {key[0] for key in drawn[: len(noteworthy)]} == lossy
