@@ -18,7 +18,7 @@ UV_VERSION := 0.13.9
 # rebuilt when their source changed; without one the jobs run the pure-Python modules.
 NATIVE = $(BIN)/python tools/build_native.py
 
-.PHONY: run test lint types pytest pytest-pure native fuzz bench bench-quick soak notebooks lock clean
+.PHONY: run test lint types docs pytest pytest-pure native fuzz bench bench-quick soak notebooks lock clean
 
 $(STAMP): pyproject.toml requirements/dev.txt
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else "sensorwax needs Python 3.11 or 3.12 (Bytewax 0.21.1 has no wheels for %d.%d): run make PYTHON=python3.12" % v)'
@@ -54,7 +54,13 @@ PURE_TESTS = tests/dataflows/test_fast_formats.py tests/dataflows/test_readings.
 pytest-pure: native
 	SENSORWAX_NATIVE=0 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PURE_TESTS)
 
-test: lint types pytest pytest-pure
+test: lint types docs pytest pytest-pure
+
+# The reference docs (docs/, mkdocs.yml) built strictly into build/site: a broken link, a
+# missing page or an API reference that does not resolve fails; the settings page is
+# written from dataflows/config.py at build time (tools/docs_settings.py).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Coverage-guided fuzzing of the parsers for a fixed number of inputs; findings stop it
 # and leave a crash-* file. New corpus entries go to .fuzz-corpus (not committed).
