@@ -1,26 +1,34 @@
-"""MkDocs hook: the settings page is written from the configuration code at build time
-(``dataflows.config.settings_of``, the same source as ``python -m dataflows --help``), so
-it cannot drift from what the jobs read."""
+"""The settings page, docs/settings.md, written from the configuration code
+(``dataflows.config.settings_of``, the same source as ``python -m dataflows --help``):
+``python tools/docs_settings.py`` writes it; ``tests/test_docs.py`` fails when the
+committed page is not what the code reads, so it cannot drift."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
-from mkdocs.exceptions import PluginError
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = ROOT / "docs" / "settings.md"
+sys.path.insert(0, str(ROOT))
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dataflows.config import JOB_SETTINGS, SECRET_SETTINGS, settings_of  # noqa: E402
 
-from dataflows.config import JOB_SETTINGS, SECRET_SETTINGS, settings_of
+INTRO = """# Settings
 
-MARKER = "<!-- settings: generated from dataflows/config.py -->"
+Every job is configured by environment variables, read in one place
+(`dataflows/config.py`) and checked at start: a wrong value stops the job with one line
+that says what to set (exit status 2). This page is written from that code
+(`python tools/docs_settings.py`; a test fails when it is out of date), as
+`python -m dataflows --help` prints it, so it lists exactly what the jobs read.
+Durations take a unit (`500ms`, `10s`, `16m`, `1h`).
+"""
 
 
-def settings_tables() -> str:
-    """A table for the settings every job reads, then one for each job's own."""
+def settings_page() -> str:
+    """The page: a table for the settings every job reads, then one for each job's own."""
     shared: set[str] | None = None
-    parts = []
+    parts = [INTRO]
     for job in JOB_SETTINGS:
         rows = settings_of(job)
         if shared is None:
@@ -42,7 +50,6 @@ def settings_tables() -> str:
     return "\n".join(parts)
 
 
-def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
-    if page.file.src_uri == "settings.md" and MARKER not in markdown:
-        raise PluginError(f"docs/settings.md lost its marker {MARKER!r}: the tables go there")
-    return markdown.replace(MARKER, settings_tables())
+if __name__ == "__main__":
+    PAGE.write_text(settings_page())
+    print(f"wrote {PAGE.relative_to(ROOT)}")
