@@ -33,7 +33,7 @@ def describe() -> str:
         lines += [
             f"  {name:<{width}}  {meaning} (default: {default})" for name, default, meaning in rows
         ]
-    lines += ["", "The README has the details; a wrong value stops a job at start (exit 2)."]
+    lines += ["", "The README and docs/ have the details; a wrong value stops a job (exit 2)."]
     return "\n".join(lines)
 
 

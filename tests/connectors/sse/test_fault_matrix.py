@@ -3,7 +3,7 @@
 Each fault asserts the exact events that come out (or the exact fatal error), against a
 real server on 127.0.0.1. Each runs three times, with a bearer token, basic auth and a
 token query parameter, with DEBUG logging on; afterwards no captured log line, exception
-text (the whole printed traceback) or repr holds the secret. The README's fault matrix
+text (the whole printed traceback) or repr holds the secret. docs/guarantees.md's fault matrix
 table lists these rows. What the job makes of the data faults (dead letters, output
 files, and how the job stops on a fatal one) is checked by the job tests at the end.
 """
