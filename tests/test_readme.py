@@ -24,7 +24,7 @@ START_MS = 1_767_223_800_000
 def reading_examples() -> list[str]:
     """The Python blocks of the README's "Reading the output" section."""
     text = README.read_text()
-    section = text.split("### Reading the output", 1)[1].split("\n## ", 1)[0]
+    section = text.split("\n## Reading the output\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
 
 
