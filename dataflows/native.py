@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NATIVE_DIR = ROOT / "build" / "native"
 MANIFEST = NATIVE_DIR / "manifest.json"
 OFF = "SENSORWAX_NATIVE"
+# What OFF does, for the settings page (it is read here, at import, not by dataflows.config).
+OFF_MEANING = "0: run the pure-Python form of the hot modules even where the compiled one is built"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ PAGE = ROOT / "docs" / "settings.md"
 sys.path.insert(0, str(ROOT))
 
 from dataflows.config import JOB_SETTINGS, SECRET_SETTINGS, settings_of  # noqa: E402
+from dataflows.native import OFF, OFF_MEANING  # noqa: E402
 
 INTRO = """# Settings
 
@@ -47,6 +48,12 @@ def settings_page() -> str:
             text = (meaning + "." + secret).replace("|", "\\|")
             parts.append(f"| `{name}` | `{default}` | {text} |")
         parts.append("")
+    parts += [
+        "## Read at import\n",
+        "| Setting | Default | What it does |\n|---|---|---|",
+        f"| `{OFF}` | `unset` | {OFF_MEANING}. |",
+        "",
+    ]
     return "\n".join(parts)
 
 
