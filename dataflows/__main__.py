@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from dataflows.config import JOB_SETTINGS, settings_of
+from dataflows.config import JOB_SETTINGS, settings_by_job
 from dataflows.version import version_line
 
 _USAGE = "python -m bytewax.run dataflows.JOB [Bytewax's flags: -w, -i, -a, -r, -s, -b]"
@@ -18,17 +18,9 @@ def describe() -> str:
     for job in JOB_SETTINGS:
         doc = (importlib.import_module(f"dataflows.{job}").__doc__ or "").strip()
         lines.append(f"  {job:<14} {doc.splitlines()[0] if doc else ''}")
-    shared = None
-    for job in JOB_SETTINGS:
-        rows = settings_of(job)
-        if shared is None:
-            shared = {name for name, _, _ in rows}
-            lines += ["", "settings of every job (environment variables):"]
-        else:
-            rows = [row for row in rows if row[0] not in shared]
-            if not rows:
-                continue
-            lines += ["", f"settings of {job} only:"]
+    for only, rows in settings_by_job():
+        title = "every job (environment variables)" if only is None else f"{only} only"
+        lines += ["", f"settings of {title}:"]
         width = max(len(name) for name, _, _ in rows)
         lines += [
             f"  {name:<{width}}  {meaning} (default: {default})" for name, default, meaning in rows

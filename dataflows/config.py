@@ -983,6 +983,23 @@ def settings_of(job: str, environ: Mapping[str, str] | None = None) -> list[tupl
     return [(name, default, MEANINGS.get(name, "")) for name, default in env.read.items()]
 
 
+def settings_by_job() -> list[tuple[str | None, list[tuple[str, str, str]]]]:
+    """The settings as the help and the settings page group them: the first job's, which
+    every job reads (``None``), then each other job's own; a job with none is left out."""
+    shared: set[str] | None = None
+    groups: list[tuple[str | None, list[tuple[str, str, str]]]] = []
+    for job in JOB_SETTINGS:
+        rows = settings_of(job)
+        if shared is None:
+            shared = {name for name, _, _ in rows}
+            groups.append((None, rows))
+            continue
+        own = [row for row in rows if row[0] not in shared]
+        if own:
+            groups.append((job, own))
+    return groups
+
+
 # Settings whose values are secrets: the run record shows only whether they were set.
 SECRET_SETTINGS = frozenset(
     {

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "settings.md"
 sys.path.insert(0, str(ROOT))
 
-from dataflows.config import JOB_SETTINGS, SECRET_SETTINGS, settings_of  # noqa: E402
+from dataflows.config import SECRET_SETTINGS, settings_by_job  # noqa: E402
 from dataflows.native import OFF, OFF_MEANING  # noqa: E402
 
 INTRO = """# Settings
@@ -28,18 +28,9 @@ Durations take a unit (`500ms`, `10s`, `16m`, `1h`).
 
 def settings_page() -> str:
     """The page: a table for the settings every job reads, then one for each job's own."""
-    shared: set[str] | None = None
     parts = [INTRO]
-    for job in JOB_SETTINGS:
-        rows = settings_of(job)
-        if shared is None:
-            shared = {name for name, _, _ in rows}
-            parts.append("## Every job\n")
-        else:
-            rows = [row for row in rows if row[0] not in shared]
-            if not rows:
-                continue
-            parts.append(f"## `{job}` only\n")
+    for job, rows in settings_by_job():
+        parts.append("## Every job\n" if job is None else f"## `{job}` only\n")
         parts.append("| Setting | Default | What it does |\n|---|---|---|")
         for name, default, meaning in rows:
             secret = " Never logged: the run record says only whether it was set." * (
