@@ -131,11 +131,13 @@ def load_records(
     low = None if start is None else _utc(start)
     high = None if end is None else _utc(end)
     schema = TABLE_SCHEMAS[kind]
+    # Once: ``sensors`` may be an iterator, read by the Delta filter and the row filter.
+    named = None if sensors is None or "sensor_id" not in schema.names else sorted(set(sensors))
     wanted = None if columns is None else list(columns)
     needed = schema.names if wanted is None else list(wanted)
     if (low is not None or high is not None) and time_columns:
         needed = [*needed, time_columns[0]]
-    if sensors is not None and "sensor_id" in schema.names:
+    if named is not None:
         needed = [*needed, "sensor_id"]
     needed = [name for name in schema.names if name in set(needed)]
     directory = Path(output) / kind
@@ -147,7 +149,7 @@ def load_records(
             low,
             high,
             job if "job" in schema.names else None,
-            None if sensors is None or "sensor_id" not in schema.names else sorted(set(sensors)),
+            named,
         )
     else:
         table = _read_parts(directory, schema, needed, low, high, job)
@@ -159,8 +161,8 @@ def load_records(
         if high is not None:
             before = pc.less(moments, pa.scalar(high.to_pydatetime(), moments.type))
             keep = before if keep is None else pc.and_(keep, before)
-    if sensors is not None and "sensor_id" in schema.names:
-        among = pc.is_in(table.column("sensor_id"), pa.array(sorted(set(sensors)), pa.string()))
+    if named is not None:
+        among = pc.is_in(table.column("sensor_id"), pa.array(named, pa.string()))
         keep = among if keep is None else pc.and_(keep, among)
     if keep is not None:
         table = table.filter(keep)

@@ -510,6 +510,16 @@ def test_a_time_range_and_sensors_read_only_what_they_ask_for_in_either_format(
             **asked,  # type: ignore[arg-type]
         )
         assert list(counts.columns) == ["sensor_id", "count"]
+        # Sensors as an iterator, read once: the same rows.
+        once = nd.load_records(
+            out,
+            "aggregates",
+            times,
+            start=asked["start"],  # type: ignore[arg-type]
+            end=asked["end"],  # type: ignore[arg-type]
+            sensors=iter(["sensor-001", "sensor-004"]),
+        )
+        pd.testing.assert_frame_equal(once, frames[fmt])
         assert counts["count"].tolist() == frames[fmt]["count"].tolist()
     start, end = (
         pd.Timestamp("2025-12-31T23:30", tz="UTC"),
