@@ -44,33 +44,30 @@ def keys_to_draw(
             print(f"Drawing {len(picked)} of {len(ordered)} sensor series: those of SENSORS.")
         return picked
     reasons = {reason: set(named) for reason, named in (interest or {}).items()}
-    picked, why = [], {}
+    # Each drawn key and why, in the order drawn: reason by reason, each by id.
+    why: dict[tuple[str, str], str] = {}
     for reason, chosen in reasons.items():
         for key in ordered:
-            if key[0] in chosen and key not in why and len(picked) < limit:
-                picked.append(key)
+            if key[0] in chosen and key not in why and len(why) < limit:
                 why[key] = reason
     for key in ordered:
-        if len(picked) >= limit:
+        if len(why) >= limit:
             break
-        if key not in why:
-            picked.append(key)
-            why[key] = "the first by id"
+        why.setdefault(key, "the first by id")
     left_out = {
         reason: sum(1 for key in ordered if key[0] in chosen and key not in why)
         for reason, chosen in reasons.items()
     }
-    if len(picked) < len(ordered):
+    if len(why) < len(ordered):
         counts = pd.Series(why).value_counts(sort=False)
         drawn = ", ".join(f"{n} {reason}" for reason, n in counts.items())
         missed = ", ".join(f"{n} more {reason}" for reason, n in left_out.items() if n)
         print(
-            f"Drawing {len(picked)} of {len(ordered)} sensor series ({drawn})"
+            f"Drawing {len(why)} of {len(ordered)} sensor series ({drawn})"
             + (f"; not drawn: {missed}" if missed else "")
             + ": set SENSORS to choose."
         )
-    rank = {reason: n for n, reason in enumerate(dict.fromkeys(why.values()))}
-    return sorted(picked, key=lambda key: (rank[why[key]], key))
+    return list(why)
 
 
 def usual_range(values: pd.Series, fences: float = 3.0) -> tuple[float, float]:
