@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from dataflows.config import JOB_SETTINGS, settings_by_job
+from dataflows.native import import_settings
 from dataflows.version import version_line
 
 _USAGE = "python -m bytewax.run dataflows.JOB [Bytewax's flags: -w, -i, -a, -r, -s, -b]"
@@ -18,8 +19,12 @@ def describe() -> str:
     for job in JOB_SETTINGS:
         doc = (importlib.import_module(f"dataflows.{job}").__doc__ or "").strip()
         lines.append(f"  {job:<14} {doc.splitlines()[0] if doc else ''}")
-    for only, rows in settings_by_job():
-        title = "every job (environment variables)" if only is None else f"{only} only"
+    groups = [
+        ("every job (environment variables)" if only is None else f"{only} only", rows)
+        for only, rows in settings_by_job()
+    ]
+    groups.append(("every job, read at import", import_settings()))
+    for title, rows in groups:
         lines += ["", f"settings of {title}:"]
         width = max(len(name) for name, _, _ in rows)
         lines += [

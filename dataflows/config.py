@@ -895,9 +895,9 @@ def _recovery_directory(env: _Env, argv: Sequence[str]) -> Path | None:
 MEANINGS: dict[str, str] = {
     "SSE_URL": "stream URLs, comma-separated, one partition each; unset: serve the simulator",
     "SSE_FORMAT": "auto, flat, dt (Disruptive Technologies) or obelisk",
-    "SSE_BEARER_TOKEN": "a bearer token (never logged)",
-    "SSE_BASIC_AUTH": "user:password for basic auth (never logged)",
-    "SSE_QUERY_TOKEN": "a token sent as a query parameter (never logged)",
+    "SSE_BEARER_TOKEN": "a bearer token",
+    "SSE_BASIC_AUTH": "user:password for basic auth",
+    "SSE_QUERY_TOKEN": "a token sent as a query parameter",
     "SSE_QUERY_TOKEN_PARAM": "the query parameter's name",
     "SSE_OAUTH2_TOKEN_URL": "an OAuth2 token endpoint: the job fetches and renews tokens",
     "SSE_OAUTH2_CLIENT_ID": "client credentials grant: the client id",
@@ -910,7 +910,7 @@ MEANINGS: dict[str, str] = {
     "DT's ping_interval is five sixths of it)",
     "DT_PROJECT_ID": "a Disruptive Technologies project: read its device stream (no SSE_URL)",
     "DT_SERVICE_ACCOUNT_KEY_ID": "DT: the service account key's id",
-    "DT_SERVICE_ACCOUNT_SECRET": "DT: the service account key's secret (never logged)",
+    "DT_SERVICE_ACCOUNT_SECRET": "DT: the service account key's secret",
     "DT_SERVICE_ACCOUNT_EMAIL": "DT: the service account's email: the OAuth2 JWT grant "
     "(unset: basic auth)",
     "DT_EVENT_TYPES": "DT: the event types to stream, comma-separated (unset: all)",
@@ -919,7 +919,7 @@ MEANINGS: dict[str, str] = {
     "OBELISK_URL": "an Obelisk (e.g. https://obelisk.ilabt.imec.be): find or create the "
     "stream OBELISK_STREAM in its Catalog and read it (no SSE_URL)",
     "OBELISK_CLIENT_ID": "Obelisk: the client's id (client credentials grant)",
-    "OBELISK_CLIENT_SECRET": "Obelisk: the client's secret (never logged)",
+    "OBELISK_CLIENT_SECRET": "Obelisk: the client's secret",
     "OBELISK_DATASETS": "Obelisk: the ids of the datasets to stream, comma-separated",
     "OBELISK_METRICS": "Obelisk: the metrics to stream, <name>::<type>, comma-separated",
     "OBELISK_STREAM": "Obelisk: the stream's name; found on a restart, created the first time",
@@ -928,18 +928,21 @@ MEANINGS: dict[str, str] = {
     "SSE_PROXY": "a forward proxy (http://user:pass@host:port) for streams and tokens; unset: "
     "https_proxy, http_proxy, all_proxy and no_proxy as curl reads them",
     "SSE_CA_BUNDLE": "a PEM file of CAs to trust",
-    "SSE_VERIFY_TLS": "verify the server's certificate",
+    "SSE_VERIFY_TLS": "verify the server's certificate (false is possible, not advised)",
     "SSE_MAX_EVENT_BYTES": "larger events become oversized dead letters",
-    "SSE_RETRY_INITIAL": "the reconnect delay after a connection that worked",
+    "SSE_RETRY_INITIAL": "the reconnect delay after a connection that worked (the server's "
+    "retry: replaces it)",
     "SSE_RETRY_MAX": "the longest reconnect delay",
     "SSE_RETRY_MAX_ATTEMPTS": "stop after this many reconnects in a row without an event",
     "SSE_RETRY_MAX_ELAPSED": "stop after this long without an event",
     "WINDOW": "window length (ms, s, m or h)",
-    "LATENESS": "a reading this much older than its sensor's newest is late",
-    "KEY_GROUPS": "sensor_stats keeps every sensor's windows in this many Bytewax keys",
+    "LATENESS": "a reading this much older than its sensor's newest is a late dead letter",
+    "KEY_GROUPS": "sensor_stats keeps every sensor's windows in this many Bytewax keys "
+    "(the results do not depend on it)",
     "IDLE_CLOSE": "close a quiet sensor's window once its stream is this far past it; 0: "
     "off (with DT_PROJECT_ID the default is 16m: a DT heartbeat brings 15 min of samples)",
-    "OUTPUT": "-: stdout and stderr; a directory: OUTPUT/<kind>/date=.../hour=.../ part files",
+    "OUTPUT": "-: records on stdout, dead letters on stderr; a directory: "
+    "OUTPUT/<kind>/date=.../hour=.../ part files and a run record in OUTPUT/runs/",
     "OUTPUT_FORMAT": "jsonl (hourly JSON Lines part files) or delta (a Delta Lake table a kind)",
     "OUTPUT_MODE": "a run without recovery into records already there: new (refuse), append "
     "or overwrite",
@@ -953,9 +956,11 @@ MEANINGS: dict[str, str] = {
     "SIM_DROP_EVERY": "simulator: drop the connection after this many events (0: never)",
     "SIM_MALFORMED_EVERY": "simulator: every n-th event is malformed JSON (0: none)",
     "SIM_SEED": "simulator: the random seed",
-    "SIM_ANOMALIES": "simulator: a spike, a stuck sensor and a sensor going quiet",
-    "SIM_START": "simulator: the event time of its first event (ISO 8601, UTC), or now",
-    "LOG_LEVEL": "debug, info, warning or error",
+    "SIM_ANOMALIES": "simulator: sensor 0 reads 10 too high from a quarter of its event time "
+    "for a tenth of it, sensor 3 is stuck from 40% to 70%, sensor 2 goes quiet at 30%",
+    "SIM_START": "simulator: the event time of its first event (ISO 8601, UTC), or now; "
+    "jobs run on the same start write outputs that line up in event time",
+    "LOG_LEVEL": "debug, info, warning or error (to stderr, in UTC, secrets masked)",
     "SENSORWAX_TRACEBACK": "a full traceback instead of one line when a stream cannot go on",
     "STATUS_EVERY": "a status line on stderr this often; 0: none",
     "BYTEWAX_DATAFLOW_API_ENABLED": "set: serve metrics at :PORT/metrics (Bytewax's endpoint)",
@@ -980,12 +985,18 @@ def settings_of(job: str, environ: Mapping[str, str] | None = None) -> list[tupl
     env = _Env(environ or {})
     for read in JOB_SETTINGS[job]:
         read(env)
-    return [(name, default, MEANINGS.get(name, "")) for name, default in env.read.items()]
+    return [(name, default, _meaning(name)) for name, default in env.read.items()]
+
+
+def _meaning(name: str) -> str:
+    meaning = MEANINGS.get(name, "")
+    return f"{meaning} (never logged)" if name in SECRET_SETTINGS else meaning
 
 
 def settings_by_job() -> list[tuple[str | None, list[tuple[str, str, str]]]]:
     """The settings as the help and the settings page group them: the first job's, which
-    every job reads (``None``), then each other job's own; a job with none is left out."""
+    every job reads (``None``), then each other job's own; a job with none is left out.
+    (``dataflows.native.import_settings`` has the one read at import, before these.)"""
     shared: set[str] | None = None
     groups: list[tuple[str | None, list[tuple[str, str, str]]]] = []
     for job in JOB_SETTINGS:

@@ -28,6 +28,7 @@ __all__ = [
     "built",
     "choose",
     "chosen",
+    "import_settings",
     "manifest_for",
     "source_digests",
     "source_path",
@@ -41,8 +42,13 @@ ROOT = Path(__file__).resolve().parent.parent
 NATIVE_DIR = ROOT / "build" / "native"
 MANIFEST = NATIVE_DIR / "manifest.json"
 OFF = "SENSORWAX_NATIVE"
-# What OFF does, for the settings page (it is read here, at import, not by dataflows.config).
-OFF_MEANING = "0: run the pure-Python form of the hot modules even where the compiled one is built"
+
+
+def import_settings() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) of the settings read here, at import, rather than by
+    ``dataflows.config``: for the help and the settings page beside the jobs' own."""
+    meaning = "0: run the pure-Python form of the hot modules even where the compiled one is built"
+    return [(OFF, "unset", meaning)]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
-from dataflows.config import JOB_SETTINGS, MEANINGS, settings_of
+from dataflows import native
+from dataflows.config import JOB_SETTINGS, MEANINGS, SECRET_SETTINGS, settings_of
 from tests.helpers.oracle import ROOT, job_env, read_records, run_job
 from tests.helpers.servers import StartSim
 
@@ -112,7 +113,10 @@ def test_python_m_dataflows_lists_every_job_and_every_setting() -> None:
     for job in JOB_SETTINGS:
         assert f"  {job} " in done.stdout
     for name, meaning in MEANINGS.items():
-        assert re.search(rf"^  {name} +{re.escape(meaning)} \(default: ", done.stdout, re.M), name
+        said = f"{meaning} (never logged)" if name in SECRET_SETTINGS else meaning
+        assert re.search(rf"^  {name} +{re.escape(said)} \(default: ", done.stdout, re.M), name
+    # And the one read at import, before the configuration.
+    assert re.search(rf"^  {native.OFF} +0: run the pure-Python", done.stdout, re.M)
 
 
 def test_every_setting_a_job_reads_has_a_meaning_and_no_meaning_is_left_over() -> None:
