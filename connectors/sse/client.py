@@ -448,7 +448,7 @@ class Subscription(Iterator[SSEEvent]):
         raise SSEHTTPError(
             f"{self.url}: HTTP {status} {response.reason or ''}".rstrip()
             + snippet
-            + _status_advice(status),
+            + _status_advice(status, fetched_token=token is not None),
             status=status,
             url=self.url,
         )
@@ -607,10 +607,14 @@ def _dechunked(raw: BufferedIOBase) -> Iterator[bytes]:
             raise body.error
 
 
-def _status_advice(status: int) -> str:
+def _status_advice(status: int, *, fetched_token: bool) -> str:
+    refused = (
+        "it refused a token fetched just now: check the token endpoint's credentials and scope"
+        if fetched_token
+        else "check the token or user/password you gave"
+    )
     advice = {
-        401: "; the server wants credentials: check the token or user/password you gave "
-        "(with a token provider: it refused a token fetched just now)",
+        401: f"; the server wants credentials: {refused}",
         403: "; the credentials were refused for this stream: check their scope",
         404: "; no stream at this URL: check the path and the project or device id",
         407: "; the forward proxy wants credentials: give them in its URL "

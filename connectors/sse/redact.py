@@ -32,8 +32,10 @@ SECRET_PARAMS = (
     "signature",
     "sig",
 )
+# A value ends where the query does; in a message, a colon right before that end is the
+# message's ("<url>: HTTP 401"), not the value's, and stays.
 _PARAM_RE = re.compile(
-    r"(?i)([?&;](?:" + "|".join(SECRET_PARAMS) + r")=)[^&#\s'\"<>]*",
+    r"(?i)([?&;](?:" + "|".join(SECRET_PARAMS) + r")=)[^&#\s'\"<>]*?(?=:?(?:[&#\s'\"<>]|$))",
 )
 _AUTH_RE = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]+")
 _USERINFO_RE = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@/\s]*@")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import string
 import traceback
 from pathlib import Path
 
 import pytest
 import trustme
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
 from connectors.sse import SSEConnectionError, SSEError, SSEHTTPError, subscribe
+from connectors.sse.redact import Redactor
 from tests.helpers.secrets import PASSWORD, SECRET, WAYS, assert_clean
 from tests.helpers.servers import (
     ScriptedServer,
@@ -108,3 +112,11 @@ def test_tracebacks_hold_no_secret(scripted: StartScripted, ca: trustme.CA, tls:
     printed = "".join(traceback.format_exception(raised.value))
     assert "token=***" in printed
     assert_clean(printed, [SECRET])
+
+
+@given(st.text(alphabet=string.ascii_letters + string.digits + "-._~:%+/=", min_size=1))
+def test_a_token_in_a_message_is_masked_and_the_message_keeps_its_colon(value: str) -> None:
+    url = "https://api.example.com/stream"
+    masked = Redactor().text(f"{url}?token={value}: HTTP 401 Unauthorized")
+    # The value goes whole, its own colons too; the message's colon stays.
+    assert masked == f"{url}?token=***: HTTP 401 Unauthorized"
