@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,12 +26,12 @@ from connectors.simulator.obelisk import ObeliskConfig
 from connectors.sse import ClientCredentials
 from dataflows import native
 from dataflows.config import JOB_SETTINGS, settings_of
+from tests.helpers.doc_blocks import Example, examples
 from tests.helpers.oracle import ROOT
 from tests.helpers.servers import StartSim
 
 pytestmark = pytest.mark.slow
 
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 # Why a block does not run here, as the comment before it says: <!-- not run: REASON -->.
 NOT_RUN = {
     "make itself",  # make run/test/bench: the suite is what they run
@@ -43,6 +42,9 @@ NOT_RUN = {
     "needs your own server",  # a stream only the reader has
     "needs a private CA",  # a CA bundle only the reader has
     "run by tests/test_readme.py",  # the reading examples, against a job's output
+    "a directory tree",  # a sketch of the output layout; tests/dataflows check the names
+    "a Prometheus query",  # for a Prometheus server scraping the job
+    "scraped by tests/dataflows/test_metrics.py",  # the metrics shown, against a scrape
 }
 # A vendor's example (<!-- simulated: dt, obelisk -->) runs against the simulator playing
 # that vendor: the vendor's hosts become the simulator's, and the placeholders a reader
@@ -75,49 +77,6 @@ VENDOR_EVENTS = 120
 NOT_JOB_SETTINGS = {"PYTHONPATH"}
 
 
-@dataclass(frozen=True)
-class Example:
-    page: Path
-    line: int
-    language: str
-    code: str
-    marker: str | None  # the comment before the block: "not run: ..." or "file: NAME"
-
-    @property
-    def vendors(self) -> list[str]:
-        """The vendors the simulator plays for it: <!-- simulated: dt, obelisk -->."""
-        kind, _, detail = (self.marker or "").partition(": ")
-        return detail.split(", ") if kind == "simulated" else []
-
-    @property
-    def name(self) -> str:
-        return f"{self.page.relative_to(ROOT)}:{self.line}"
-
-
-def examples() -> list[Example]:
-    found = []
-    for page in PAGES:
-        lines = page.read_text().split("\n")
-        i = 0
-        while i < len(lines):
-            fence = re.match(r"^```(sh|python|toml)\s*$", lines[i])
-            if fence:
-                end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
-                comment = re.match(r"^<!-- (.*) -->$", lines[i - 1]) if i else None
-                found.append(
-                    Example(
-                        page,
-                        i + 1,
-                        fence.group(1),
-                        "\n".join(lines[i + 1 : end]) + "\n",
-                        comment.group(1) if comment else None,
-                    )
-                )
-                i = end
-            i += 1
-    return found
-
-
 def runnable(language: str) -> list[Example]:
     return [e for e in examples() if e.language == language and e.marker is None]
 
@@ -125,6 +84,8 @@ def runnable(language: str) -> list[Example]:
 def test_every_example_runs_or_says_why_not() -> None:
     for example in examples():
         if example.marker is None:
+            # A bare block shows what something prints: tests/test_printed.py runs that.
+            assert example.language != "", f"{example.name}: say what prints it, or why not"
             continue
         kind, _, detail = example.marker.partition(": ")
         if kind == "not run":
@@ -132,6 +93,8 @@ def test_every_example_runs_or_says_why_not() -> None:
         elif kind == "simulated":
             assert set(example.vendors) <= set(VENDORS), f"{example.name}: one of {VENDORS}"
             assert example.language == "sh", f"{example.name}: only shell examples are simulated"
+        elif kind == "printed by":
+            assert example.language == "", f"{example.name}: only output is printed by a job"
         else:
             assert kind == "file" and example.language == "toml", f"{example.name}: {kind}?"
     assert len(runnable("sh")) >= 3 and len(runnable("python")) >= 1

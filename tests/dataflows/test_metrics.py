@@ -4,6 +4,7 @@ simulator sent."""
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import time
 import urllib.request
@@ -14,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.simulator import Faults, OAuth2Server, SequenceSpec, SimulatorConfig
+from tests.helpers.doc_blocks import examples
 from tests.helpers.oracle import KEY, bytewax_run_cmd, job_env, sent_readings
 from tests.helpers.servers import StartSim, free_port
 from tests.helpers.waiting import wait_for
@@ -125,3 +127,17 @@ def test_metrics_match_what_the_simulator_sent(simulator: StartSim, tmp_path: Pa
     assert math.isclose(lag, scraped_at - newest, abs_tol=5.0), (lag, scraped_at - newest)
     # Bytewax's own step metrics are served beside them.
     assert any(name.startswith("bytewax_") for name, _ in samples)
+    # docs/operating.md shows each of the job's metrics with its labels, and no other.
+    (shown,) = [
+        e for e in examples() if e.marker == "not run: scraped by tests/dataflows/test_metrics.py"
+    ]
+    documented = {
+        (name, tuple(sorted(re.findall(r'(\w+)="', labels))))
+        for name, labels in re.findall(r"^(\w+)(?:\{(.*)\})? ", shown.code, re.M)
+    }
+    served = {
+        (name, tuple(sorted(k for k, _ in labels)))
+        for name, labels in samples
+        if name.startswith("sensorwax_")
+    }
+    assert documented == served
