@@ -50,6 +50,7 @@ pytest: native
 # The tests that hold the compiled modules' output to the references (hypothesis
 # properties, the pandas oracle), run again on the pure-Python modules.
 PURE_TESTS = tests/dataflows/test_fast_formats.py tests/dataflows/test_readings.py \
+	tests/dataflows/test_stream_breaks.py \
 	tests/dataflows/test_key_groups.py tests/dataflows/test_sensor_stats.py tests/test_native.py
 pytest-pure: native
 	SENSORWAX_NATIVE=0 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PURE_TESTS)

@@ -29,7 +29,15 @@ from dataflows.config import JobConfig
 from dataflows.formats import PARSERS, FormatParser
 from dataflows.key_groups import KeyGroups, KeyRows
 from dataflows.obelisk_setup import stream_resolver
-from dataflows.readings import DeadLetter, Reading, parse_by_key, parse_in_order, parse_item
+from dataflows.readings import (
+    DeadLetter,
+    Marks,
+    Reading,
+    Watched,
+    parse_by_key,
+    parse_in_order,
+    parse_item,
+)
 from dataflows.run_stats import RunStats
 from dataflows.runtime import start_demo_simulator
 from dataflows.times import iso, micros
@@ -123,26 +131,38 @@ class _Intake:
     groups: KeyGroups
 
     def readings(self, items: list[StreamItem]) -> list[Reading | DeadLetter]:
-        out, dead, newest = parse_in_order(items, self.parser, self.stats.times.get)
-        self._account(items, len(out) - len(dead), dead, newest)
+        watched = self.stats.breaks.watched()
+        marks: Marks = {}
+        out, dead, newest = parse_in_order(items, self.parser, self.stats.times.get, watched, marks)
+        self._account(items, len(out) - len(dead), dead, newest, watched, marks)
         return out
 
     def rows_by_group(
         self, items: list[StreamItem]
     ) -> list[tuple[str, list[KeyRows]] | DeadLetter]:
-        keyed, dead, newest = parse_by_key(items, self.parser, self.stats.times.get)
-        self._account(items, sum(map(len, keyed.values())), dead, newest)
+        # The breaks waiting for their last event: the parse notes the stream's time at
+        # each, rather than the events being read again to find it.
+        watched = self.stats.breaks.watched()
+        marks: Marks = {}
+        keyed, dead, newest = parse_by_key(items, self.parser, self.stats.times.get, watched, marks)
+        self._account(items, sum(map(len, keyed.values())), dead, newest, watched, marks)
         return [*self.groups.of(keyed), *dead]
 
     def _account(
-        self, items: list[StreamItem], readings: int, dead: list[DeadLetter], newest: dict[str, int]
+        self,
+        items: list[StreamItem],
+        readings: int,
+        dead: list[DeadLetter],
+        newest: dict[str, int],
+        watched: Watched,
+        marks: Marks,
     ) -> None:
         self.stats.count(readings, [letter.reason for letter in dead])
-        self.stats.breaks.read(items, newest, self._stamp_of)
+        self.stats.breaks.read(items, newest, watched, marks, self._stamp_of)
         self.watch.observe(items, dead)
 
     def _stamp_of(self, item: StreamItem) -> int | None:
-        # Only for a batch that holds the last event before a reconnect: read it again.
+        # Only for a break reported while its batch was being read: read the event again.
         stamps = [micros(r.ts) for r in parse_item(item, self.parser) if isinstance(r, Reading)]
         return max(stamps) if stamps else None
 

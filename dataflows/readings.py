@@ -23,8 +23,10 @@ from dataflows.times import from_micros, iso
 
 __all__ = [
     "DeadLetter",
+    "Marks",
     "Reading",
     "ReadingRow",
+    "Watched",
     "key_of",
     "parse_by_key",
     "parse_in_order",
@@ -95,8 +97,18 @@ def parse_item(item: StreamItem, parser: FormatParser) -> list[Reading | DeadLet
     return [Reading(s, m, from_micros(ts), v, event.id, stream) for s, m, ts, v in parsed]
 
 
+# Per stream, event ids whose stream time a caller wants (the last event before each
+# reconnect), filled in as (stream, id) -> the stream's event time once that event is read.
+Watched = dict[str, set[str]]
+Marks = dict[tuple[str, str], int | None]
+
+
 def parse_in_order(
-    items: list[StreamItem], parser: FormatParser, before: Callable[[str], int | None]
+    items: list[StreamItem],
+    parser: FormatParser,
+    before: Callable[[str], int | None],
+    watch: Watched | None = None,
+    marks: Marks | None = None,
 ) -> tuple[list[Reading | DeadLetter], list[DeadLetter], dict[str, int]]:
     """A batch of source items to its readings and dead letters in arrival order, the dead
     letters alone, and each stream's event time after it: as ``parse_by_key``, with
@@ -119,6 +131,9 @@ def parse_in_order(
                     stream_time = _moved_to(stream_time, ts, now)
                 out.append(Reading(s, m, from_micros(ts), v, event.id, stream, stream_time))
         times[stream] = stream_time
+        if watch and marks is not None and event.id in watch.get(stream, ()):
+            # The first time: an event sent again later is not the one before the break.
+            marks.setdefault((stream, event.id), stream_time)
     return out, dead, {stream: t for stream, t in times.items() if t is not None}
 
 
@@ -141,14 +156,20 @@ ReadingRow = tuple[int, float, str, str, int]
 
 
 def parse_by_key(
-    items: list[StreamItem], parser: FormatParser, before: Callable[[str], int | None]
+    items: list[StreamItem],
+    parser: FormatParser,
+    before: Callable[[str], int | None],
+    watch: Watched | None = None,
+    marks: Marks | None = None,
 ) -> tuple[dict[str, list[ReadingRow]], list[DeadLetter], dict[str, int]]:
     """A batch of source items to its readings as rows grouped by ``key_of`` (in arrival
     order within a key), its dead letters, and each stream's event time after it.
 
     A stream's event time is its newest reading so far, starting from ``before(stream)``
     (the batches before this one) and never ahead of the wall clock. Each row carries it
-    as of that reading; a dead letter's ``stream_time`` is the one before it."""
+    as of that reading; a dead letter's ``stream_time`` is the one before it. For each
+    event of ``watch`` in the batch, ``marks`` gets the stream's event time once that
+    event was read."""
     groups: dict[str, list[ReadingRow]] = {}
     dead: list[DeadLetter] = []
     times: dict[str, int | None] = {}
@@ -164,20 +185,23 @@ def parse_by_key(
             current = stream
             stream_time = times[stream] if stream in times else before(stream)
         parsed = _parse_event(event, stream, parser, fast)
+        event_id = event.id
         if isinstance(parsed, DeadLetter):
             dead.append(replace(parsed, stream_time=stream_time))
-            continue
-        event_id = event.id
-        for sensor, metric, ts, value in parsed:
-            if stream_time is None or ts > stream_time:
-                stream_time = ts if ts <= now else _moved_to(stream_time, ts, now)
-            row = (ts, value, event_id, stream, stream_time)
-            key = key_of(sensor, metric)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [row]
-            else:
-                group.append(row)
+        else:
+            for sensor, metric, ts, value in parsed:
+                if stream_time is None or ts > stream_time:
+                    stream_time = ts if ts <= now else _moved_to(stream_time, ts, now)
+                row = (ts, value, event_id, stream, stream_time)
+                key = key_of(sensor, metric)
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [row]
+                else:
+                    group.append(row)
+        if watch and marks is not None and event_id in watch.get(stream, ()):
+            # The first time: an event sent again later is not the one before the break.
+            marks.setdefault((stream, event_id), stream_time)
     if current is not None:
         times[current] = stream_time
     return groups, dead, {stream: t for stream, t in times.items() if t is not None}

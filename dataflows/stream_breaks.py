@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from connectors.source import StreamItem
 from connectors.sse import Reconnect
+from dataflows.readings import Marks, Watched
 from dataflows.windows import StreamTimes
 
 __all__ = ["Break", "StreamBreaks"]
@@ -42,8 +43,9 @@ class StreamBreaks:
         self._times = times
         self._lock = threading.Lock()
         self._breaks: deque[Break] = deque(maxlen=_KEPT)
-        # Per stream, breaks waiting for the intake to read their last event, by its id.
-        self._waiting: dict[str, dict[str, Break]] = {}
+        # Per stream, breaks waiting for the intake to read their last event, by its id
+        # (several: a reconnect that failed before any event, then another).
+        self._waiting: dict[str, dict[str, list[Break]]] = {}
         # Per stream, the id of the last event the intake has read.
         self._last_read: dict[str, str] = {}
 
@@ -56,21 +58,33 @@ class StreamBreaks:
                 # Read already (or no ids to wait for): the stream's time is the break's.
                 found.event_time = self._times.get(stream)
             else:
-                self._waiting.setdefault(stream, {})[last] = found
+                self._waiting.setdefault(stream, {}).setdefault(last, []).append(found)
             self._breaks.append(found)
+
+    def watched(self) -> Watched:
+        """Per stream, the last event ids of the breaks waiting to be read: the intake
+        notes the stream's event time at each (``readings.parse_by_key``'s ``marks``)."""
+        if not self._waiting:  # the usual case, without the lock: nothing waits
+            return {}
+        with self._lock:
+            return {stream: set(waiting) for stream, waiting in self._waiting.items()}
 
     def read(
         self,
         items: list[StreamItem],
         newest: dict[str, int],
+        watched: Watched,
+        marks: Marks,
         stamp_of: Callable[[StreamItem], int | None],
     ) -> None:
-        """The intake has read ``items``, whose newest reading per stream is ``newest``:
-        moves each stream's event time on. ``stamp_of`` gives an item's newest reading
-        time; it is asked only for the items of a stream with a break waiting."""
+        """The intake has read ``items``, whose newest reading per stream is ``newest``,
+        noting in ``marks`` the stream's event time at each event of ``watched`` it read:
+        moves each stream's event time on, and gives each waiting break its time. A break
+        reported after ``watched`` was taken (its event may be in this batch) is looked
+        for in ``items``, with ``stamp_of`` giving an item's newest reading time."""
         with self._lock:
             if self._waiting:
-                self._settle(items, stamp_of)
+                self._settle(items, watched, marks, stamp_of)
             for stream, stamp in newest.items():
                 self._times.advance(stream, stamp)
             if not items:
@@ -82,24 +96,47 @@ class StreamBreaks:
                     self._last_read[stream] = event.id
 
     def _settle(
-        self, items: list[StreamItem], stamp_of: Callable[[StreamItem], int | None]
+        self,
+        items: list[StreamItem],
+        watched: Watched,
+        marks: Marks,
+        stamp_of: Callable[[StreamItem], int | None],
     ) -> None:
+        for (stream, event_id), stream_time in marks.items():
+            for found in self._waiting.get(stream, {}).pop(event_id, []):
+                found.event_time = stream_time
+        unwatched = {
+            stream: waiting.keys() - watched.get(stream, set())
+            for stream, waiting in self._waiting.items()
+        }
+        if any(unwatched.values()):
+            self._scan(items, {s: ids for s, ids in unwatched.items() if ids}, stamp_of)
+        for stream in [s for s, waiting in self._waiting.items() if not waiting]:
+            del self._waiting[stream]
+
+    def _scan(
+        self,
+        items: list[StreamItem],
+        unwatched: dict[str, set[str]],
+        stamp_of: Callable[[StreamItem], int | None],
+    ) -> None:
+        """The stream's event time at each event of ``unwatched`` in ``items``, reading
+        the stream's items again up to it (rare: a break reported mid-batch)."""
         stream_time: dict[str, int | None] = {}
         for item in items:
             stream, event = item
-            waiting = self._waiting.get(stream)
-            if not waiting:
+            ids = unwatched.get(stream)
+            if not ids:
                 continue
             now = stream_time.get(stream, self._times.get(stream))
             stamp = stamp_of(item)
             if stamp is not None and (now is None or stamp > now):
                 now = stamp
             stream_time[stream] = now
-            found = waiting.pop(event.id, None)
-            if found is not None:
-                found.event_time = now
-            if not waiting:
-                del self._waiting[stream]
+            if event.id in ids:
+                ids.discard(event.id)
+                for found in self._waiting[stream].pop(event.id):
+                    found.event_time = now
 
     def breaks(self) -> list[Break]:
         with self._lock:

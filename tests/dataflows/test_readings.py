@@ -18,14 +18,12 @@ from connectors.sse import OversizedEvent, SSEEvent
 from connectors.vendors import DT_EVENT_TYPES
 from dataflows.formats import PARSERS, VENDOR_FORMATS, Reject, _dt_checked, _dt_usual
 from dataflows.readings import DeadLetter, Reading, parse_by_key, parse_in_order, parse_item
+from tests.helpers.stream_times import T0, flat_items, stream_events, times_at
 
 
 def parse(data: object, fmt: str = "auto", event: str = "message") -> list[Reading | DeadLetter]:
     text = data if isinstance(data, str) else json.dumps(data)
     return parse_item(("s1", SSEEvent(event, text, "7")), PARSERS[fmt])
-
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @settings(max_examples=300, deadline=None)
@@ -389,40 +387,15 @@ def test_an_oversized_event_is_a_dead_letter() -> None:
     assert json.loads(letter.to_json())["reason"] == "oversized"
 
 
-# (stream, timestamp in ms, or None for an event that is not JSON)
-stream_events = st.lists(
-    st.tuples(st.sampled_from(["s1", "s2"]), st.one_of(st.none(), st.integers(0, 60_000))),
-    max_size=60,
-)
-
-
 @settings(max_examples=200, deadline=None)
 @given(stream_events, st.lists(st.integers(1, 8), max_size=20))
 def test_each_reading_carries_its_streams_event_time_whatever_the_batching(
     sent: list[tuple[str, int | None]], cuts: list[int]
 ) -> None:
-    base = int(T0.timestamp() * 1000)
-    items = [
-        (
-            stream,
-            SSEEvent(
-                "reading",
-                "{not json"
-                if ms is None
-                else json.dumps({"sensor_id": f"x{n % 3}", "ts": base + ms, "value": 1.0}),
-                str(n),
-            ),
-        )
-        for n, (stream, ms) in enumerate(sent)
-    ]
+    items = flat_items(sent)
     # The rule: a stream's event time is its newest reading so far; a dead letter gets the
     # one before it.
-    expected: dict[str, int | None] = {}
-    newest: dict[str, int] = {}
-    for n, (stream, ms) in enumerate(sent):
-        if ms is not None:
-            newest[stream] = max(newest.get(stream, 0), (base + ms) * 1000)
-        expected[str(n)] = newest.get(stream)
+    expected = times_at(sent)
 
     for parse_batch in ("by_key", "in_order"):
         times: dict[str, int] = {}
