@@ -24,9 +24,7 @@ from connectors.simulator import (
 )
 from connectors.simulator.obelisk import ObeliskConfig
 from connectors.sse import ClientCredentials
-from dataflows import native
-from dataflows.config import JOB_SETTINGS, settings_of
-from tests.helpers.doc_blocks import Example, examples
+from tests.helpers.doc_blocks import Example, examples, known_settings, page_files
 from tests.helpers.oracle import ROOT
 from tests.helpers.servers import StartSim
 
@@ -101,8 +99,7 @@ def test_every_example_runs_or_says_why_not() -> None:
 
 
 def test_every_setting_an_example_sets_is_one_the_jobs_read() -> None:
-    known = {name for job in JOB_SETTINGS for name, _, _ in settings_of(job)}
-    known |= {name for name, _, _ in native.import_settings()}
+    known = known_settings()
     for example in examples():
         if example.language != "sh" or example.marker == "not run: make itself":
             continue
@@ -139,8 +136,7 @@ def _shell(
 
 @pytest.mark.parametrize("example", runnable("sh"), ids=lambda e: e.name)
 def test_each_shell_example_runs_as_written(example: Example, tmp_path: Path) -> None:
-    files = {e.marker[6:]: e.code for e in examples() if e.marker and e.marker.startswith("file:")}
-    done = _shell(example, tmp_path, files)
+    done = _shell(example, tmp_path, page_files())
     assert done.returncode == 0, f"{example.name} failed:\n{done.stderr[-3000:]}"
     # An example that names an OUTPUT directory leaves its records there.
     for output in re.findall(r"OUTPUT=(\S+)", example.code):

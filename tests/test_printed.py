@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
-from dataflows import native
-from dataflows.config import JOB_SETTINGS, settings_of
-from tests.helpers.doc_blocks import Example, examples
+from dataflows.config import JOB_SETTINGS
+from tests.helpers.doc_blocks import Example, examples, known_settings, page_files
 from tests.helpers.oracle import ROOT
 from tests.helpers.servers import StartSim, free_port
 
@@ -50,8 +49,7 @@ def shape(line: str) -> str:
 
 
 def test_every_printed_block_names_jobs_and_settings_that_exist() -> None:
-    known = {name for job in JOB_SETTINGS for name, _, _ in settings_of(job)}
-    known |= {name for name, _, _ in native.import_settings()}
+    known = known_settings()
     blocks = printed_blocks()
     assert len(blocks) >= 10
     for example in blocks:
@@ -84,16 +82,11 @@ def _url(name: str, simulator: StartSim) -> str:
     return f"http://127.0.0.1:{free_port()}/stream"
 
 
-def _files() -> dict[str, str]:
-    """The files the pages write out (<!-- file: NAME --> blocks), for runs that read them."""
-    return {e.marker[6:]: e.code for e in examples() if (e.marker or "").startswith("file: ")}
-
-
 @pytest.mark.parametrize("example", printed_blocks(), ids=lambda e: e.name)
 def test_each_output_shown_is_what_the_job_prints(
     example: Example, simulator: StartSim, tmp_path: Path
 ) -> None:
-    for name, text in _files().items():
+    for name, text in page_files().items():
         (tmp_path / name).write_text(text)
     ours = ("SSE_", "SIM_", "OUTPUT", "DT_", "OBELISK_", "STATUS_", "ALERT_", "LOG_")
     base = {k: v for k, v in os.environ.items() if not k.startswith(ours)}

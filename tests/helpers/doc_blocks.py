@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from dataflows import native
+from dataflows.config import JOB_SETTINGS, settings_of
 from tests.helpers.oracle import ROOT
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -55,3 +57,14 @@ def examples() -> list[Example]:
                 i = end
             i += 1
     return found
+
+
+def page_files() -> dict[str, str]:
+    """The files the pages write out (<!-- file: NAME --> blocks), by name."""
+    return {e.marker[6:]: e.code for e in examples() if (e.marker or "").startswith("file: ")}
+
+
+def known_settings() -> set[str]:
+    """Every setting a job reads, those read at import included."""
+    known = {name for job in JOB_SETTINGS for name, _, _ in settings_of(job)}
+    return known | {name for name, _, _ in native.import_settings()}
