@@ -19,7 +19,8 @@ carries it), so lateness never depends on how the stream was cut into batches, a
 sensor heard by two gateways, one behind the other, never has a closed window opened
 again by the slower one. The idle rule closes a quiet key's windows on its stream's
 event time as far as this step has read it (``times``, moved on by every group's rows),
-never on batches still on their way, and moves the key's watermark to that floor.
+never on batches still on their way, and moves the key's watermark to the end of the
+newest window it closed.
 """
 
 from __future__ import annotations
@@ -393,16 +394,21 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
             floor = self._floor(stream) if due else None
             if floor is None:
                 continue
-            # A key whose windows close here is held to the floor from now on, as its
-            # next readings are by the stream time they carry: with several workers, a
-            # reading on its way from another one must be late, never reopen a window.
-            held = floor + self._lateness
+            # A key whose windows close here is held to the end of the newest of them,
+            # as its next readings are judged by the stream time they carry: with several
+            # workers, a reading on its way from another one must be late, never reopen a
+            # window. The end, not the floor: the floor this sweep sees depends on which
+            # groups of the batch ran before it, the windows it closes by the batch's end
+            # do not.
+            lateness = self._lateness
             for window_id in [w for w in due if (w + 1) * length <= floor]:
                 for key in due.pop(window_id):
                     reach, own_stream, windows = keys[key]
                     if own_stream == stream and windows and (windows[0][0] + 1) * length <= floor:
-                        closed = self._close(key, stream, windows, floor, out)
-                        keys[key] = (max(reach, held), own_stream, closed)
+                        kept = self._close(key, stream, windows, floor, out)
+                        newest_closed = windows[len(windows) - len(kept) - 1][0]
+                        held = (newest_closed + 1) * length + lateness
+                        keys[key] = (max(reach, held), own_stream, kept)
 
     def on_notify(self) -> tuple[list[Emitted], bool]:
         out: list[ClosedWindow] = []
