@@ -36,6 +36,7 @@ from dataflows.config import (
 )
 from dataflows.native import chosen
 from dataflows.outputs import prepare_output
+from dataflows.recovery_store import forget_snapshots_past_resume
 from dataflows.run_record import RunRecord
 from dataflows.run_stats import RunStats, StatsNow
 
@@ -128,7 +129,10 @@ def start_job(name: str, load: Callable[[], T]) -> tuple[RunStats, T]:
     runtime = settings(load_runtime_config)
     setup_process(runtime)
     loaded = settings(load)
-    settings(partial(prepare_output, name, settings(load_config).output))
+    output = settings(load_config).output
+    settings(partial(prepare_output, name, output))
+    if output.recovery is not None:
+        forget_snapshots_past_resume(output.recovery)
     stats = RunStats(name)
     atexit.register(lambda: log.info("%s", stats.summary_line()))
     record = _run_record(name, stats)
