@@ -5,7 +5,9 @@ twice, and never loses a line it saw.
 
 A crash is modelled as Bytewax recovers from one: the partition object is dropped
 without ``close()`` (its open files as they are on disk), a new one is built from a
-committed snapshot, and every chunk written after that snapshot is written again.
+committed snapshot (the newest, the one before it, or the one before that: Bytewax's
+resume epoch can be one too small), and every chunk written after that snapshot is
+written again.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ actions = st.lists(
         st.tuples(st.just("snapshot"), st.just(0)),
         # Crash, then resume from the newest snapshot (0) or the one before (1): a
         # snapshot taken but not yet committed when the process died.
-        st.tuples(st.just("crash"), st.integers(min_value=0, max_value=1)),
+        st.tuples(st.just("crash"), st.integers(min_value=0, max_value=2)),
     ),
     max_size=40,
 )
@@ -107,6 +109,10 @@ def test_finished_files_hold_every_line_once_whatever_the_crashes(
                 # What a restart resumed from is committed: no later crash goes back further.
                 snapshots = snapshots[len(snapshots) - 1 - back : len(snapshots) - back]
                 part = sink.build_part("out", part_name, state)
+                if back == 2:
+                    # Further back than the snapshot before the newest (Bytewax's resume
+                    # epoch one too small), files finished since are taken back.
+                    ever_seen = set(visible_lines(directory))
                 # The source replays what came after the snapshot.
                 replay = written[covered:]
                 written = written[:covered]
