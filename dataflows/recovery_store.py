@@ -19,12 +19,13 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-__all__ = ["forget_snapshots_past_resume", "resume_epoch"]
+__all__ = ["forget_snapshots_past_resume", "partitions", "resume_epoch"]
 
 log = logging.getLogger(__name__)
 
 
-def _partitions(directory: Path) -> list[Path]:
+def partitions(directory: Path) -> list[Path]:
+    """The recovery store's partition files (``bytewax.recovery`` makes them)."""
     return sorted(directory.glob("part-*.sqlite3"))
 
 
@@ -34,7 +35,7 @@ def resume_epoch(directory: Path) -> int | None:
     none is at that execution's resume epoch). None: no execution yet."""
     executions: list[tuple[int, int, int]] = []
     fronts: list[tuple[int, int, int]] = []
-    for path in _partitions(directory):
+    for path in partitions(directory):
         with closing(sqlite3.connect(path)) as db:
             executions += db.execute("SELECT ex_num, worker_count, resume_epoch FROM exs")
             fronts += db.execute("SELECT ex_num, worker_index, worker_frontier FROM fronts")
@@ -54,7 +55,7 @@ def forget_snapshots_past_resume(directory: Path) -> int:
     if epoch is None:
         return 0
     removed = 0
-    for path in _partitions(directory):
+    for path in partitions(directory):
         with closing(sqlite3.connect(path)) as db, db:
             removed += db.execute("DELETE FROM snaps WHERE snap_epoch >= ?", (epoch,)).rowcount
     if removed:

@@ -238,13 +238,13 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
     def _restore(self, state: DeltaState) -> None:
         table = self._table()
         live = {Path(path).name for path in table.file_uris()}
-        later: list[Path] = []
+        later: list[tuple[int, Path]] = []
         for path in self._uri.glob(f"{DATE}=*/{self._prefix}-*.parquet"):
             seq = seq_of(path.with_suffix(".jsonl"))
             if seq is None or seq < self._next:
                 continue
             if path.name in live:
-                later.append(path)
+                later.append((seq, path))
             else:
                 path.unlink()  # staged after the snapshot: the replay stages its rows again
         if later:
@@ -253,7 +253,7 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
             self._listed = list(state["staged"])
             self._commit_listed()
 
-    def _take_back(self, table: DeltaTable, later: list[Path], staged: bool) -> None:
+    def _take_back(self, table: DeltaTable, later: list[tuple[int, Path]], staged: bool) -> None:
         """Files committed after the snapshot this run resumes from: Bytewax can resume a
         snapshot further back than the one before its last (its frontier may be "one
         too small"), and the replay writes their rows again. As the JSON Lines writer
@@ -272,11 +272,11 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
                 path.stat().st_size,
                 {DATE: path.parent.name.removeprefix(f"{DATE}=")},
             )
-            for path in sorted(later)
+            for _, path in sorted(later)
         ]
         self._transact(table, removes, kept)
         # New names from here on: a reader of an older version still finds those files.
-        self._next = max(seq_of(path.with_suffix(".jsonl")) or 0 for path in later) + 1
+        self._next = max(seq for seq, _ in later) + 1
         log.warning(
             "%s: took back %d files committed after the snapshot this run resumes from; "
             "the replay writes their rows again",

@@ -15,7 +15,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from dataflows.recovery_store import forget_snapshots_past_resume, resume_epoch
+from dataflows.recovery_store import forget_snapshots_past_resume, partitions, resume_epoch
 
 
 # Three runs: "k" twice, to the end of that part of the input; then "j" only, stopped
@@ -57,16 +57,10 @@ def _run(source: TestingSource, store: Path) -> list[tuple[str, int]]:
     run_main(_running_sums(source, out), epoch_interval=timedelta(0), recovery_config=recovery)
     # Bytewax notes the epoch each run resumed from: the one resume_epoch computed.
     runs = [
-        row
-        for db in _partitions(store)
-        for row in _rows(db, "SELECT ex_num, resume_epoch FROM exs")
+        row for db in partitions(store) for row in _rows(db, "SELECT ex_num, resume_epoch FROM exs")
     ]
     assert max(runs)[1] == (1 if expected is None else expected)
     return out
-
-
-def _partitions(store: Path) -> list[Path]:
-    return sorted(store.glob("part-*.sqlite3"))
 
 
 def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -74,20 +68,19 @@ def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
         return db.execute(sql).fetchall()
 
 
-def _leave_a_killed_runs_snapshot(store: Path) -> int:
+def _leave_a_killed_runs_snapshot(store: Path) -> None:
     """What a run killed in its first epoch leaves: "k"'s sum as of that epoch, in the
     epoch the next run resumes from, which never finished."""
     epoch = resume_epoch(store)
     assert epoch is not None
     sql = "SELECT DISTINCT step_id FROM snaps WHERE state_key = 'k'"
-    (path,) = [path for path in _partitions(store) if _rows(path, sql)]
+    (path,) = [path for path in partitions(store) if _rows(path, sql)]
     with closing(sqlite3.connect(path)) as db, db:
         (step,) = db.execute(sql).fetchone()
         db.execute(
             "INSERT INTO snaps (step_id, state_key, snap_epoch, ser_change) VALUES (?, ?, ?, ?)",
             (step, "k", epoch, pickle.dumps(STALE_SUM)),
         )
-    return epoch
 
 
 def _three_runs(tmp_path: Path, partitions: int, *, forget: bool) -> list[tuple[str, int]]:
