@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
@@ -63,6 +63,7 @@ class _SSEPartition(StatefulSourcePartition[StreamItem, str]):
         batch_size: int,
         max_pending_bytes: int,
         on_close: Callable[[str, SubscriptionStats], None] | None,
+        on_end: Callable[[str], None] | None,
     ) -> None:
         self._name = name
         self._sub = subscription
@@ -76,6 +77,7 @@ class _SSEPartition(StatefulSourcePartition[StreamItem, str]):
         self._awake: datetime | None = None
         self._ended = False
         self._on_close = on_close
+        self._on_end = on_end
         self._thread = threading.Thread(
             target=self._read, name=f"sse-reader {subscription.url}", daemon=True
         )
@@ -106,7 +108,7 @@ class _SSEPartition(StatefulSourcePartition[StreamItem, str]):
 
     def next_batch(self) -> list[StreamItem]:
         if self._ended:
-            raise StopIteration
+            self._end()
         with self._ready:
             pending = self._pending
             if len(pending) <= self._batch_size:
@@ -128,11 +130,16 @@ class _SSEPartition(StatefulSourcePartition[StreamItem, str]):
             self._awake = None
             self._ended = isinstance(outcome, _End)
         elif isinstance(outcome, _End):
-            raise StopIteration
+            self._end()
         else:
             # Nothing yet: come back shortly rather than have the runtime poll in a loop.
             self._awake = datetime.now(UTC) + _IDLE_POLL
         return out
+
+    def _end(self) -> NoReturn:
+        if self._on_end is not None:
+            self._on_end(self._name)
+        raise StopIteration
 
     def next_awake(self) -> datetime | None:
         return self._awake
@@ -164,6 +171,8 @@ class SSESource(FixedPartitionedSource[StreamItem, str]):
     stream bytes read but not yet handed to the dataflow (then the reader waits). 2 MiB
     holds ~18,000 typical events, several full batches, so the dataflow never starves;
     held as Python objects it is ~20 MiB, the most a backlog adds to the peak RSS.
+    ``on_close(name, stats)`` is called as a partition closes, ``on_end(name)`` when its
+    stream ended as streams end (a 204), not by a failure.
     """
 
     def __init__(
@@ -174,6 +183,7 @@ class SSESource(FixedPartitionedSource[StreamItem, str]):
         batch_size: int = 5000,
         max_pending_bytes: int = 2 << 20,
         on_close: Callable[[str, SubscriptionStats], None] | None = None,
+        on_end: Callable[[str], None] | None = None,
     ) -> None:
         if not streams:
             raise ValueError("SSESource needs at least one stream")
@@ -182,6 +192,7 @@ class SSESource(FixedPartitionedSource[StreamItem, str]):
         self._batch_size = batch_size
         self._max_pending_bytes = max_pending_bytes
         self._on_close = on_close
+        self._on_end = on_end
 
     def list_parts(self) -> list[str]:
         return list(self._streams)
@@ -197,4 +208,5 @@ class SSESource(FixedPartitionedSource[StreamItem, str]):
             batch_size=self._batch_size,
             max_pending_bytes=self._max_pending_bytes,
             on_close=self._on_close,
+            on_end=self._on_end,
         )

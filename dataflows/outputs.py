@@ -186,6 +186,7 @@ def _write(
             finish_on_exit=finish_on_exit,
             run=run,
             retention=retention,
+            input_ended=None if output.recovery is None else stats.input_ended,
         )
     else:
         sink = HourlyPartSink(

@@ -74,7 +74,7 @@ def sse_source(job: JobConfig, stats: RunStats) -> SSESource:
         stats.stream_opened(names[url], subscription)
         return subscription
 
-    return SSESource(streams, open_stream)
+    return SSESource(streams, open_stream, on_end=stats.stream_ended)
 
 
 class FormatWatch:

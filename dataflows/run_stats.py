@@ -71,6 +71,7 @@ class RunStats:
     window_times: StreamTimes = field(default_factory=StreamTimes)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _streams: dict[str, Subscription] = field(default_factory=dict, repr=False)
+    _ended: set[str] = field(default_factory=set, repr=False)
     _readings: int = 0
     _dead_letters: Counter[str] = field(default_factory=Counter)
     _records: Counter[str] = field(default_factory=Counter)
@@ -87,6 +88,17 @@ class RunStats:
         """``name`` is the partition (readings carry it as their stream)."""
         with self._lock:
             self._streams[name] = subscription
+
+    def stream_ended(self, name: str) -> None:
+        """The stream ``name`` ended as streams end (a 204), not by a failure."""
+        with self._lock:
+            self._ended.add(name)
+
+    def input_ended(self) -> bool:
+        """Whether every stream this process read has ended as streams end: False while
+        one is read, after a failure, or when this process read none."""
+        with self._lock:
+            return bool(self._streams) and self._ended >= self._streams.keys()
 
     def count(self, readings: int, dead: Iterable[str]) -> None:
         with self._lock:

@@ -18,7 +18,9 @@ files staged after the snapshot are removed, files committed after it (a resume 
 further back) are taken back in one transaction, and the source's replay stages their
 rows again. Writer ``000-000`` compacts (``optimize``) each date's small files once an hour of
 it settles, and every writer of the first process compacts the dates it wrote at the
-end of input, one at a time.
+end of input, one at a time (with recovery, only when the input ended rather than the
+dataflow stopped: see ``DeltaSink``). A commit that another writer's removal of rows
+made fail is made again on the newer version (``_transact``).
 """
 
 from __future__ import annotations
@@ -140,7 +142,13 @@ class DeltaSink(FixedPartitionedSink[Chunk, DeltaState]):
     ``HourlyPartSink``'s (one per worker), files ``part-<name>-<partition>-...``.
     ``clock`` and ``settle`` say when an hour is complete (for compaction);
     ``finish_on_exit``, ``run`` and ``retention`` as for ``HourlyPartSink`` (a date is
-    removed once its end is that old: a delete, then ``vacuum``)."""
+    removed once its end is that old: a delete, then ``vacuum``).
+
+    ``input_ended`` (with recovery) says whether this process's input ended as streams
+    end. Bytewax closes a partition when the dataflow stops for any reason, a failure or
+    a lost peer included; then the files committed since the snapshot a restart resumes
+    from are taken back, which a compaction merging them would make impossible, so a
+    close compacts only when ``input_ended()`` is true. None: every close compacts."""
 
     def __init__(
         self,
@@ -156,6 +164,7 @@ class DeltaSink(FixedPartitionedSink[Chunk, DeltaState]):
         run: str | None = None,
         stage_rows: int = 65_536,
         retention: tuple[timedelta, Removed] | None = None,
+        input_ended: Callable[[], bool] | None = None,
     ) -> None:
         open_table(uri, schema, settings)
         self._uri = uri
@@ -169,6 +178,7 @@ class DeltaSink(FixedPartitionedSink[Chunk, DeltaState]):
         self._run = run
         self._stage_rows = stage_rows
         self._retention = retention
+        self._input_ended = input_ended
 
     def route_keys(self) -> list[str]:
         return self._cluster.route_keys()
@@ -193,6 +203,9 @@ class DeltaSink(FixedPartitionedSink[Chunk, DeltaState]):
             hourly=for_part == "000-000",
         )
 
+
+# Tries of one transaction that another writer's removal made fail (``_transact``).
+_COMMIT_ATTEMPTS = 30
 
 # Compactions of one table, one at a time: delta-rs let two concurrent compactions of a
 # date both commit (each removing the same small files and adding its own merged file:
@@ -358,17 +371,38 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
         self, table: DeltaTable, actions: list[AddAction | RemoveAction], version: int
     ) -> None:
         """One transaction of this partition's, which leaves its commits' counter at
-        ``version``."""
-        table.create_write_transaction(
-            actions,
-            mode="append",
-            schema=table.schema(),
-            partition_by=[DATE],
-            commit_properties=CommitProperties(
-                app_transactions=[Transaction(app_id=self._app, version=version)],
-                max_commit_retries=100,
-            ),
-        )
+        ``version``.
+
+        delta-rs takes a transaction without a read predicate to have read the whole
+        table, so another writer's commit that removes data (a take-back at a restart,
+        retention's delete) makes it fail, and its own retries do not help. Ours only add
+        this partition's new files or remove its own, whatever else the table holds, so
+        the same actions are committed again on the newer version."""
+        for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+            try:
+                table.create_write_transaction(
+                    actions,
+                    mode="append",
+                    schema=table.schema(),
+                    partition_by=[DATE],
+                    commit_properties=CommitProperties(
+                        app_transactions=[Transaction(app_id=self._app, version=version)],
+                        max_commit_retries=100,
+                    ),
+                )
+                return
+            except CommitFailedError as exc:
+                if attempt == _COMMIT_ATTEMPTS:
+                    raise
+                log.info(
+                    "%s: commit %d of %s met a concurrent removal, again (%s)",
+                    self._uri,
+                    version,
+                    self._prefix,
+                    str(exc).splitlines()[0],
+                )
+            time.sleep(min(0.01 * attempt, 0.2))
+            table = self._table()
 
     def snapshot(self) -> DeltaState:
         with self._lock:
@@ -454,6 +488,14 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
     def close(self) -> None:
         with self._lock:
             self._commit_all()
+            ended = self._sink._input_ended
+            if ended is not None and not ended():
+                log.info(
+                    "%s: closed before the end of input: no compaction, so that a restart "
+                    "can take back what was committed since its snapshot",
+                    self._uri,
+                )
+                return
             for date in sorted(self._dates):
                 self._compact(date)
 

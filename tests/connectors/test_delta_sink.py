@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from deltalake import DeltaTable
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -218,6 +219,73 @@ def test_a_resume_from_further_back_takes_back_what_was_committed_since(tmp_path
     part.snapshot()
     part.close()
     assert sorted(row[0] for row in table_rows(uri)) == [f"{hour}:{n}" for n in range(4)]
+
+
+@pytest.mark.parametrize("input_ended", [False, True])
+def test_a_close_before_the_end_of_input_leaves_what_a_restart_takes_back_uncompacted(
+    tmp_path: Path, input_ended: bool
+) -> None:
+    """Bytewax closes a partition when the dataflow stops for any reason (a failure, a
+    lost peer in a cluster): the close commits what it holds, and the restart, from a
+    snapshot before that commit, must be able to take it back. A compaction at that
+    close would have merged it out of reach, so it waits for the end of input."""
+    uri = tmp_path / "table"
+    ended = [False]
+    settle = timedelta(minutes=1)
+    sink = DeltaSink(
+        uri, "job", Cluster(), SCHEMA, clock=Clock(), settle=settle, input_ended=lambda: ended[0]
+    )
+    part_name = sink.list_parts()[0]
+    hour = FIRST_HOUR + 1
+    rows = [(hour, line(hour, n)) for n in range(4)]
+    part = sink.build_part("out", part_name, None)
+    part.write_batch(rows[:1])
+    part.snapshot()
+    resumed_from = part.snapshot()  # the first file committed
+    part.write_batch(rows[1:3])
+    part.snapshot()  # the second file listed, in a snapshot no restart gets
+    ended[0] = input_ended
+    part.close()
+    assert sorted(row[0] for row in table_rows(uri)) == [f"{hour}:{n}" for n in range(3)]
+    live = DeltaTable(str(uri)).file_uris()
+    if input_ended:  # the end of input: the date is compacted, as before
+        assert len(live) == 1 and "c000" in live[0]
+        return
+    assert len(live) == 2 and not any("c000" in path for path in live)
+    part = sink.build_part("out", part_name, resumed_from)
+    assert sorted(row[0] for row in table_rows(uri)) == [f"{hour}:0"]
+    part.write_batch(rows[1:])
+    part.snapshot()
+    ended[0] = True
+    part.close()
+    assert sorted(row[0] for row in table_rows(uri)) == [f"{hour}:{n}" for n in range(4)]
+
+
+def test_a_commit_begun_before_another_writer_removed_rows_still_lands(tmp_path: Path) -> None:
+    """delta-rs fails a transaction without a read predicate when a commit since the
+    version it began from removed data (a take-back by another process's writer as a
+    cluster restarts, retention's delete). A writer's commit only adds its own files,
+    so it goes again on the newer version rather than stop the job."""
+    uri = tmp_path / "table"
+    sinks = [
+        DeltaSink(
+            uri, "job", Cluster(process=p), SCHEMA, clock=Clock(), settle=timedelta(minutes=1)
+        )
+        for p in (0, 1)
+    ]
+    parts = [sink.build_part("out", sink.list_parts()[0], None) for sink in sinks]
+    hour = FIRST_HOUR + 1
+    for n, part in enumerate(parts):
+        part.write_batch([(hour, line(hour, n))])
+        part.snapshot()  # a file staged and listed
+    parts[0].snapshot()  # committed
+    # Writer 1 begins its commit from this version; then writer 0's row is removed.
+    begun = [DeltaTable(str(uri))]
+    DeltaTable(str(uri)).delete(f"name = '{hour}:0'")
+    parts[1]._table = lambda: begun.pop() if begun else DeltaTable(str(uri))  # type: ignore[method-assign]
+    parts[1].snapshot()
+    assert not begun, "the commit did not begin from the older version"
+    assert [row[0] for row in table_rows(uri)] == [f"{hour}:1"]
 
 
 def test_retention_deletes_the_dates_that_ended_longer_ago_and_says_so(tmp_path: Path) -> None:

@@ -35,11 +35,13 @@ def drain(part: object, timeout: float = 30) -> list[StreamItem]:
 
 def test_emits_every_event_in_order_with_its_stream_and_ends(simulator: StartSim) -> None:
     sim = simulator(SimulatorConfig(faults=Faults(end_after=500, drop_every=120), pace=False))
-    part = SSESource({"s1": sim.url}, _open).build_part("in", "s1", None)
+    ended: list[str] = []
+    part = SSESource({"s1": sim.url}, _open, on_end=ended.append).build_part("in", "s1", None)
     items = drain(part)
     assert [name for name, _ in items] == ["s1"] * 500
     assert [int(e.id) for _, e in items] == list(range(500))
     assert part.snapshot() == "499"
+    assert ended == ["s1"]  # a 204: the stream ended as streams end
     part.close()
 
 
@@ -123,7 +125,8 @@ def test_close_stops_a_reader_blocked_on_a_full_queue_or_a_quiet_stream(
 def test_a_fatal_error_stops_the_dataflow_with_its_message(simulator: StartSim) -> None:
     sim = simulator(SimulatorConfig(pace=False, bearer_token="t"))
     flow = Dataflow("fatal")
-    items = op.input("in", flow, SSESource({"s1": sim.url}, _open))
+    ended: list[str] = []
+    items = op.input("in", flow, SSESource({"s1": sim.url}, _open, on_end=ended.append))
     out: list[StreamItem] = []
     op.output("out", items, TestingSink(out))
     with pytest.raises(Exception) as raised:
@@ -134,6 +137,7 @@ def test_a_fatal_error_stops_the_dataflow_with_its_message(simulator: StartSim) 
         chain.append(error)
         error = error.__cause__ or error.__context__
     assert any(isinstance(e, SSEHTTPError) and e.status == 401 for e in chain)
+    assert ended == []  # a failure is not an end of input
 
 
 def test_runs_in_a_dataflow_with_several_streams(simulator: StartSim) -> None:

@@ -20,6 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import pytest
 from deltalake import DeltaTable
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
+from dataflows.recovery_store import partitions
 from tests.helpers.oracle import (
     ROOT,
     assert_same_aggregates,
@@ -41,7 +43,7 @@ from tests.helpers.oracle import (
     run_job,
     sent_readings,
 )
-from tests.helpers.servers import StartSim
+from tests.helpers.servers import StartSim, free_port
 from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -71,10 +73,10 @@ def _recovery_args(directory: Path) -> list[str]:
     return ["-r", str(directory), "-s", "1", "-b", "0"]
 
 
-def _init_recovery(directory: Path) -> None:
+def _init_recovery(directory: Path, partitions: int = 1) -> None:
     directory.mkdir()
     subprocess.run(
-        [sys.executable, "-m", "bytewax.recovery", str(directory), "1"],
+        [sys.executable, "-m", "bytewax.recovery", str(directory), str(partitions)],
         check=True,
         cwd=ROOT,
         env=job_env(),
@@ -330,3 +332,109 @@ def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
     assert all(got == expected for got, expected in resumed), resumed
     assert resumed[0] == (None, None) and resumed[-1][0] is not None
     _assert_same_records(recovered, whole, kind, reference.url, sim.url)
+
+
+# A cluster: two worker processes (-i/-a), one process of two workers (-w 2), or both.
+CLUSTERS = ["two processes", "two workers", "two processes of two workers"]
+# Every cluster for sensor_stats; the features job (its sliding windows) on the largest.
+CLUSTER_CASES = [("sensor_stats", cluster) for cluster in CLUSTERS] + [("features", CLUSTERS[-1])]
+
+
+def _start_cluster(
+    cluster: str, module: str, urls: str, state: Path, out: Path, settings: dict[str, str]
+) -> list[subprocess.Popen[bytes]]:
+    env = job_env(SSE_URL=urls, OUTPUT=str(out), **settings)
+    workers = [] if cluster == "two processes" else ["-w", "2"]
+    if cluster == "two workers":
+        commands = [bytewax_run_cmd(module, *_recovery_args(state), *workers)]
+    else:
+        addresses = f"127.0.0.1:{free_port()};127.0.0.1:{free_port()}"
+        commands = [
+            bytewax_run_cmd(module, *_recovery_args(state), *workers, "-i", str(i), "-a", addresses)
+            for i in range(2)
+        ]
+    return [
+        subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        for command in commands
+    ]
+
+
+def _store_commit_epochs(state: Path) -> list[int]:
+    """Each partition's committed epoch (none yet: not listed)."""
+    epochs = []
+    for path in partitions(state):
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
+            epochs += [int(epoch) for (epoch,) in db.execute("SELECT commit_epoch FROM commits")]
+    return epochs
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize(("job", "cluster"), CLUSTER_CASES)
+def test_a_cluster_that_loses_a_process_restarts_to_what_one_uninterrupted_process_writes(
+    simulator: StartSim, tmp_path: Path, job: str, cluster: str, fmt: str
+) -> None:
+    """Two streams read by a cluster with a recovery store of two partitions. One
+    process is killed after a file was finished (a Delta commit), as when a machine goes;
+    its peer stops on its own or is killed. The restarted cluster must write what one
+    uninterrupted single-worker process writes."""
+    module, kind = f"dataflows.{job}", JOBS[job]
+    paced = [
+        replace(_paced(seed=21 + s), sequence=replace(_paced(21 + s).sequence, sensor_offset=s * 8))
+        for s in range(2)
+    ]
+    sims = [simulator(config) for config in paced]
+    references = [simulator(replace(config, pace=False)) for config in paced]
+    settings = {"SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", "OUTPUT_FORMAT": fmt}
+    settings |= WINDOW
+    whole = tmp_path / "uninterrupted"
+    reference_urls = ",".join(sim.url for sim in references)
+    run = run_job(module, SSE_URL=reference_urls, OUTPUT=str(whole), **settings)
+    assert run.returncode == 0, run.stderr
+
+    recovered, state = tmp_path / "recovered", tmp_path / "state"
+    _init_recovery(state, partitions=2)
+    urls = ",".join(sim.url for sim in sims)
+    procs = _start_cluster(cluster, module, urls, state, recovered, settings)
+    written = recovered / kind
+    try:
+        wait_for(lambda: all(sim.requests for sim in sims), "both subscriptions")
+        wait_for(lambda: len(_store_commit_epochs(state)) == 2, "a snapshot in each partition")
+        finished = _finished(written)
+        wait_for(lambda: _finished(written) > finished, "a finished file or a commit")
+        procs[-1].kill()
+        procs[-1].wait(timeout=20)
+        # A peer that lost its cluster stops by itself; one that does not is killed.
+        for proc in procs[:-1]:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=20)
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=20)
+    assert all(len(sim.sent_ids) < EVENTS for sim in sims), "a stream ended before the kill"
+    assert 0 < len(_records(recovered, kind)) < len(_records(whole, kind))
+
+    requests_before = [len(sim.requests) for sim in sims]
+    restarted = _start_cluster(cluster, module, urls, state, recovered, settings)
+    errors = [proc.communicate(timeout=180)[1].decode() for proc in restarted]
+    # The end of each process's log: where the first failure is named.
+    assert [proc.returncode for proc in restarted] == [0] * len(restarted), [
+        error[-3000:] for error in errors
+    ]
+    for sim, before in zip(sims, requests_before, strict=True):
+        assert sim.requests[before].headers.get("Last-Event-ID") is not None
+
+    _same_lines(_records(recovered, kind), _records(whole, kind), kind)
+    letters = _records(whole, "dead_letters")
+    for reference, sim in zip(references, sims, strict=True):
+        letters = [line.replace(reference.url, sim.url) for line in letters]
+    _same_lines(_records(recovered, "dead_letters"), letters, "dead letters")
+    if kind == "aggregates":
+        streams = [sent_readings(sim, EVENTS) for sim in sims]
+        expected, _ = expected_aggregates(streams, WINDOW_MS, 200)
+        assert_same_aggregates(load_aggregates(_records(recovered, kind)), expected)

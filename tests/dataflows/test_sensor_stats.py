@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from bytewax.testing import run_main
 
 from connectors.simulator import (
     Faults,
@@ -20,6 +21,9 @@ from connectors.simulator import (
     SequenceSpec,
     SimulatorConfig,
 )
+from dataflows import sensor_stats
+from dataflows.config import load_config
+from dataflows.run_stats import RunStats
 from dataflows.times import from_micros, iso
 from tests.helpers.oracle import (
     ROOT,
@@ -330,6 +334,34 @@ def test_a_bad_setting_is_named_at_start() -> None:
     assert "WINDOW: 'ten seconds' is not a duration" in run.stderr
     assert "SSE_FORMAT must be one of auto, flat, dt, obelisk; got 'xml'" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_the_input_has_ended_when_every_stream_read_here_ended_not_on_a_failure(
+    simulator: StartSim, tmp_path: Path
+) -> None:
+    """What the Delta sink asks before it compacts at a close (with recovery)."""
+    ending = simulator(sim_config(events=200))
+    refusing = simulator(SimulatorConfig(pace=False, bearer_token="right-token-123"))
+    for urls, ends in (
+        ([ending.url, ending.url + "?again"], True),
+        ([ending.url, refusing.url], False),
+    ):
+        settings = {
+            "SSE_URL": ",".join(urls),
+            "OUTPUT": str(tmp_path / str(ends)),
+            "SSE_BEARER_TOKEN": "wrong-token-456",  # the ending stream asks for none
+            **FAST_RETRY_ENV,
+        }
+        stats = RunStats("sensor_stats")
+        flow = sensor_stats.build_flow(load_config(settings, argv=[]), stats)
+        if ends:
+            run_main(flow)
+        else:
+            with pytest.raises(
+                Exception, match=re.escape("error calling `StatefulSourcePartition.next_batch`")
+            ):
+                run_main(flow)
+        assert stats.input_ended() is ends
 
 
 def test_a_fatal_error_stops_the_job_with_its_message(simulator: StartSim) -> None:
