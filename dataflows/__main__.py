@@ -6,8 +6,7 @@ import argparse
 import importlib
 import sys
 
-from dataflows.config import JOB_SETTINGS, settings_by_job
-from dataflows.native import import_settings
+from dataflows.config import AT_IMPORT, JOB_SETTINGS, settings_by_job
 from dataflows.version import version_line
 
 _USAGE = "python -m bytewax.run dataflows.JOB [Bytewax's flags: -w, -i, -a, -r, -s, -b]"
@@ -19,11 +18,8 @@ def describe() -> str:
     for job in JOB_SETTINGS:
         doc = (importlib.import_module(f"dataflows.{job}").__doc__ or "").strip()
         lines.append(f"  {job:<14} {doc.splitlines()[0] if doc else ''}")
-    groups = [
-        ("every job (environment variables)" if only is None else f"{only} only", rows)
-        for only, rows in settings_by_job()
-    ]
-    groups.append(("every job, read at import", import_settings()))
+    titles = {None: "every job (environment variables)", AT_IMPORT: "every job, read at import"}
+    groups = [(titles.get(only, f"{only} only"), rows) for only, rows in settings_by_job()]
     for title, rows in groups:
         lines += ["", f"settings of {title}:"]
         width = max(len(name) for name, _, _ in rows)

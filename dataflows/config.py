@@ -35,6 +35,7 @@ from connectors.sse.redact import Redactor
 from connectors.vendors import DT_EVENT_TYPES
 from dataflows.dt_setup import DT_API_URL, DT_IDLE_CLOSE, DT_TOKEN_URL, stream_url
 from dataflows.formats import FORMATS, VENDOR_FORMATS, Format, VendorFormat
+from dataflows.native import import_settings
 from dataflows.obelisk_setup import (
     OBELISK_ALL_NUMBERS,
     OBELISK_REPLAY_EVENTS,
@@ -44,6 +45,7 @@ from dataflows.obelisk_setup import (
 )
 
 __all__ = [
+    "AT_IMPORT",
     "DEFAULT_RULES",
     "JOB_SETTINGS",
     "MEANINGS",
@@ -993,10 +995,15 @@ def _meaning(name: str) -> str:
     return f"{meaning} (never logged)" if name in SECRET_SETTINGS else meaning
 
 
+# The group of settings read as the package is imported (``dataflows.native``), before
+# any job's: the last that ``settings_by_job`` lists.
+AT_IMPORT = "at import"
+
+
 def settings_by_job() -> list[tuple[str | None, list[tuple[str, str, str]]]]:
     """The settings as the help and the settings page group them: the first job's, which
-    every job reads (``None``), then each other job's own; a job with none is left out.
-    (``dataflows.native.import_settings`` has the one read at import, before these.)"""
+    every job reads (``None``), then each other job's own (a job with none is left out),
+    then those every job reads at import (``AT_IMPORT``)."""
     shared: set[str] | None = None
     groups: list[tuple[str | None, list[tuple[str, str, str]]]] = []
     for job in JOB_SETTINGS:
@@ -1008,6 +1015,7 @@ def settings_by_job() -> list[tuple[str | None, list[tuple[str, str, str]]]]:
         own = [row for row in rows if row[0] not in shared]
         if own:
             groups.append((job, own))
+    groups.append((AT_IMPORT, import_settings()))
     return groups
 
 

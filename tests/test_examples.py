@@ -93,6 +93,9 @@ def test_every_example_runs_or_says_why_not() -> None:
             assert example.language == "sh", f"{example.name}: only shell examples are simulated"
         elif kind == "printed by":
             assert example.language == "", f"{example.name}: only output is printed by a job"
+        elif kind == "in the run record":
+            # tests/dataflows/test_run_record.py holds it to a real record's entry.
+            assert example.language == "json", f"{example.name}: a run record's part is JSON"
         else:
             assert kind == "file" and example.language == "toml", f"{example.name}: {kind}?"
     assert len(runnable("sh")) >= 3 and len(runnable("python")) >= 1

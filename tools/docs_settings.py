@@ -12,8 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "settings.md"
 sys.path.insert(0, str(ROOT))
 
-from dataflows.config import SECRET_SETTINGS, settings_by_job  # noqa: E402
-from dataflows.native import import_settings  # noqa: E402
+from dataflows.config import AT_IMPORT, SECRET_SETTINGS, settings_by_job  # noqa: E402
 
 INTRO = """# Settings
 
@@ -53,10 +52,8 @@ MORE = {
 def settings_page() -> str:
     """The page: a table for the settings every job reads, then one for each job's own,
     then the one read at import."""
-    groups = [
-        ("Every job" if job is None else f"`{job}` only", rows) for job, rows in settings_by_job()
-    ]
-    groups.append(("Every job, read at import", import_settings()))
+    titles = {None: "Every job", AT_IMPORT: "Every job, read at import"}
+    groups = [(titles.get(job, f"`{job}` only"), rows) for job, rows in settings_by_job()]
     parts = [INTRO]
     for title, rows in groups:
         parts.append(f"## {title}\n")

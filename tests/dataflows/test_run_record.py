@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
 from dataflows.times import iso
+from tests.helpers.doc_blocks import examples
 from tests.helpers.oracle import run_job
 from tests.helpers.servers import StartSim
 
@@ -61,3 +63,27 @@ def test_the_run_record_puts_each_break_where_the_stream_broke(
     assert record["summary"]["events"] == events
     assert record["summary"]["reconnects"] == len(breaks)
     assert record["outputs"]["aggregates"] == str(tmp_path / "aggregates")
+    # What the docs show of a record has its fields, each of its type.
+    shown = [e for e in examples() if (e.marker or "").startswith(IN_RECORD)]
+    assert shown
+    for block in shown:
+        entry = _entry(record, (block.marker or "")[len(IN_RECORD) :])
+        assert _types(json.loads(block.code)) == _types(entry), block.name
+
+
+IN_RECORD = "in the run record: "
+
+
+def _entry(record: dict[str, Any], path: str) -> dict[str, Any]:
+    """The part of a record a docs block names: ``streams[].reconnects[]`` is the first
+    reconnect of the first stream."""
+    node: Any = record
+    for step in path.split("."):
+        node = node[step.removesuffix("[]")]
+        if step.endswith("[]"):
+            node = node[0]
+    return dict(node)
+
+
+def _types(entry: dict[str, Any]) -> dict[str, str]:
+    return {key: type(value).__name__ for key, value in entry.items()}

@@ -8,8 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dataflows import native
-from dataflows.config import JOB_SETTINGS, settings_of
+from dataflows.config import settings_by_job
 from tests.helpers.oracle import ROOT
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -66,5 +65,4 @@ def page_files() -> dict[str, str]:
 
 def known_settings() -> set[str]:
     """Every setting a job reads, those read at import included."""
-    known = {name for job in JOB_SETTINGS for name, _, _ in settings_of(job)}
-    return known | {name for name, _, _ in native.import_settings()}
+    return {name for _, rows in settings_by_job() for name, _, _ in rows}
