@@ -18,9 +18,13 @@ The stream's event time a reading is judged by is the one it came with (each row
 carries it), so lateness never depends on how the stream was cut into batches, and a
 sensor heard by two gateways, one behind the other, never has a closed window opened
 again by the slower one. The idle rule closes a quiet key's windows on its stream's
-event time as far as this step has read it (``times``, moved on by every group's rows),
-never on batches still on their way, and moves the key's watermark to the end of the
-newest window it closed.
+event time as far as its group has been given it, and moves the key's watermark to the
+end of the newest window it closed. That time comes in band: each source batch gives
+every group, rows or not, a mark of each stream's time after the batch (a row with no
+key, ``KeyGroups.of``), which arrives after the group's rows of that batch and before
+those of the next. A time shared by the groups would run ahead of rows still on their
+way to a group on another worker (several workers in one process), whose key's window
+it would close before they came, so that they were late.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from itertools import chain
 from typing import NamedTuple
 
@@ -37,9 +41,9 @@ from bytewax.operators import StatefulBatchLogic
 from dataflows.aggregates import LateRow, exact_parts
 from dataflows.readings import ReadingRow
 from dataflows.times import duration_micros
-from dataflows.windows import StreamTimes
 
 __all__ = [
+    "MARK",
     "ClosedWindow",
     "Emitted",
     "GroupWindows",
@@ -63,9 +67,6 @@ Window = tuple[int, int, float, float, tuple[float, ...]]
 # open windows by window id). Plus the lateness, so that a snapshot from before the
 # watermark was kept, which held the newest reading's time there, resumes as it was.
 _KeyState = tuple[int, str, tuple[Window, ...]]
-
-# A quiet group is woken at most this often while a window of it waits for its stream.
-_MIN_WAKE_SECONDS = 1.0
 
 
 # A window that closed: (key, window). A plain tuple: a fleet closes one per reading.
@@ -92,16 +93,27 @@ def group_of(key: str, groups: int) -> str:
     return str(zlib.crc32(key.encode()) % groups)
 
 
+# The key of a mark: a row that carries only its stream's time (``KeyGroups.of``).
+MARK = ""
+
+
 class KeyGroups:
     """Routes rows by key to ``count`` groups, remembering each key's group (a fleet's
-    keys come back every window; the dict holds one entry per key)."""
+    keys come back every window; the dict holds one entry per key). With ``marks`` (the
+    idle rule is on), every group gets each stream's time after the batch."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, marks: bool = False) -> None:
         self.count = count
+        self._marks = marks
+        self._names = [str(group) for group in range(count)]
         self._group: dict[str, str] = {}
 
-    def of(self, keyed: dict[str, list[ReadingRow]]) -> list[tuple[str, list[KeyRows]]]:
-        """A batch's rows by key, gathered by group: one item per group touched."""
+    def of(
+        self, keyed: dict[str, list[ReadingRow]], after: dict[str, int] | None = None
+    ) -> list[tuple[str, list[KeyRows]]]:
+        """A batch's rows by key, gathered by group: one item per group touched, or per
+        group with marks, each ending with a mark of every stream in ``after`` (its event
+        time after the batch)."""
         known, count = self._group, self.count
         out: dict[str, list[KeyRows]] = {}
         for key, rows in keyed.items():
@@ -113,6 +125,16 @@ class KeyGroups:
                 out[group] = [(key, rows)]
             else:
                 members.append((key, rows))
+        if self._marks and after:
+            marks: list[KeyRows] = [
+                (MARK, [(stamp, 0.0, "", stream, stamp)]) for stream, stamp in after.items()
+            ]
+            for group in self._names:
+                members = out.get(group)
+                if members is None:
+                    out[group] = list(marks)
+                else:
+                    members.extend(marks)
         return list(out.items())
 
 
@@ -183,8 +205,8 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
     The state of a window is freed when it closes; what stays per key is its watermark
     and stream, which the lateness rule needs.
 
-    ``times`` is each stream's event time as far as this step has read it: every group
-    of the run shares it and moves it on with its rows, and the idle rule reads it.
+    Each stream's event time, for the idle rule, is the newest this group was given:
+    by its rows and by the marks that follow each batch's (``KeyGroups.of``).
     """
 
     def __init__(
@@ -193,16 +215,14 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
         lateness: timedelta,
         idle_close: timedelta | None,
         opened: Callable[[int], None],
-        times: StreamTimes,
         resume_state: dict[str, _KeyState] | None,
     ) -> None:
         self._length = duration_micros(length)
         self._lateness = duration_micros(lateness)
-        self._idle_close = idle_close
         self._idle_back = None if idle_close is None else duration_micros(lateness + idle_close)
         self._opened = opened
         self._opened_by_add = 0  # windows _add opened, counted with the batch's own
-        self._times = times
+        self._times: dict[str, int] = {}
         self._keys: dict[str, _KeyState] = dict(resume_state or {})
         # Per stream and window id, the keys with that window open: what the idle rule
         # may have to close. Windows start on the epoch's grid, so a stream has a few ids
@@ -225,8 +245,8 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
             keys.add(key)
 
     def _floor(self, stream: str) -> int | None:
-        back = self._idle_back
-        return None if back is None else self._times.cutoff(stream, back)
+        back, stamp = self._idle_back, self._times.get(stream)
+        return None if back is None or stamp is None else stamp - back
 
     def on_batch(self, values: list[list[KeyRows]]) -> tuple[list[Emitted], bool]:
         length, lateness, keys, back = self._length, self._lateness, self._keys, self._idle_back
@@ -246,6 +266,8 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                 read_to[stream] = last[4]
             elif last[4] > read_to[stream]:
                 read_to[stream] = last[4]
+            if key == MARK:
+                continue
             state = keys.get(key)
             windows: tuple[Window, ...] = ()
             cutoff: int | None = None
@@ -308,8 +330,10 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
         self._opened_by_add = 0
         if opened:
             self._opened(opened)
+        times = self._times
         for stream, stamp in read_to.items():
-            self._times.advance(stream, stamp)
+            if stamp > times.get(stream, stamp - 1):
+                times[stream] = stamp
         self._close_idle(out)
         return _emitted(out, late), self.RETAIN
 
@@ -394,12 +418,9 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
             floor = self._floor(stream) if due else None
             if floor is None:
                 continue
-            # A key whose windows close here is held to the end of the newest of them,
-            # as its next readings are judged by the stream time they carry: with several
-            # workers, a reading on its way from another one must be late, never reopen a
-            # window. The end, not the floor: the floor this sweep sees depends on which
-            # groups of the batch ran before it, the windows it closes by the batch's end
-            # do not.
+            # A key whose windows close here is held to the end of the newest of them:
+            # its next readings are judged by the stream time they carry, and one
+            # stamped before this floor must be late, never reopen a window.
             lateness = self._lateness
             for window_id in [w for w in due if (w + 1) * length <= floor]:
                 for key in due.pop(window_id):
@@ -410,11 +431,6 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                         held = (newest_closed + 1) * length + lateness
                         keys[key] = (max(reach, held), own_stream, kept)
 
-    def on_notify(self) -> tuple[list[Emitted], bool]:
-        out: list[ClosedWindow] = []
-        self._close_idle(out)
-        return _emitted(out, []), self.RETAIN
-
     def on_eof(self) -> tuple[list[Emitted], bool]:
         out: list[ClosedWindow] = []
         keys = self._keys
@@ -424,27 +440,6 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                 keys[key] = (reach, stream, ())
         self._due.clear()
         return _emitted(out, []), self.RETAIN
-
-    def notify_at(self) -> datetime | None:
-        idle_close, idle_back = self._idle_close, self._idle_back
-        if idle_close is None or idle_back is None:
-            return None  # only readings (or the end) close windows: no wake-ups
-        soonest: datetime | None = None
-        now = datetime.now(UTC)
-        for stream, due in self._due.items():
-            if not due:
-                continue
-            stamp = self._times.get(stream)
-            if stamp is None:
-                at = now + idle_close
-            else:
-                # When the stream will have moved far enough, if it keeps pace with the clock.
-                end = (min(due) + 1) * self._length
-                wait = timedelta(microseconds=end + idle_back - stamp)
-                at = now + max(wait, min(idle_close / 4, timedelta(seconds=_MIN_WAKE_SECONDS)))
-            if soonest is None or at < soonest:
-                soonest = at
-        return soonest
 
     def snapshot(self) -> dict[str, _KeyState]:
         return dict(self._keys)

@@ -146,7 +146,7 @@ class _Intake:
         marks: Marks = {}
         keyed, dead, newest = parse_by_key(items, self.parser, self.stats.times.get, watched, marks)
         self._account(items, sum(map(len, keyed.values())), dead, newest, watched, marks)
-        return [*self.groups.of(keyed), *dead]
+        return [*self.groups.of(keyed, newest), *dead]
 
     def _account(
         self,
@@ -189,7 +189,8 @@ def read_stream_by_group(
 
 def _intake(job: JobConfig, stats: RunStats) -> _Intake:
     parser, watch = PARSERS[job.stream.format], FormatWatch(job.stream.format)
-    return _Intake(parser, stats, watch, KeyGroups(job.window.key_groups))
+    groups = KeyGroups(job.window.key_groups, marks=job.window.idle_close is not None)
+    return _Intake(parser, stats, watch, groups)
 
 
 def _read_parsed(

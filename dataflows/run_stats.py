@@ -66,8 +66,8 @@ class RunStats:
     # (tests, notebooks) on a stream of the same URL starts from nothing, not from where
     # the first one ended.
     times: StreamTimes = field(default_factory=StreamTimes)
-    # The same as far as the windows step has read the streams: the idle rule's, which
-    # must not run ahead of readings still on their way to it.
+    # The same as far as the features' windows step has read the streams: its idle
+    # rule's, for the keys that went quiet (the main job's groups get theirs in band).
     window_times: StreamTimes = field(default_factory=StreamTimes)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _streams: dict[str, Subscription] = field(default_factory=dict, repr=False)

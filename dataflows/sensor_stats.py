@@ -169,7 +169,6 @@ def build_flow(
             lateness,
             window.idle_close,
             stats.window_opened,
-            stats.window_times,
         ),
     )
     lines = op.map("records", emitted, WindowLines(length))

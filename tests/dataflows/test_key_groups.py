@@ -13,9 +13,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from dataflows.key_groups import GroupWindows, KeyGroups, KeyRows, group_of, window_mean
+from dataflows.key_groups import MARK, GroupWindows, KeyGroups, KeyRows, group_of, window_mean
 from dataflows.readings import ReadingRow, key_of
-from dataflows.windows import StreamTimes
 from tests.helpers.oracle import ROOT
 
 SECOND = 1_000_000
@@ -134,8 +133,8 @@ class Groups:
     """One ``GroupWindows`` per group, fed as the job feeds them; rebuilt from pickled
     snapshots on request, as a resume does."""
 
-    def __init__(self, count: int, idle: timedelta | None, times: StreamTimes) -> None:
-        self.routing, self.idle, self.times = KeyGroups(count), idle, times
+    def __init__(self, count: int, idle: timedelta | None) -> None:
+        self.routing, self.idle = KeyGroups(count, marks=idle is not None), idle
         self.logics: dict[str, GroupWindows] = {}
 
     def _logic(self, group: str, state: object = None) -> GroupWindows:
@@ -143,7 +142,7 @@ class Groups:
         if logic is None:
             length, lateness = timedelta(microseconds=LENGTH), timedelta(microseconds=LATENESS)
             logic = self.logics[group] = GroupWindows(
-                length, lateness, self.idle, lambda _: None, self.times, state
+                length, lateness, self.idle, lambda _: None, state
             )
         return logic
 
@@ -154,8 +153,9 @@ class Groups:
         for key, row in rows:
             by_stream.setdefault(row[3], {}).setdefault(key, []).append(row)
         items: dict[str, list[list[KeyRows]]] = {}
-        for keyed in by_stream.values():
-            for group, members in self.routing.of(keyed):
+        for stream, keyed in by_stream.items():
+            after = {stream: max(row[4] for rows in keyed.values() for row in rows)}
+            for group, members in self.routing.of(keyed, after):
                 # Bytewax hands a logic every item of its key in the batch: two a stream.
                 half = len(members) // 2
                 items.setdefault(group, []).extend([members[:half], members[half:]])
@@ -236,9 +236,8 @@ def check_against_reference(
     idle_on: bool,
     restore_at: int,
 ) -> None:
-    times = StreamTimes()
     reference = Reference(IDLE if idle_on else None)
-    groups = Groups(group_count, timedelta(microseconds=IDLE) if idle_on else None, times)
+    groups = Groups(group_count, timedelta(microseconds=IDLE) if idle_on else None)
     # As the intake does: each row carries its stream's event time, the newest so far.
     stream_times: dict[str, int] = {}
     rows: list[tuple[str, ReadingRow]] = []
@@ -278,14 +277,8 @@ def check_against_reference(
 
 
 def test_a_reading_older_than_its_stream_by_lateness_and_idle_close_is_late() -> None:
-    times = StreamTimes()
     logic = GroupWindows(
-        timedelta(seconds=10),
-        timedelta(seconds=2),
-        timedelta(seconds=30),
-        lambda _: None,
-        times,
-        None,
+        timedelta(seconds=10), timedelta(seconds=2), timedelta(seconds=30), lambda _: None, None
     )
     # The key's first readings, its stream at 100 s: 69 s is past 100 - 2 - 30 = 68 s;
     # 67.5 s is not (by its own rule, 69 - 2 = 67 s, it would be on time).
@@ -296,16 +289,14 @@ def test_a_reading_older_than_its_stream_by_lateness_and_idle_close_is_late() ->
     # The key's watermark is its stream's 68 s, kept plus the lateness.
     assert logic.snapshot()["k"] == (70 * SECOND, "s", ((6, 1, 1.0, 1.0, (1.0,)),))
     # Without idle close, only the key's own readings count.
-    own = GroupWindows(
-        timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, times, None
-    )
+    own = GroupWindows(timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, None)
     out, _ = own.on_batch([[("k", rows)]])
     assert out == [] and own.snapshot()["k"][2][0][1] == 2
 
 
 def test_a_sensor_heard_by_a_gateway_behind_never_opens_a_closed_window_again() -> None:
     length, lateness, idle = timedelta(seconds=5), timedelta(seconds=2), timedelta(seconds=3)
-    logic = GroupWindows(length, lateness, idle, lambda _: None, StreamTimes(), None)
+    logic = GroupWindows(length, lateness, idle, lambda _: None, None)
     logic.on_batch([[("k", [(0, 1.0, "1", "a", 0)])]])
     # Gateway b is at 10 s: by its time, 10 - 2 - 3 = 5 s, the window [0, 5) closes. Then
     # gateway a, at 5 s, brings a reading at 4 s: within the key's own lateness (6 - 2),
@@ -333,7 +324,6 @@ def test_whether_a_reading_is_late_by_the_idle_rule_depends_on_the_rows_before_i
             timedelta(seconds=2),
             timedelta(seconds=30),
             lambda _: None,
-            StreamTimes(),
             None,
         )
         late = [e.late for batch in batches for e in logic.on_batch([batch])[0] if e.late]
@@ -342,34 +332,55 @@ def test_whether_a_reading_is_late_by_the_idle_rule_depends_on_the_rows_before_i
         assert sorted(closed) == [(k, n) for n, (k, _) in enumerate(rows)]
 
 
-def test_a_quiet_keys_window_closes_on_the_notification_once_its_stream_moves_on() -> None:
-    times, opened = StreamTimes(), []
+def test_a_quiet_keys_window_closes_on_the_mark_once_its_stream_moves_on() -> None:
+    opened: list[int] = []
     length, lateness, idle = timedelta(seconds=10), timedelta(seconds=2), timedelta(seconds=30)
-    logic = GroupWindows(length, lateness, idle, opened.append, times, None)
-    assert logic.notify_at() is None  # nothing open: no wake-ups
+    logic = GroupWindows(length, lateness, idle, opened.append, None)
+    assert logic.notify_at() is None  # windows close on items and at the end: no wake-ups
     start = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp()) * SECOND
     logic.on_batch([[("quiet", [(start + 5 * SECOND, 7.0, "1", "s", start + 5 * SECOND)])]])
-    assert times.get("s") == start + 5 * SECOND  # the step moves the stream's time on
     assert opened == [1]
-    due = logic.notify_at()
-    assert due is not None and due > datetime.now(UTC)
+
+    def mark(at: int) -> list[list[KeyRows]]:
+        # What the intake gives every group after a batch: the stream's time, no key.
+        return [[(MARK, [(start + at, 0.0, "", "s", start + at)])]]
+
     # The stream (other keys, in other groups) reaches 10 + 2 + 30 s: the window is due.
-    times.advance("s", start + 41 * SECOND)
-    assert logic.on_notify() == ([], False)
-    times.advance("s", start + 42 * SECOND)
-    (emitted,), _ = logic.on_notify()
+    assert logic.on_batch(mark(41 * SECOND)) == ([], False)
+    (emitted,), _ = logic.on_batch(mark(42 * SECOND))
     assert [(key, window[:4]) for key, window in emitted.windows] == [
         ("quiet", (start // (10 * SECOND), 1, 7.0, 7.0))
     ]
-    # From now on the key is held to the floor it closed at (42 - 2 - 30 = 10 s).
+    # From now on the key is held to the end of the window it closed (10 s, plus 2 s).
     assert logic.snapshot() == {"quiet": (start + 12 * SECOND, "s", ())}
-    assert logic.notify_at() is None
+
+
+def test_a_groups_stream_time_is_only_what_it_was_given_not_another_groups() -> None:
+    """Two groups on two workers; key k's readings come in two batches, the second with
+    a reading of another key 100 s on. That key's group (j) is given both batches before
+    k's group is given the first. A time shared by the groups would then stand at 100 s
+    as k's group reads the first batch, close k's window on it, and make k's reading of
+    the second batch late. k's group judges by what it was given, in order: its window
+    has all three readings."""
+    length, lateness, idle = timedelta(seconds=10), timedelta(seconds=2), timedelta(seconds=30)
+    routing = KeyGroups(2, marks=True)
+    k, j = group_of("k", 2), group_of("quiet", 2)
+    assert k != j, "k and j must be in two groups"
+    logics = {group: GroupWindows(length, lateness, idle, lambda _: None, None) for group in (k, j)}
+    row = [(n * SECOND, float(n), str(n), "s", n * SECOND) for n in range(3)]
+    first = dict(routing.of({"k": row[:2]}, {"s": 1 * SECOND}))
+    jump = (100 * SECOND, 9.0, "9", "s", 100 * SECOND)
+    second = dict(routing.of({"k": row[2:], "quiet": [jump]}, {"s": 100 * SECOND}))
+    assert logics[j].on_batch([first[j]]) == ([], False)
+    logics[j].on_batch([second[j]])
+    assert logics[k].on_batch([first[k]]) == ([], False)  # its time: 1 s
+    (emitted,), _ = logics[k].on_batch([second[k]])
+    assert [(key, window[:2]) for key, window in emitted.windows] == [("k", (0, 3))]
+    assert emitted.late == []
 
 
 def test_a_snapshot_is_a_copy_the_logic_does_not_change_afterwards() -> None:
-    logic = GroupWindows(
-        timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, StreamTimes(), None
-    )
+    logic = GroupWindows(timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, None)
     logic.on_batch([[("k", [(1 * SECOND, 1.0, "1", "s", 1 * SECOND)])]])
     before = logic.snapshot()
     copy = pickle.dumps(before)
@@ -386,9 +397,7 @@ def test_a_snapshot_is_a_copy_the_logic_does_not_change_afterwards() -> None:
 
 
 def test_closed_windows_leave_only_each_keys_newest_time_behind() -> None:
-    logic = GroupWindows(
-        timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, StreamTimes(), None
-    )
+    logic = GroupWindows(timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, None)
     for n in range(1000):
         # A fleet: each key once per window, the windows moving on.
         ts = n * SECOND // 10
@@ -423,7 +432,7 @@ def test_a_keys_group_is_the_same_in_every_process() -> None:
 def test_a_window_closes_when_its_keys_newest_reading_reaches_its_end_plus_lateness() -> None:
     def logic() -> GroupWindows:
         length, lateness = timedelta(seconds=10), timedelta(seconds=2)
-        return GroupWindows(length, lateness, None, lambda _: None, StreamTimes(), None)
+        return GroupWindows(length, lateness, None, lambda _: None, None)
 
     # One reading a batch (a fleet's path) and several (a busy sensor's): at 11.999 s the
     # window [0, 10) stays open; at 12 s exactly it closes.
@@ -443,7 +452,7 @@ def test_a_window_closes_when_its_keys_newest_reading_reaches_its_end_plus_laten
 def test_a_reading_exactly_lateness_older_than_the_newest_is_on_time() -> None:
     for split in (True, False):  # a batch each (a fleet's path), or one batch
         logic = GroupWindows(
-            timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, StreamTimes(), None
+            timedelta(seconds=10), timedelta(seconds=2), None, lambda _: None, None
         )
         rows = [
             (12 * SECOND, 1.0, "1", "s", 12 * SECOND),
