@@ -13,8 +13,6 @@ import contextlib
 import itertools
 import logging
 import os
-import secrets
-import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -29,6 +27,7 @@ from connectors.sinks import HourlyPartSink, StdErrSink, StdOutSink, part_files
 from connectors.sinks.layout import HOUR_MICROS
 from dataflows.config import ConfigError, OutputConfig
 from dataflows.readings import DeadLetter
+from dataflows.recovery_store import history_name
 from dataflows.run_stats import RunStats
 from dataflows.times import micros
 
@@ -163,7 +162,7 @@ def _write(
         op.output(step_id, lines, StdErrSink() if console_stderr else StdOutSink())
         return
     directory = output.directory / kind
-    run = None if output.recovery is None else _store_run(output.recovery)
+    run = None if output.recovery is None else history_name(output.recovery)
     # Without recovery no restart continues what a partition holds: at a stop it is
     # finished (JSON Lines) or committed (Delta) as the process exits.
     finish_on_exit = output.recovery is None
@@ -208,16 +207,6 @@ def _write(
     )
     stats.output(kind, str(directory))
     op.output(step_id, chunks, sink)
-
-
-def _store_run(recovery: Path) -> str:
-    """A name for the part files of one recovery store's history: the same for every
-    attempt on the store, another for a store made anew at the same path."""
-    stores = sorted(recovery.glob("*.sqlite3"))
-    if not stores:
-        return f"r{secrets.token_hex(4)}"  # bytewax.run refuses such a directory itself
-    made = stores[0].stat()
-    return f"r{zlib.crc32(f'{made.st_ino}-{made.st_ctime_ns}'.encode()):08x}"
 
 
 def write_records(

@@ -15,11 +15,12 @@ epoch is touched: that is the state this run starts from.
 from __future__ import annotations
 
 import logging
+import secrets
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-__all__ = ["forget_snapshots_past_resume", "partitions", "resume_epoch"]
+__all__ = ["forget_snapshots_past_resume", "history_name", "partitions", "resume_epoch"]
 
 log = logging.getLogger(__name__)
 
@@ -66,3 +67,26 @@ def forget_snapshots_past_resume(directory: Path) -> int:
             epoch,
         )
     return removed
+
+
+def history_name(directory: Path) -> str:
+    """A name for the part files of the store's history: the same in every attempt on
+    the store, another for a store made anew at the same path. It is kept in a table of
+    the first partition, made by the first attempt (the first process of a cluster to
+    get there). Not from the file's metadata: its change time moves whenever SQLite
+    writes the file, a checkpoint of a killed run's log included, and an inode number
+    comes back for a store made again."""
+    first = partitions(directory)
+    if not first:
+        return f"r{secrets.token_hex(4)}"  # bytewax.run refuses such a directory itself
+    with closing(sqlite3.connect(first[0], timeout=30, isolation_level=None)) as db:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("CREATE TABLE IF NOT EXISTS sensorwax_history (name TEXT NOT NULL)")
+        db.execute(
+            "INSERT INTO sensorwax_history SELECT ? "
+            "WHERE NOT EXISTS (SELECT 1 FROM sensorwax_history)",
+            (f"r{secrets.token_hex(4)}",),
+        )
+        ((name,),) = db.execute("SELECT name FROM sensorwax_history").fetchall()
+        db.execute("COMMIT")
+    return str(name)

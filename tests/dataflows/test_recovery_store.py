@@ -4,7 +4,11 @@ on a real recovery store)."""
 from __future__ import annotations
 
 import pickle
+import re
+import shutil
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +19,12 @@ from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from dataflows.recovery_store import forget_snapshots_past_resume, partitions, resume_epoch
+from dataflows.recovery_store import (
+    forget_snapshots_past_resume,
+    history_name,
+    partitions,
+    resume_epoch,
+)
 
 
 # Three runs: "k" twice, to the end of that part of the input; then "j" only, stopped
@@ -117,3 +126,38 @@ def test_a_store_no_run_has_used_has_no_resume_epoch(tmp_path: Path) -> None:
     init_db_dir(tmp_path, 2)
     assert resume_epoch(tmp_path) is None
     assert forget_snapshots_past_resume(tmp_path) == 0
+
+
+def test_the_history_name_outlives_a_killed_runs_log_and_the_clean_up(tmp_path: Path) -> None:
+    """The name of the part files of a store's history must be the same for the attempt
+    after a kill before the first snapshot (which removes the files of that name the
+    killed one left): neither SQLite's checkpoint of the killed run's log, done by the
+    clean-up, nor a whole run on the store may change it."""
+    init_db_dir(tmp_path, 2)
+    name = history_name(tmp_path)
+    assert re.fullmatch(r"r[0-9a-f]{8}", name)
+    # A process that writes the store and dies without closing it (as SIGKILL leaves it):
+    # its writes are in the write-ahead log, which the next connection checkpoints.
+    write = (
+        "import os, sqlite3, sys; db = sqlite3.connect(sys.argv[1]); "
+        'db.execute("INSERT INTO exs (ex_num, worker_count, resume_epoch) VALUES (0, 1, 1)"); '
+        "db.commit(); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", write, str(partitions(tmp_path)[0])], check=True)
+    assert list(tmp_path.glob("*-wal")), "the killed process left no log"
+    forget_snapshots_past_resume(tmp_path)
+    assert not list(tmp_path.glob("*-wal"))
+    assert history_name(tmp_path) == name
+    assert _run(TestingSource([("k", 1), TestingSource.EOF()]), tmp_path) == [("k", 1)]
+    assert history_name(tmp_path) == name
+
+
+def test_a_store_made_anew_at_the_same_path_has_a_name_of_its_own(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    init_db_dir(store, 1)
+    first = history_name(store)
+    shutil.rmtree(store)
+    store.mkdir()
+    init_db_dir(store, 1)
+    assert history_name(store) != first
