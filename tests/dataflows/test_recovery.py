@@ -28,7 +28,7 @@ import pytest
 from deltalake import DeltaTable
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
-from dataflows.recovery_store import partitions
+from dataflows.recovery_store import partitions, resume_epoch
 from tests.helpers.oracle import (
     ROOT,
     assert_same_aggregates,
@@ -108,6 +108,7 @@ class RecoveryStore:
     """Reads Bytewax's recovery partition (SQLite) while the job writes it."""
 
     def __init__(self, directory: Path) -> None:
+        self._directory = directory
         self._path = directory / "part-0.sqlite3"
 
     def _query(self, sql: str) -> list[tuple[object, ...]]:
@@ -120,13 +121,16 @@ class RecoveryStore:
         return int(rows[0][0]) if rows else None  # type: ignore[call-overload]
 
     def resume_id(self, step_id: str) -> str | None:
-        """The source's resume state a restart gets: the newest committed snapshot."""
-        epoch = self.commit_epoch()
+        """The source's resume state a restart gets, once the run is dead: its newest
+        snapshot before the epoch Bytewax resumes from. That epoch comes from the
+        workers' frontiers (Bytewax's own query, ``resume_epoch``), which a kill can
+        leave one ahead of the commits table."""
+        epoch = resume_epoch(self._directory)
         if epoch is None:
             return None
         rows = self._query(
             f"SELECT ser_change FROM snaps WHERE step_id = '{step_id}' "
-            f"AND snap_epoch <= {epoch} ORDER BY snap_epoch DESC LIMIT 1"
+            f"AND snap_epoch < {epoch} ORDER BY snap_epoch DESC LIMIT 1"
         )
         if not rows or rows[0][0] is None:
             return None
