@@ -89,6 +89,11 @@ START_MS = 1_764_546_600_000  # 2025-11-30T23:50:00Z
 EVENT_RATE = 2.0
 
 
+def _settings(fmt: str) -> dict[str, str]:
+    """The jobs' settings in every recovery test: fast reconnects, short windows."""
+    return {"SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", "OUTPUT_FORMAT": fmt} | WINDOW
+
+
 def _recovery_args(directory: Path) -> list[str]:
     return ["-r", str(directory), "-s", "1", "-b", "0"]
 
@@ -111,14 +116,24 @@ class RecoveryStore:
         self._directory = directory
         self._path = directory / "part-0.sqlite3"
 
-    def _query(self, sql: str) -> list[tuple[object, ...]]:
-        with sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, timeout=10) as db:
+    def _query(self, sql: str, path: Path | None = None) -> list[tuple[object, ...]]:
+        uri = f"file:{path or self._path}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True, timeout=10)) as db:
             return db.execute(sql).fetchall()
 
     def commit_epoch(self) -> int | None:
         """The epoch the next run resumes after, once a snapshot is committed."""
         rows = self._query("SELECT commit_epoch FROM commits")
         return int(rows[0][0]) if rows else None  # type: ignore[call-overload]
+
+    def commit_epochs(self) -> list[int]:
+        """Each partition's committed epoch (none yet: not listed)."""
+        rows = [
+            row
+            for path in partitions(self._directory)
+            for row in self._query("SELECT commit_epoch FROM commits", path)
+        ]
+        return [int(epoch) for (epoch,) in rows]  # type: ignore[call-overload]
 
     def resume_id(self, step_id: str) -> str | None:
         """The source's resume state a restart gets, once the run is dead: its newest
@@ -281,8 +296,7 @@ def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_d
     kind = JOBS[job]
     paced = _paced(seed=[p for p, _ in POINTS].index(point) + 1)
     sim = simulator(paced)
-    settings = {"SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", "OUTPUT_FORMAT": fmt}
-    settings |= WINDOW
+    settings = _settings(fmt)
 
     # The uninterrupted run reads the same events unpaced; its dead letters name its URL.
     reference = simulator(replace(paced, pace=False))
@@ -331,8 +345,7 @@ def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
     paced = _paced(seed=7)
     sim = simulator(paced)
     reference = simulator(replace(paced, pace=False))
-    settings = {"SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", "OUTPUT_FORMAT": fmt}
-    settings |= WINDOW
+    settings = _settings(fmt)
     rules = tmp_path / "rules.toml"
     rules.write_text(ALERT_RULES)
     settings["ALERT_RULES"] = str(rules)
@@ -396,15 +409,6 @@ def _start_cluster(
     ]
 
 
-def _store_commit_epochs(state: Path) -> list[int]:
-    """Each partition's committed epoch (none yet: not listed)."""
-    epochs = []
-    for path in partitions(state):
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
-            epochs += [int(epoch) for (epoch,) in db.execute("SELECT commit_epoch FROM commits")]
-    return epochs
-
-
 @pytest.mark.parametrize(("job", "cluster", "fmt"), CLUSTER_CASES)
 def test_a_cluster_that_loses_a_process_restarts_to_what_one_uninterrupted_process_writes(
     simulator: StartSim, tmp_path: Path, job: str, cluster: str, fmt: str
@@ -415,13 +419,12 @@ def test_a_cluster_that_loses_a_process_restarts_to_what_one_uninterrupted_proce
     uninterrupted single-worker process writes."""
     module, kind = f"dataflows.{job}", JOBS[job]
     paced = [
-        replace(_paced(seed=21 + s), sequence=replace(_paced(21 + s).sequence, sensor_offset=s * 8))
-        for s in range(2)
+        replace(config, sequence=replace(config.sequence, sensor_offset=s * 8))
+        for s, config in enumerate(_paced(seed=21 + s) for s in range(2))
     ]
     sims = [simulator(config) for config in paced]
     references = [simulator(replace(config, pace=False)) for config in paced]
-    settings = {"SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", "OUTPUT_FORMAT": fmt}
-    settings |= WINDOW
+    settings = _settings(fmt)
     whole = tmp_path / "uninterrupted"
     reference_urls = ",".join(sim.url for sim in references)
     run = run_job(module, SSE_URL=reference_urls, OUTPUT=str(whole), **settings)
@@ -434,7 +437,8 @@ def test_a_cluster_that_loses_a_process_restarts_to_what_one_uninterrupted_proce
     written = recovered / kind
     try:
         wait_for(lambda: all(sim.requests for sim in sims), "both subscriptions")
-        wait_for(lambda: len(_store_commit_epochs(state)) == 2, "a snapshot in each partition")
+        store = RecoveryStore(state)
+        wait_for(lambda: len(store.commit_epochs()) == 2, "a snapshot in each partition")
         finished = _finished(written)
         wait_for(lambda: _finished(written) > finished, "a finished file or a commit")
         procs[-1].kill()
