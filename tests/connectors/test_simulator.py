@@ -7,9 +7,11 @@ import re
 import signal
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connectors.simulator import (
     Faults,
@@ -39,6 +41,29 @@ def test_flat_events_carry_their_reading() -> None:
             "value": reading.value,
         }
         assert _ms(body["ts"]) == reading.ts_ms
+
+
+@given(
+    sensors=st.integers(1, 30),
+    rate=st.floats(0.01, 5000),
+    seed=st.integers(0, 2**32),
+    start_ms=st.integers(-(10**12), 4 * 10**12),
+    disorder_ms=st.integers(0, 10_000),
+    n=st.integers(0, 10**9),
+)
+def test_a_flat_event_is_what_json_dumps_writes_and_its_time_is_its_ms(
+    sensors: int, rate: float, seed: int, start_ms: int, disorder_ms: int, n: int
+) -> None:
+    # The flat payload is written by hand for speed: it must be json.dumps's exact text.
+    spec = SequenceSpec(
+        sensors=sensors, rate=rate, seed=seed, start_ms=start_ms, disorder_ms=disorder_ms
+    )
+    text = payload(spec, n)
+    body = json.loads(text)
+    assert json.dumps(body, separators=(",", ":")) == text
+    (reading,) = expected_readings(spec, n)
+    moment = datetime.fromisoformat(body["ts"].replace("Z", "+00:00"))
+    assert (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1) == reading.ts_ms
 
 
 def test_dt_envelopes_carry_every_number_of_the_event() -> None:

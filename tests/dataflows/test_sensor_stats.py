@@ -328,6 +328,7 @@ def test_stdout_output_and_dead_letters_on_stderr(simulator: StartSim) -> None:
     assert [d["event_id"] for d in letters] == ["99", "199", "299"]
 
 
+@pytest.mark.runtime
 def test_a_bad_setting_is_named_at_start() -> None:
     run = run_job("dataflows.sensor_stats", WINDOW="ten seconds", SSE_FORMAT="xml", timeout=60)
     assert run.returncode == 2
@@ -336,6 +337,7 @@ def test_a_bad_setting_is_named_at_start() -> None:
     assert "Traceback" not in run.stderr
 
 
+@pytest.mark.runtime
 def test_the_input_has_ended_when_every_stream_read_here_ended_not_on_a_failure(
     simulator: StartSim, tmp_path: Path
 ) -> None:
@@ -364,6 +366,7 @@ def test_the_input_has_ended_when_every_stream_read_here_ended_not_on_a_failure(
         assert stats.input_ended() is ends
 
 
+@pytest.mark.runtime
 def test_a_fatal_error_stops_the_job_with_its_message(simulator: StartSim) -> None:
     sim = simulator(SimulatorConfig(pace=False, bearer_token="right-token-123"))
     run = run_job(
@@ -400,6 +403,7 @@ def _oauth2(lifetime: float) -> OAuth2Server:
     )
 
 
+@pytest.mark.runtime
 @pytest.mark.parametrize(
     ("grant", "fmt"),
     [("client_credentials", "obelisk"), ("jwt_bearer", "dt")],
@@ -433,6 +437,7 @@ def test_tokens_that_expire_every_few_seconds_through_a_run_with_drops(
     assert_clean(run.stdout + run.stderr + written, [CLIENT_SECRET, JWT_SECRET, *tokens])
 
 
+@pytest.mark.runtime
 def test_a_refused_client_secret_stops_the_job_with_one_line(simulator: StartSim) -> None:
     sim = simulator(replace(sim_config(), oauth2=_oauth2(60)))
     started = time.monotonic()
@@ -454,6 +459,7 @@ def test_a_refused_client_secret_stops_the_job_with_one_line(simulator: StartSim
     assert "not-the-secret-789" not in run.stdout + run.stderr
 
 
+@pytest.mark.runtime
 @pytest.mark.parametrize("busy", [False, True], ids=["quiet", "busy"])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_sigterm_stops_the_job_like_ctrl_c(
@@ -491,6 +497,7 @@ def test_sigterm_stops_the_job_like_ctrl_c(
     assert "sensor_stats summary" in err
 
 
+@pytest.mark.runtime
 def test_an_idle_stream_does_not_keep_a_core_busy(simulator: StartSim) -> None:
     # One event, then silence with pings: windows stay open, nothing to do.
     sim = simulator(SimulatorConfig(sequence=SequenceSpec(sensors=1, rate=0.05), ping_interval=0.5))
