@@ -42,7 +42,7 @@ types: $(STAMP)
 	$(BIN)/mypy connectors dataflows
 
 # Three processes on two cores: most of the slow tests wait on paced streams, not on the CPU
-# (two kept the cores 59% busy: 431 s; three, 82%: 292 s). Every test
+# (two kept the cores 59% busy: 431 s; three, 83%: 292 s). Every test
 # waits for the condition it means, so a busy machine slows them without failing them.
 PYTEST_WORKERS ?= 3
 pytest: native
