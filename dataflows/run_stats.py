@@ -17,7 +17,7 @@ from typing import TypeVar
 from connectors.sse import Subscription
 from dataflows.stream_breaks import StreamBreaks
 from dataflows.times import iso, micros
-from dataflows.windows import StreamTimes
+from dataflows.windows import StreamTimes, WorkerStreamTimes
 
 __all__ = ["RunStats", "StatsNow", "StreamNow", "counted", "peak_rss_bytes"]
 
@@ -66,9 +66,10 @@ class RunStats:
     # (tests, notebooks) on a stream of the same URL starts from nothing, not from where
     # the first one ended.
     times: StreamTimes = field(default_factory=StreamTimes)
-    # The same as far as the features' windows step has read the streams: its idle
-    # rule's, for the keys that went quiet (the main job's groups get theirs in band).
-    window_times: StreamTimes = field(default_factory=StreamTimes)
+    # The same as far as the features' windows step on each worker has read the streams:
+    # its idle rule's, for the keys that went quiet (the main job's groups get theirs in
+    # band).
+    window_times: WorkerStreamTimes = field(default_factory=WorkerStreamTimes)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _streams: dict[str, Subscription] = field(default_factory=dict, repr=False)
     _ended: set[str] = field(default_factory=set, repr=False)

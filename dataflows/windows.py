@@ -38,6 +38,7 @@ from dataflows.times import EPOCH, duration_micros, from_micros, micros
 __all__ = [
     "IdleCloseClock",
     "StreamTimes",
+    "WorkerStreamTimes",
     "event_time_clock",
     "reading_stream_time",
     "reading_ts",
@@ -63,7 +64,7 @@ def reading_stream_time(reading: Reading) -> int | None:
 
 class StreamTimes:
     """Each stream's event time (microseconds): the newest reading time seen, capped at
-    the wall clock. Shared by every worker of the process; it only moves forward.
+    the wall clock; it only moves forward. Safe to share between the workers of a process.
     One per run, never per process: a second run in the same process on a stream of the
     same URL (a port the system gave out again) would otherwise start where the first
     ended, and take its first readings for late."""
@@ -95,6 +96,24 @@ class StreamTimes:
         plus idle close) before the stream's event time; None before its first reading."""
         stamp = self._times.get(stream)
         return None if stamp is None else stamp - back
+
+
+class WorkerStreamTimes:
+    """A ``StreamTimes`` for each worker (thread) of the process: what that worker's step
+    has read of each stream. The rows of a stream reach a worker in the stream's order,
+    so a worker's view never runs ahead of a row still on its way to it; a view shared
+    with a worker further on would, and close a quiet key's window before that row came.
+    One per run, as ``StreamTimes``."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def here(self) -> StreamTimes:
+        """The calling worker's view, made on its first call."""
+        times: StreamTimes | None = getattr(self._local, "times", None)
+        if times is None:
+            times = self._local.times = StreamTimes()
+        return times
 
 
 _UTC_MIN_MICROS = micros(UTC_MIN)
@@ -140,6 +159,8 @@ def window_id_of(ts: datetime, step: timedelta) -> int:
 @dataclass
 class _IdleClockLogic(ClockLogic[V, tuple[datetime, str | None]]):
     clock: IdleCloseClock[V]
+    # The view of the worker the key is on (``WorkerStreamTimes.here``).
+    times: StreamTimes
     watermark: datetime
     stream: str | None
 
@@ -156,7 +177,7 @@ class _IdleClockLogic(ClockLogic[V, tuple[datetime, str | None]]):
         if clock.idle_close is not None and stream_time is not None:
             # Judged by the stream time it came with, whatever the batching; the step's
             # view of the stream moves on with it, for the keys that went quiet.
-            clock.times.advance(stream, stream_time)
+            self.times.advance(stream, stream_time)
             idle = stream_time - duration_micros(clock.lateness + clock.idle_close)
             if idle > _UTC_MIN_MICROS and from_micros(idle) > watermark:
                 watermark = from_micros(idle)
@@ -175,7 +196,7 @@ class _IdleClockLogic(ClockLogic[V, tuple[datetime, str | None]]):
         if clock.idle_close is None:
             return None  # only readings (or the end) close windows: no wake-ups
         now = datetime.now(UTC)
-        stamp = None if self.stream is None else clock.times.get(self.stream)
+        stamp = None if self.stream is None else self.times.get(self.stream)
         if stamp is None:
             return now + clock.idle_close
         # When the stream will have moved far enough, if it keeps pace with the clock.
@@ -189,7 +210,7 @@ class _IdleClockLogic(ClockLogic[V, tuple[datetime, str | None]]):
         clock = self.clock
         if clock.idle_close is None or self.stream is None:
             return UTC_MIN
-        cut = clock.times.cutoff(self.stream, duration_micros(clock.lateness + clock.idle_close))
+        cut = self.times.cutoff(self.stream, duration_micros(clock.lateness + clock.idle_close))
         return UTC_MIN if cut is None or cut < _UTC_MIN_MICROS else from_micros(cut)
 
 
@@ -201,8 +222,9 @@ class IdleCloseClock(Clock[V, tuple[datetime, str | None]], Generic[V]):
     stream's event time less ``lateness`` and ``idle_close`` (None: only the key's own
     readings count, as ``event_time_clock``). A window closes when the watermark passes
     its end; a reading older than the watermark is late. An item's stream time is the one
-    it came with (``stream_time_getter``); a quiet key's is ``times``, each stream's event
-    time as far as this step has read it, moved on by every key's items.
+    it came with (``stream_time_getter``); a quiet key's is its worker's view in
+    ``times``: each stream's event time as far as this step on that worker has read it,
+    moved on by the items of every key there.
     """
 
     ts_getter: Callable[[V], datetime]
@@ -210,12 +232,14 @@ class IdleCloseClock(Clock[V, tuple[datetime, str | None]], Generic[V]):
     stream_time_getter: Callable[[V], int | None]
     lateness: timedelta
     idle_close: timedelta | None
-    times: StreamTimes
+    times: WorkerStreamTimes
 
     def build(self, resume_state: Any) -> _IdleClockLogic[V]:
+        # Bytewax builds a key's logic on the worker the key is on.
+        times = self.times.here()
         if isinstance(resume_state, tuple):
             watermark, stream = resume_state
-            return _IdleClockLogic(self, watermark, stream)
+            return _IdleClockLogic(self, times, watermark, stream)
         # A snapshot of the event_time_clock this replaced, or none.
         base = getattr(resume_state, "watermark_base", UTC_MIN)
-        return _IdleClockLogic(self, base, None)
+        return _IdleClockLogic(self, times, base, None)

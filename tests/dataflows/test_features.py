@@ -14,12 +14,20 @@ from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
 from dataflows.config import ConfigError, load_feature_config
 from dataflows.feature_math import add_to_features, feature_values, new_features
 from dataflows.readings import Reading
-from tests.helpers.oracle import KEY, read_records, run_in_process, sent_readings
+from tests.helpers.oracle import KEY, read_records, run_in_process, run_job, sent_readings
 from tests.helpers.servers import StartSim
 
 pytestmark = pytest.mark.slow
 
 WINDOW_MS, STEP_MS, SPAN = 6_000, 2_000, 5
+# The windows above, and quick reconnects after the simulator's drops.
+SETTINGS = {
+    "FEATURE_WINDOW": f"{WINDOW_MS}ms",
+    "FEATURE_STEP": f"{STEP_MS}ms",
+    "FEATURE_EWMA_SPAN": str(SPAN),
+    "SSE_RETRY_INITIAL": "10ms",
+    "SSE_RETRY_MAX": "50ms",
+}
 FEATURES = ["count", "mean", "std", "min", "max", "first", "last", "slope", "ewma", "zscore"]
 
 
@@ -96,14 +104,15 @@ def test_every_feature_of_every_window_matches_pandas(simulator: StartSim, tmp_p
         "dataflows.features",
         SSE_URL=sim.url,
         OUTPUT=str(tmp_path),
-        FEATURE_WINDOW=f"{WINDOW_MS}ms",
-        FEATURE_STEP=f"{STEP_MS}ms",
-        FEATURE_EWMA_SPAN=str(SPAN),
-        SSE_RETRY_INITIAL="10ms",
-        SSE_RETRY_MAX="50ms",
+        **SETTINGS,
     )
     got = load_features(read_records(tmp_path, "features"))
     expected = expected_features(sent_readings(sim, 1200))
+    assert_features_match(got, expected)
+    assert got["count"].min() >= 1
+
+
+def assert_features_match(got: pd.DataFrame, expected: pd.DataFrame) -> None:
     assert got[["sensor_id", "metric", "window_start_ms"]].equals(
         expected[["sensor_id", "metric", "window_start_ms"]]
     )
@@ -114,7 +123,48 @@ def test_every_feature_of_every_window_matches_pandas(simulator: StartSim, tmp_p
         np.testing.assert_allclose(
             got[column], expected[column], rtol=1e-9, atol=1e-9, err_msg=column
         )
-    assert got["count"].min() >= 1
+
+
+def test_two_workers_write_the_features_one_worker_does(
+    simulator: StartSim, tmp_path: Path
+) -> None:
+    # Two streams, drops, and a sensor of each that goes quiet half way, so the idle
+    # rule runs on each worker's own view of the streams.
+    events = 1500
+    sims = [
+        simulator(
+            SimulatorConfig(
+                sequence=SequenceSpec(
+                    sensors=5,
+                    rate=50,
+                    sensor_offset=offset,
+                    seed=offset,
+                    quiet_sensor=1,
+                    quiet_after_ms=10_000,
+                ),
+                faults=Faults(end_after=events, drop_every=400 + offset),
+                pace=False,
+                events_per_write=3,
+            )
+        )
+        for offset in (0, 100)
+    ]
+    one, two = tmp_path / "w1", tmp_path / "w2"
+    for out, workers in ((one, "1"), (two, "2")):
+        run = run_job(
+            "dataflows.features",
+            "-w",
+            workers,
+            SSE_URL=",".join(s.url for s in sims),
+            OUTPUT=str(out),
+            IDLE_CLOSE="1s",
+            **SETTINGS,
+        )
+        assert run.returncode == 0, run.stderr
+    lines = read_records(two, "features")
+    assert sorted(read_records(one, "features")) == sorted(lines)
+    sent = pd.concat([sent_readings(sim, events) for sim in sims])
+    assert_features_match(load_features(lines), expected_features(sent))
 
 
 def test_feature_settings_are_validated() -> None:
