@@ -18,11 +18,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache, partial
 from types import FrameType, TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bytewax.dataflow import Dataflow
 
-from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
 from connectors.sse import SSEError
 from connectors.sse.redact import redact_logs
 from dataflows import metrics
@@ -39,6 +38,9 @@ from dataflows.outputs import prepare_output
 from dataflows.recovery_store import forget_snapshots_past_resume
 from dataflows.run_record import RunRecord
 from dataflows.run_stats import RunStats, StatsNow
+
+if TYPE_CHECKING:
+    from connectors.simulator import SimulatorConfig
 
 __all__ = [
     "GC_THRESHOLD",
@@ -231,6 +233,10 @@ def demo_anomalies(demo: DemoConfig) -> dict[str, Any]:
 def demo_simulator_config(demo: DemoConfig) -> SimulatorConfig:
     """What the embedded simulator serves for these settings: a test that sets
     ``SIM_START`` knows every event the job is sent."""
+    # Imported here: a job reading a real stream never needs the simulator, and every
+    # job process would pay for loading it at its start.
+    from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
+
     start_ms = int(demo.start.timestamp() * 1000) if demo.start else int(time.time()) * 1000
     return SimulatorConfig(
         sequence=SequenceSpec(
@@ -252,6 +258,8 @@ def demo_simulator_config(demo: DemoConfig) -> SimulatorConfig:
 
 def start_demo_simulator(demo: DemoConfig) -> str:
     """Serve the demo sensors on 127.0.0.1 until the process exits; returns the URL."""
+    from connectors.simulator import SensorSimulator
+
     simulator = SensorSimulator(demo_simulator_config(demo)).start()
     atexit.register(simulator.stop)
     log.info(

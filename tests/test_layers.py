@@ -1,6 +1,7 @@
-"""One direction of imports: the reusable connectors never import the jobs (or the
+"""Imports. One direction: the reusable connectors never import the jobs (or the
 benchmarks, tests and notebooks built on them), read from the source and checked again
-in a fresh interpreter that imports every connector module."""
+in a fresh interpreter that imports every connector module. And a job's start loads
+nothing heavy it may not use."""
 
 from __future__ import annotations
 
@@ -48,6 +49,21 @@ def test_importing_every_connector_module_loads_nothing_from_above() -> None:
         "import importlib, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {ABOVE!r}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_job_loads_the_simulator_and_pyjwt_only_when_it_uses_them() -> None:
+    # Both cost a job's start a tenth of a second or more; a job reading a real stream
+    # with a static token (or none) needs neither.
+    probe = (
+        "import sys\n"
+        "import dataflows.sensor_stats, dataflows.features, dataflows.alerts\n"
+        "print(sorted(m for m in ('jwt', 'connectors.simulator') if m in sys.modules))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120

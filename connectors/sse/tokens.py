@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
-import jwt
 import orjson
 import urllib3
 from urllib3.exceptions import HTTPError
@@ -267,6 +266,10 @@ class JWTBearer(_OAuth2Grant):
         return (self._secret,)
 
     def _form(self) -> tuple[dict[str, str], dict[str, str]]:
+        # Imported here: PyJWT loads cryptography, a tenth of a second at the start of
+        # every job, and only this exchange signs anything.
+        import jwt
+
         issued = int(time.time())
         assertion = jwt.encode(
             {
