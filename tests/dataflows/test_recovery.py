@@ -9,7 +9,9 @@ made). Each restart must send the ``Last-Event-ID`` that the recovery
 store holds for the stream (none before the first snapshot), and the finished part
 files must hold what an uninterrupted run's hold: the same lines, none doubled, none
 missing, none left unfinished. The stream spans midnight, files roll every 2 KiB, and
-hours close while the job runs, so kills fall among rolls and renames.
+hours close while the job runs, so kills fall among rolls and renames. The streams are
+each vendor's in turn: flat JSON, DT's envelope (every event type, samples, backfilled
+events) and Obelisk's metric events.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import time
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from deltalake import DeltaTable
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
+from connectors.simulator.sequence import is_backfilled
 from dataflows.recovery_store import partitions, resume_epoch
 from tests.helpers.oracle import (
     ROOT,
@@ -81,8 +85,21 @@ clear_after = 2
 """
 KILL_POINTS = ["early", "mid-window", "after-snapshot", "after-finish"]
 FORMATS = ["jsonl", "delta"]
+# The streams' formats: each vendor's at some kill points of each output format.
+VENDORS: dict[str, dict[str, Any]] = {
+    "flat": {},
+    # Every DT event type (non-readings, states, pings), 3 samples a temperature event,
+    # every 7th of those backfilled (a dead letter).
+    "dt": {"format": "dt", "dt_events": "every", "samples": 3, "backfill_every": 7},
+    "obelisk": {"format": "obelisk"},
+}
 # Compaction is Delta's alone; the JSON Lines parts have no such step.
-POINTS = [(point, fmt) for fmt in FORMATS for point in KILL_POINTS] + [("compaction", "delta")]
+POINTS = [
+    (point, fmt, list(VENDORS)[n % len(VENDORS)])
+    for n, (point, fmt) in enumerate(
+        [(point, fmt) for fmt in FORMATS for point in KILL_POINTS] + [("compaction", "delta")]
+    )
+]
 # 2 events a second of event time from 23:50 UTC: 20 minutes across midnight, the
 # stream's 23:00 hour closing in the job at 00:01:40 (window, lateness, idle rule, margin).
 START_MS = 1_764_546_600_000  # 2025-11-30T23:50:00Z
@@ -252,19 +269,24 @@ def _same_lines(got: list[str], expected: list[str], name: str) -> None:
     assert sorted(got) == sorted(expected), name
 
 
-def _paced(seed: int) -> SimulatorConfig:
+def _paced(seed: int, vendor: str = "flat") -> SimulatorConfig:
     # Served at 600 events/s, the stream lasts 4 s: time to kill it at each point.
     return SimulatorConfig(
-        sequence=SequenceSpec(sensors=8, rate=EVENT_RATE, seed=seed, start_ms=START_MS),
+        sequence=SequenceSpec(
+            sensors=8, rate=EVENT_RATE, seed=seed, start_ms=START_MS, **VENDORS[vendor]
+        ),
         faults=Faults(end_after=EVENTS, malformed_every=150),
         events_per_write=4,
         pace_rate=600,
     )
 
 
-def _assert_same_records(recovered: Path, whole: Path, kind: str, reference: str, url: str) -> None:
+def _assert_same_records(
+    recovered: Path, whole: Path, kind: str, reference: str, sim: SensorSimulator
+) -> None:
     """The recovered run's finished records equal the uninterrupted run's, each in the
     folder of its own hour (or date), and nothing is left unfinished."""
+    url = sim.url
     assert not [p for p in recovered.rglob(".*") if p.is_file()], "unfinished part files"
     assert len(_records(whole, kind)) > 20, f"too few {kind} to show anything"
     _same_lines(_records(recovered, kind), _records(whole, kind), kind)
@@ -272,7 +294,10 @@ def _assert_same_records(recovered: Path, whole: Path, kind: str, reference: str
         line.replace(reference, url) for line in _records(whole, "dead_letters")
     ]
     _same_lines(_records(recovered, "dead_letters"), uninterrupted_letters, "dead letters")
-    assert len(uninterrupted_letters) == EVENTS // 150
+    # The simulator's malformed events, and DT's backfilled ones.
+    spec, faults = sim.config.sequence, sim.config.faults
+    letters = [n for n in range(EVENTS) if faults.malformed(n) or is_backfilled(spec, n)]
+    assert len(uninterrupted_letters) == len(letters) >= EVENTS // 150
     time_field = TIME_FIELDS[kind]
     if (recovered / kind / "_delta_log").is_dir():
         table = DeltaTable(str(recovered / kind)).to_pandas()
@@ -287,14 +312,14 @@ def _assert_same_records(recovered: Path, whole: Path, kind: str, reference: str
         assert starts == {f"{folder.parent.name[5:]}T{folder.name[5:]}"}, path
 
 
-@pytest.mark.parametrize(("point", "fmt"), POINTS)
+@pytest.mark.parametrize(("point", "fmt", "vendor"), POINTS)
 @pytest.mark.parametrize("job", KILLED_ALONE)
 def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_does(
-    simulator: StartSim, tmp_path: Path, job: str, point: str, fmt: str
+    simulator: StartSim, tmp_path: Path, job: str, point: str, fmt: str, vendor: str
 ) -> None:
     module = f"dataflows.{job}"
     kind = JOBS[job]
-    paced = _paced(seed=[p for p, _ in POINTS].index(point) + 1)
+    paced = _paced(seed=[p for p, _, _ in POINTS].index(point) + 1, vendor=vendor)
     sim = simulator(paced)
     settings = _settings(fmt)
 
@@ -326,23 +351,29 @@ def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_d
     resumed_from = sim.requests[requests_before_restart].headers.get("Last-Event-ID")
     assert resumed_from == expected_resume
 
-    _assert_same_records(recovered, whole, kind, reference.url, sim.url)
+    _assert_same_records(recovered, whole, kind, reference.url, sim)
     if kind == "aggregates":
         expected, _ = expected_aggregates([sent_readings(sim, EVENTS)], WINDOW_MS, 200)
         assert_same_aggregates(load_aggregates(_records(recovered, kind)), expected)
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("job", list(JOBS))
+# Each job in each format, on a stream of each vendor in turn.
+IN_TURN = [
+    (job, fmt, list(VENDORS)[n % len(VENDORS)])
+    for n, (job, fmt) in enumerate((job, fmt) for job in JOBS for fmt in FORMATS)
+]
+
+
+@pytest.mark.parametrize(("job", "fmt", "vendor"), IN_TURN)
 def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
-    simulator: StartSim, tmp_path: Path, job: str, fmt: str
+    simulator: StartSim, tmp_path: Path, job: str, fmt: str, vendor: str
 ) -> None:
     """Early, mid-window, just after a snapshot, just after a file was finished (a
     Delta commit), then for Delta during a compaction, all on the same recovery state;
     each restart resumes from the snapshot the previous run committed."""
     module = f"dataflows.{job}"
     kind = JOBS[job]
-    paced = _paced(seed=7)
+    paced = _paced(seed=7, vendor=vendor)
     sim = simulator(paced)
     reference = simulator(replace(paced, pace=False))
     settings = _settings(fmt)
@@ -356,7 +387,7 @@ def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
     _init_recovery(state)
     store = RecoveryStore(state)
     resumed: list[tuple[str | None, str | None]] = []
-    for point in [p for p, f in POINTS if f == fmt]:
+    for point in [p for p, f, _ in POINTS if f == fmt]:
         expected_resume = store.resume_id(f"{job}.sse")
         first_request = len(sim.requests)
         code = _run_until_killed(point, module, sim, state, recovered / kind, settings)
@@ -373,7 +404,7 @@ def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
     resumed.append((sim.requests[first_request].headers.get("Last-Event-ID"), expected_resume))
     assert all(got == expected for got, expected in resumed), resumed
     assert resumed[0] == (None, None) and resumed[-1][0] is not None
-    _assert_same_records(recovered, whole, kind, reference.url, sim.url)
+    _assert_same_records(recovered, whole, kind, reference.url, sim)
 
 
 # A cluster: two worker processes (-i/-a), one process of two workers (-w 2), or both.
@@ -418,9 +449,12 @@ def test_a_cluster_that_loses_a_process_restarts_to_what_one_uninterrupted_proce
     its peer stops on its own or is killed. The restarted cluster must write what one
     uninterrupted single-worker process writes."""
     module, kind = f"dataflows.{job}", JOBS[job]
+    # Two vendors' streams, another pair in each case (the format is told per event).
+    case = CLUSTER_CASES.index((job, cluster, fmt))
+    vendors = [list(VENDORS)[(case + s) % len(VENDORS)] for s in range(2)]
     paced = [
         replace(config, sequence=replace(config.sequence, sensor_offset=s * 8))
-        for s, config in enumerate(_paced(seed=21 + s) for s in range(2))
+        for s, config in enumerate(_paced(seed=21 + s, vendor=vendors[s]) for s in range(2))
     ]
     sims = [simulator(config) for config in paced]
     references = [simulator(replace(config, pace=False)) for config in paced]
