@@ -15,10 +15,11 @@ committed, as file names, never the rows.
 On resume from a snapshot, the files it lists are committed unless the table's version
 for the partition's id shows they were already (the crash came after that commit);
 files staged after the snapshot are removed, files committed after it (a resume from
-further back) are taken back in one transaction, and the source's replay stages their
-rows again. Writer ``000-000`` compacts (``optimize``) each date's small files once an hour of
-it settles, and every writer of the first process compacts the dates it wrote at the
-end of input, one at a time (with recovery, only when the input ended rather than the
+further back) are taken back in one transaction (undoing the compaction that merged
+any of them since), and the source's replay stages their rows again. Writer
+``000-000`` compacts (``optimize``) each date's small files once an hour of it settles,
+and every writer of the first process compacts the dates it wrote at the end of input,
+one at a time (with recovery, only when the input ended rather than the
 dataflow stopped: see ``DeltaSink``). A commit that another writer's removal of rows
 made fail is made again on the newer version (``_transact``).
 """
@@ -219,6 +220,61 @@ def _compaction_lock(uri: Path) -> threading.Lock:
         return _COMPACTIONS.setdefault(uri.resolve(), threading.Lock())
 
 
+# How far back in the table's history a take-back looks for the compaction that merged
+# its files: they were committed one or two snapshots ago, a handful of commits for
+# every writer of the cluster.
+_HISTORY = 1000
+
+
+@dataclass(frozen=True)
+class _Compaction:
+    """One compaction in the table's history: the files it replaced and the ones it
+    wrote, as paths in the table (``date=.../name``)."""
+
+    version: int
+    removed: frozenset[str]
+    added: frozenset[str]
+
+    @property
+    def removed_names(self) -> set[str]:
+        return {path.split("/")[1] for path in self.removed}
+
+
+def _relative(uri: str) -> str:
+    """A file's path in the table, from the absolute one delta-rs gives."""
+    folder, name = uri.rsplit("/", 2)[-2:]
+    return f"{folder}/{name}"
+
+
+def _compactions(table: DeltaTable, root: Path) -> list[_Compaction]:
+    """The table's recent compactions, newest first, each read from the versions on
+    either side of it (time travel: the files live before and after)."""
+    found = []
+    for entry in table.history(limit=_HISTORY):
+        if entry.get("operation") != "OPTIMIZE":
+            continue
+        version = int(entry["version"])
+        before = {_relative(u) for u in DeltaTable(str(root), version=version - 1).file_uris()}
+        after = {_relative(u) for u in DeltaTable(str(root), version=version).file_uris()}
+        found.append(_Compaction(version, frozenset(before - after), frozenset(after - before)))
+    return found
+
+
+def _date_values(path: str) -> dict[str, str | None]:
+    return {DATE: path.split("/")[0].removeprefix(f"{DATE}=")}
+
+
+def _remove(root: Path, path: str, now: int) -> RemoveAction:
+    return RemoveAction(path, True, now, (root / path).stat().st_size, _date_values(path))
+
+
+def _add(root: Path, path: str, now: int) -> AddAction:
+    """A file a compaction replaced, added back as it was: its size and row count."""
+    rows = pq.read_metadata(root / path).num_rows
+    size = (root / path).stat().st_size
+    return AddAction(path, size, _date_values(path), now, True, f'{{"numRecords":{rows}}}')
+
+
 class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
     def __init__(
         self, sink: DeltaSink, writer: str, state: DeltaState, compacts: bool, hourly: bool
@@ -252,49 +308,91 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
         table = self._table()
         live = {Path(path).name for path in table.file_uris()}
         later: list[tuple[int, Path]] = []
+        gone: list[tuple[int, Path]] = []
         for path in self._uri.glob(f"{DATE}=*/{self._prefix}-*.parquet"):
             seq = seq_of(path.with_suffix(".jsonl"))
             if seq is None or seq < self._next:
                 continue
-            if path.name in live:
+            (later if path.name in live else gone).append((seq, path))
+        staged = bool(state["staged"])
+        kept = self._version if staged else self._version - 1
+        done = table.transaction_version(self._app)
+        merged: set[str] = set()
+        if gone and done is not None and done > kept:
+            # Committed since the snapshot, then merged by a compaction: taken back too.
+            merged = {name for c in _compactions(table, self._uri) for name in c.removed_names}
+        for seq, path in gone:
+            if path.name in merged:
                 later.append((seq, path))
             else:
                 path.unlink()  # staged after the snapshot: the replay stages its rows again
         if later:
-            self._take_back(table, later, bool(state["staged"]))
+            self._take_back(later, kept)
         if state["staged"]:
             self._listed = list(state["staged"])
             self._commit_listed()
 
-    def _take_back(self, table: DeltaTable, later: list[tuple[int, Path]], staged: bool) -> None:
+    def _take_back(self, later: list[tuple[int, Path]], kept: int) -> None:
         """Files committed after the snapshot this run resumes from: Bytewax can resume a
         snapshot further back than the one before its last (its frontier may be "one
         too small"), and the replay writes their rows again. As the JSON Lines writer
         does with files it finished after its snapshot, they are taken back: one
-        transaction removes them and sets the commits' counter back to the snapshot's.
-        One committed since and merged by a compaction is not live, so not here: its rows
-        stay in the merged file and come again (a limit, said in docs/output.md)."""
-        # The snapshot's staged files were committed before any of these, at its version.
-        kept = self._version if staged else self._version - 1
-        now = int(time.time() * 1000)
-        removes: list[AddAction | RemoveAction] = [
-            RemoveAction(
-                f"{path.parent.name}/{path.name}",
-                True,
-                now,
-                path.stat().st_size,
-                {DATE: path.parent.name.removeprefix(f"{DATE}=")},
-            )
-            for _, path in sorted(later)
-        ]
-        self._transact(table, removes, kept)
+        transaction removes them and sets the commits' counter back to the snapshot's
+        (``kept``).
+
+        One that a compaction has merged since is taken back by undoing that compaction
+        (the hourly one merges a live date's newest files): the merged file is removed
+        and the files it replaced, which stay on disk until vacuumed, are added back,
+        all but this writer's later ones. Another writer's later file so added back is
+        live again, and that writer takes it back as any other. Each try works from the
+        table as it is then, so two writers undoing one compaction undo it once."""
+        names = {path.name for _, path in later}
+        undone: list[_Compaction] = []
+
+        def actions_for(table: DeltaTable) -> list[AddAction | RemoveAction]:
+            live = {_relative(path) for path in table.file_uris()}
+            now = int(time.time() * 1000)
+            actions: list[AddAction | RemoveAction] = [
+                _remove(self._uri, f"{path.parent.name}/{path.name}", now)
+                for _, path in sorted(later)
+                if f"{path.parent.name}/{path.name}" in live
+            ]
+            undone.clear()
+            merged = {f"{p.parent.name}/{p.name}" for _, p in later} - live
+            for compaction in _compactions(table, self._uri) if merged else []:
+                if not merged & compaction.removed:
+                    continue
+                restore = sorted(
+                    path for path in compaction.removed if path.split("/")[1] not in names
+                )
+                missing = [path for path in restore if not (self._uri / path).exists()]
+                if not compaction.added <= live or missing:
+                    log.error(
+                        "%s: cannot undo the compaction (version %d) that merged files "
+                        "committed after the snapshot this run resumes from (%s): their "
+                        "rows will be in the table twice",
+                        self._uri,
+                        compaction.version,
+                        "vacuumed: " + ", ".join(missing)
+                        if missing
+                        else "its file merged again or removed since",
+                    )
+                    continue
+                actions += [_remove(self._uri, path, now) for path in sorted(compaction.added)]
+                actions += [_add(self._uri, path, now) for path in restore]
+                merged -= compaction.removed
+                undone.append(compaction)
+            return actions
+
+        self._transact(self._table(), actions_for, kept)
         # New names from here on: a reader of an older version still finds those files.
         self._next = max(seq for seq, _ in later) + 1
         log.warning(
-            "%s: took back %d files committed after the snapshot this run resumes from; "
+            "%s: took back %d files committed after the snapshot this run resumes from%s; "
             "the replay writes their rows again",
             self._uri,
             len(later),
+            "".join(f", undoing the compaction of version {c.version}" for c in undone),
         )
 
     def write_batch(self, values: list[Chunk]) -> None:
@@ -368,7 +466,11 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
         self._listed = []
 
     def _transact(
-        self, table: DeltaTable, actions: list[AddAction | RemoveAction], version: int
+        self,
+        table: DeltaTable,
+        actions: list[AddAction | RemoveAction]
+        | Callable[[DeltaTable], list[AddAction | RemoveAction]],
+        version: int,
     ) -> None:
         """One transaction of this partition's, which leaves its commits' counter at
         ``version``.
@@ -377,11 +479,13 @@ class _DeltaPartition(StatefulSinkPartition[Chunk, DeltaState]):
         table, so another writer's commit that removes data (a take-back at a restart,
         retention's delete) makes it fail, and its own retries do not help. Ours only add
         this partition's new files or remove its own, whatever else the table holds, so
-        the same actions are committed again on the newer version."""
+        the same actions are committed again on the newer version; ``actions`` given as
+        a function of the table (a take-back, which may undo a compaction) are worked
+        out again from it."""
         for attempt in range(1, _COMMIT_ATTEMPTS + 1):
             try:
                 table.create_write_transaction(
-                    actions,
+                    actions(table) if callable(actions) else actions,
                     mode="append",
                     schema=table.schema(),
                     partition_by=[DATE],

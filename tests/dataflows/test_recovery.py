@@ -111,8 +111,8 @@ def _settings(fmt: str) -> dict[str, str]:
     return {"SSE_RETRY_INITIAL": "10ms", "SSE_RETRY_MAX": "50ms", "OUTPUT_FORMAT": fmt} | WINDOW
 
 
-def _recovery_args(directory: Path) -> list[str]:
-    return ["-r", str(directory), "-s", "1", "-b", "0"]
+def _recovery_args(directory: Path, backup: str = "0") -> list[str]:
+    return ["-r", str(directory), "-s", "1", "-b", backup]
 
 
 def _init_recovery(directory: Path, partitions: int = 1) -> None:
@@ -420,16 +420,23 @@ CLUSTER_CASES = [
 
 
 def _start_cluster(
-    cluster: str, module: str, urls: str, state: Path, out: Path, settings: dict[str, str]
+    cluster: str,
+    module: str,
+    urls: str,
+    state: Path,
+    out: Path,
+    settings: dict[str, str],
+    backup: str = "0",
 ) -> list[subprocess.Popen[bytes]]:
     env = job_env(SSE_URL=urls, OUTPUT=str(out), **settings)
-    workers = [] if cluster == "two processes" else ["-w", "2"]
-    if cluster == "two workers":
-        commands = [bytewax_run_cmd(module, *_recovery_args(state), *workers)]
+    recovery = _recovery_args(state, backup)
+    workers = [] if cluster in ("one worker", "two processes") else ["-w", "2"]
+    if cluster in ("one worker", "two workers"):
+        commands = [bytewax_run_cmd(module, *recovery, *workers)]
     else:
         addresses = f"127.0.0.1:{free_port()};127.0.0.1:{free_port()}"
         commands = [
-            bytewax_run_cmd(module, *_recovery_args(state), *workers, "-i", str(i), "-a", addresses)
+            bytewax_run_cmd(module, *recovery, *workers, "-i", str(i), "-a", addresses)
             for i in range(2)
         ]
     return [
@@ -510,3 +517,83 @@ def test_a_cluster_that_loses_a_process_restarts_to_what_one_uninterrupted_proce
         streams = [sent_readings(sim, EVENTS) for sim in sims]
         expected, _ = expected_aggregates(streams, WINDOW_MS, 200)
         assert_same_aggregates(load_aggregates(_records(recovered, kind)), expected)
+
+
+def _optimized(table: Path) -> bool:
+    """Whether a compaction has replaced files in the table."""
+    if not (table / "_delta_log").is_dir():
+        return False
+    return any(
+        entry.get("operation") == "OPTIMIZE"
+        and int(entry.get("operationMetrics", {}).get("numFilesRemoved", 0)) > 0
+        for entry in DeltaTable(str(table)).history()
+    )
+
+
+def _frontiers_back_one_epoch(state: Path) -> None:
+    """The store as Bytewax leaves it when its frontier is one too small: every worker's
+    frontier of the newest execution one epoch back."""
+    for path in partitions(state):
+        with closing(sqlite3.connect(path)) as db, db:
+            db.execute(
+                "UPDATE fronts SET worker_frontier = worker_frontier - 1 "
+                "WHERE ex_num = (SELECT max(ex_num) FROM exs)"
+            )
+
+
+@pytest.mark.parametrize("cluster", ["one worker", "two workers", "two processes"])
+def test_a_restart_from_before_a_compaction_of_a_live_date_takes_its_merged_files_back(
+    simulator: StartSim, tmp_path: Path, cluster: str
+) -> None:
+    """The hourly compaction merges a date's newest files while the date still gets
+    rows (22:00 settles while 23:00 is written). Killed just after such a compaction, and
+    restarted from the snapshot before the last (as Bytewax's frontier can be), the
+    writers find files committed after their snapshot merged into the compaction's file:
+    taking them back undoes the compaction, so the replay's rows are in the table once.
+    With two writers, each of whose files the compaction merged, it is undone once."""
+    streams = 1 if cluster == "one worker" else 2
+    start = START_MS - 3_600_000  # 22:50, twenty minutes: the 22:00 hour settles at 23:01:40
+    configs = [
+        replace(config, sequence=replace(config.sequence, start_ms=start, sensor_offset=8 * s))
+        for s, config in enumerate(_paced(seed=31 + s) for s in range(streams))
+    ]
+    sims = [simulator(config) for config in configs]
+    references = [simulator(replace(config, pace=False)) for config in configs]
+    settings = _settings("delta")
+    module, kind = "dataflows.sensor_stats", "aggregates"
+    whole = tmp_path / "uninterrupted"
+    reference_urls = ",".join(s.url for s in references)
+    run = run_job(module, SSE_URL=reference_urls, OUTPUT=str(whole), **settings)
+    assert run.returncode == 0, run.stderr
+
+    recovered, state = tmp_path / "recovered", tmp_path / "state"
+    _init_recovery(state, partitions=streams)
+    urls = ",".join(s.url for s in sims)
+    # Snapshots kept for ten minutes (-b), so that the one before the last is there.
+    procs = _start_cluster(cluster, module, urls, state, recovered, settings, backup="600")
+    try:
+        wait_for(lambda: _optimized(recovered / kind), "a compaction", timeout=120)
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=20)
+    assert all(len(sim.sent_ids) < EVENTS for sim in sims), "a stream ended before the kill"
+    epoch = resume_epoch(state)
+    assert epoch is not None and epoch > 1
+    _frontiers_back_one_epoch(state)
+    assert resume_epoch(state) == epoch - 1
+
+    restarted = _start_cluster(cluster, module, urls, state, recovered, settings, backup="600")
+    errors = [proc.communicate(timeout=180)[1].decode() for proc in restarted]
+    assert [proc.returncode for proc in restarted] == [0] * len(restarted), [
+        error[-3000:] for error in errors
+    ]
+    letters = _records(whole, "dead_letters")
+    for reference, sim in zip(references, sims, strict=True):
+        letters = [line.replace(reference.url, sim.url) for line in letters]
+    _same_lines(_records(recovered, "dead_letters"), letters, "dead letters")
+    _same_lines(_records(recovered, kind), _records(whole, kind), kind)
+    expected, _ = expected_aggregates([sent_readings(s, EVENTS) for s in sims], WINDOW_MS, 200)
+    assert_same_aggregates(load_aggregates(_records(recovered, kind)), expected)
+    undone = [error.count("undoing the compaction of version") for error in errors]
+    assert sum(undone) >= 1, "no merged file taken back"
