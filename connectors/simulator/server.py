@@ -185,6 +185,9 @@ class SensorSimulator:
         self.config = config or SimulatorConfig()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # Cleared by hold(): every stream sends only pings until release().
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._requests: list[RequestRecord] = []
         self._sent_ids: list[int] = []
         self._connections = 0
@@ -237,6 +240,16 @@ class SensorSimulator:
                 sock.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    def hold(self) -> None:
+        """Hold every stream, open or opened from now on, at its next event: it sends only
+        pings until ``release()``, then goes on at its pace from there. A test's cue: a
+        client that takes its time to start gets the whole paced stream all the same."""
+        self._flowing.clear()
+
+    def release(self) -> None:
+        """Let held streams go on."""
+        self._flowing.set()
 
     def __enter__(self) -> SensorSimulator:
         return self.start()
@@ -538,6 +551,16 @@ class _Handler(BaseHTTPRequestHandler):
                 # As the vendors do: the stream ends when the token it was opened with does.
                 self._finish()
                 return
+            if not sim._flowing.is_set():
+                held_since = time.monotonic()
+                while not sim._flowing.wait(0.01):
+                    if sim._stop.is_set():
+                        return
+                    if time.monotonic() - last_write >= ping_interval:
+                        self._write(self._ping(spec, sse))
+                        last_write = time.monotonic()
+                started += time.monotonic() - held_since  # the pacing goes on from here
+                continue  # the end, the expiry and the session, looked at again
             if faults.hold_after is not None and n >= faults.hold_after:
                 while not sim._stop.wait(ping_interval):
                     self._write(self._ping(spec, sse))

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,9 +21,10 @@ from connectors.simulator import (
     expected_readings,
     payload,
 )
-from connectors.sse import SSEHTTPError, subscribe
+from connectors.sse import SSEEvent, SSEHTTPError, subscribe
 from tests.helpers.servers import StartSim
 from tests.helpers.streams import FAST_RETRY
+from tests.helpers.waiting import wait_for
 
 
 def _ms(stamp: str) -> int:
@@ -176,6 +178,29 @@ def test_dt_pings_arrive_as_events_without_ids(simulator: StartSim) -> None:
     types = [json.loads(e.data)["result"]["event"]["eventType"] for e in events]
     assert types.count("ping") >= 2
     assert [e.id for e in events if "ping" not in e.data] == ["0", "1"]
+
+
+def test_a_held_stream_sends_only_pings_until_released(simulator: StartSim) -> None:
+    sim = simulator(
+        SimulatorConfig(
+            sequence=SequenceSpec(sensors=2, rate=3, format="dt"),
+            faults=Faults(end_after=5),
+            pace_rate=200,
+            ping_interval=0.05,
+        )
+    )
+    sim.hold()
+    events: list[SSEEvent] = []
+    reader = threading.Thread(target=lambda: events.extend(subscribe(sim.url, retry=FAST_RETRY)))
+    reader.start()
+    wait_for(lambda: len(events) >= 3, "pings while held")
+    assert sim.sent_ids == []
+    sim.release()
+    reader.join(timeout=60)
+    assert not reader.is_alive()
+    readings = [e for e in events if '"ping"' not in e.data]
+    assert [e.id for e in readings] == ["0", "1", "2", "3", "4"]
+    assert sim.sent_ids == [0, 1, 2, 3, 4]
 
 
 def test_the_cli_serves_until_sigterm() -> None:

@@ -167,7 +167,8 @@ class RecoveryStore:
         if not rows or rows[0][0] is None:
             return None
         state = pickle.loads(rows[0][0])  # type: ignore[arg-type]
-        return None if state is None else str(state)
+        # A snapshot before the first event holds no id (""): no Last-Event-ID is sent.
+        return None if state is None or state == "" else str(state)
 
 
 def _on_disk(written: Path) -> list[str]:
@@ -204,14 +205,17 @@ def _compacted(written: Path) -> set[Path]:
     return set(written.glob("date=*/part-[0-9][0-9][0-9][0-9][0-9]-*-c000.*.parquet"))
 
 
-def _kill_when(point: str, sim: SensorSimulator, store: RecoveryStore, written: Path) -> None:
-    """Wait for the kill point; return at it."""
+def _kill_when(
+    point: str, sim: SensorSimulator, store: RecoveryStore, written: Path, step: str
+) -> None:
+    """Wait for the kill point; return at it. ``step``: the job's source."""
     if point == "early":
         wait_for(lambda: len(sim.sent_ids) >= 100, "the first events")
         assert store.commit_epoch() is None, "too late for an early kill"
         return
     wait_for(lambda: _written(written) > 0, "the first output")
-    wait_for(lambda: store.commit_epoch() is not None, "the first snapshot")
+    # A snapshot that holds a place in the stream (the stream was held over the first).
+    wait_for(lambda: store.resume_id(step) is not None, "a snapshot of the stream")
     if point == "after-snapshot":
         committed = store.commit_epoch()
         wait_for(lambda: store.commit_epoch() != committed, "the next snapshot")
@@ -248,6 +252,10 @@ def _run_until_killed(
 ) -> int:
     """Start the job with recovery, SIGKILL it at ``point``; return its exit status."""
     first_request = len(sim.requests)
+    store = RecoveryStore(state)
+    committed = store.commit_epoch()
+    if point != "early":
+        sim.hold()  # until the job is up: however long it takes, the whole stream is to come
     proc = subprocess.Popen(
         bytewax_run_cmd(module, *_recovery_args(state)),
         env=job_env(SSE_URL=sim.url, OUTPUT=str(written.parent), **settings),
@@ -257,8 +265,12 @@ def _run_until_killed(
     )
     try:
         wait_for(lambda: len(sim.requests) > first_request, "the subscription")
-        _kill_when(point, sim, RecoveryStore(state), written)
+        if point != "early":
+            wait_for(lambda: store.commit_epoch() != committed, "a snapshot of this run")
+            sim.release()
+        _kill_when(point, sim, store, written, f"{module.rsplit('.', 1)[1]}.sse")
     finally:
+        sim.release()
         proc.kill()
         proc.wait(timeout=20)
     return proc.returncode
@@ -267,6 +279,31 @@ def _run_until_killed(
 def _same_lines(got: list[str], expected: list[str], name: str) -> None:
     assert len(got) == len(set(got)), f"duplicate lines in {name}"
     assert sorted(got) == sorted(expected), name
+
+
+def _same_letters(got: list[str], expected: list[str]) -> None:
+    """Dead letters: the same lines, but for a letter's stream time, which a restart may
+    leave behind the uninterrupted run's (docs/output.md): the resumed run knows its
+    stream's time from the readings it has read, so none before its first, never more."""
+    assert len(got) == len(set(got)), "duplicate lines in dead letters"
+
+    def by_letter(lines: list[str]) -> dict[str, str | None]:
+        stamps: dict[str, str | None] = {}
+        for line in lines:
+            letter = json.loads(line)
+            stamp = letter.pop("stream_time")
+            stamps[json.dumps(letter, sort_keys=True)] = stamp
+        assert len(stamps) == len(lines), "two letters alike but for their stream time"
+        return stamps
+
+    got_stamps, expected_stamps = by_letter(got), by_letter(expected)
+    assert sorted(got_stamps) == sorted(expected_stamps), "dead letters"
+    ahead = {}
+    for letter, stamp in got_stamps.items():
+        want = expected_stamps[letter]
+        if stamp is not None and (want is None or stamp > want):
+            ahead[letter] = (stamp, want)
+    assert ahead == {}, "a dead letter's stream time ahead of the uninterrupted run's"
 
 
 def _paced(seed: int, vendor: str = "flat") -> SimulatorConfig:
@@ -293,7 +330,7 @@ def _assert_same_records(
     uninterrupted_letters = [
         line.replace(reference, url) for line in _records(whole, "dead_letters")
     ]
-    _same_lines(_records(recovered, "dead_letters"), uninterrupted_letters, "dead letters")
+    _same_letters(_records(recovered, "dead_letters"), uninterrupted_letters)
     # The simulator's malformed events, and DT's backfilled ones.
     spec, faults = sim.config.sequence, sim.config.faults
     letters = [n for n in range(EVENTS) if faults.malformed(n) or is_backfilled(spec, n)]
@@ -407,15 +444,27 @@ def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
     _assert_same_records(recovered, whole, kind, reference.url, sim)
 
 
-# A cluster: two worker processes (-i/-a), one process of two workers (-w 2), or both.
-# (job, cluster, format): every cluster for sensor_stats, the two-process one in both
-# formats; the features job (its sliding windows) on the largest.
+# A cluster: (processes (-i/-a), workers in each (-w)).
+CLUSTERS = {
+    "one worker": (1, 1),
+    "two workers": (1, 2),
+    "two processes": (2, 1),
+    "two processes of two workers": (2, 2),
+    # Two streams for three processes: one reads none.
+    "three processes": (3, 1),
+}
+# (job, cluster, format, lost): every cluster for sensor_stats, the two-process one in
+# both formats; the features job (its sliding windows) on the largest. Lost: the second
+# process is killed, and its peers stop or are killed after; or every process at once,
+# as when the machine they share goes.
 CLUSTER_CASES = [
-    ("sensor_stats", "two processes", "jsonl"),
-    ("sensor_stats", "two processes", "delta"),
-    ("sensor_stats", "two workers", "delta"),
-    ("sensor_stats", "two processes of two workers", "delta"),
-    ("features", "two processes of two workers", "jsonl"),
+    ("sensor_stats", "two processes", "jsonl", "one"),
+    ("sensor_stats", "two processes", "delta", "one"),
+    ("sensor_stats", "two workers", "delta", "one"),
+    ("sensor_stats", "two processes of two workers", "delta", "one"),
+    ("features", "two processes of two workers", "jsonl", "one"),
+    ("sensor_stats", "three processes", "delta", "one"),
+    ("sensor_stats", "two processes of two workers", "jsonl", "all"),
 ]
 
 
@@ -430,14 +479,15 @@ def _start_cluster(
 ) -> list[subprocess.Popen[bytes]]:
     env = job_env(SSE_URL=urls, OUTPUT=str(out), **settings)
     recovery = _recovery_args(state, backup)
-    workers = [] if cluster in ("one worker", "two processes") else ["-w", "2"]
-    if cluster in ("one worker", "two workers"):
-        commands = [bytewax_run_cmd(module, *recovery, *workers)]
+    processes, workers = CLUSTERS[cluster]
+    threads = ["-w", str(workers)]
+    if processes == 1:
+        commands = [bytewax_run_cmd(module, *recovery, *threads)]
     else:
-        addresses = f"127.0.0.1:{free_port()};127.0.0.1:{free_port()}"
+        addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
         commands = [
-            bytewax_run_cmd(module, *recovery, *workers, "-i", str(i), "-a", addresses)
-            for i in range(2)
+            bytewax_run_cmd(module, *recovery, *threads, "-i", str(i), "-a", addresses)
+            for i in range(processes)
         ]
     return [
         subprocess.Popen(
@@ -447,17 +497,17 @@ def _start_cluster(
     ]
 
 
-@pytest.mark.parametrize(("job", "cluster", "fmt"), CLUSTER_CASES)
+@pytest.mark.parametrize(("job", "cluster", "fmt", "lost"), CLUSTER_CASES)
 def test_a_cluster_that_loses_a_process_restarts_to_what_one_uninterrupted_process_writes(
-    simulator: StartSim, tmp_path: Path, job: str, cluster: str, fmt: str
+    simulator: StartSim, tmp_path: Path, job: str, cluster: str, fmt: str, lost: str
 ) -> None:
-    """Two streams read by a cluster with a recovery store of two partitions. One
-    process is killed after a file was finished (a Delta commit), as when a machine goes;
-    its peer stops on its own or is killed. The restarted cluster must write what one
-    uninterrupted single-worker process writes."""
+    """Two streams read by a cluster with a recovery store of two partitions. A process
+    is killed after a file was finished (a Delta commit), as when a machine goes; its
+    peers stop on their own or are killed (or all are killed at once). The restarted
+    cluster must write what one uninterrupted single-worker process writes."""
     module, kind = f"dataflows.{job}", JOBS[job]
     # Two vendors' streams, another pair in each case (the format is told per event).
-    case = CLUSTER_CASES.index((job, cluster, fmt))
+    case = CLUSTER_CASES.index((job, cluster, fmt, lost))
     vendors = [list(VENDORS)[(case + s) % len(VENDORS)] for s in range(2)]
     paced = [
         replace(config, sequence=replace(config.sequence, sensor_offset=s * 8))
@@ -474,24 +524,41 @@ def test_a_cluster_that_loses_a_process_restarts_to_what_one_uninterrupted_proce
     recovered, state = tmp_path / "recovered", tmp_path / "state"
     _init_recovery(state, partitions=2)
     urls = ",".join(sim.url for sim in sims)
+    for sim in sims:
+        sim.hold()  # until the cluster is up
     procs = _start_cluster(cluster, module, urls, state, recovered, settings)
     written = recovered / kind
     try:
-        wait_for(lambda: all(sim.requests for sim in sims), "both subscriptions")
+        wait_for(lambda: all(sim.requests for sim in sims), "both subscriptions", timeout=120)
         store = RecoveryStore(state)
         wait_for(lambda: len(store.commit_epochs()) == 2, "a snapshot in each partition")
+        for sim in sims:
+            sim.release()
+        # Then a snapshot in each partition that holds both streams' places.
+        wait_for(lambda: all(len(sim.sent_ids) >= 50 for sim in sims), "both streams' events")
+        held = store.commit_epochs()
+        wait_for(
+            lambda: all(a > b for a, b in zip(store.commit_epochs(), held, strict=True)),
+            "a snapshot of both streams",
+        )
         finished = _finished(written)
         wait_for(lambda: _finished(written) > finished, "a finished file or a commit")
-        procs[-1].kill()
-        procs[-1].wait(timeout=20)
+        # The second process (or the only one: two workers in it).
+        victims = procs if lost == "all" else [procs[min(1, len(procs) - 1)]]
+        for proc in victims:
+            proc.kill()
+        for proc in victims:
+            proc.wait(timeout=20)
         # A peer that lost its cluster stops by itself; one that does not is killed.
-        for proc in procs[:-1]:
+        for proc in (proc for proc in procs if proc not in victims):
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=20)
     finally:
+        for sim in sims:
+            sim.release()
         for proc in procs:
             proc.kill()
             proc.wait(timeout=20)
@@ -512,7 +579,7 @@ def test_a_cluster_that_loses_a_process_restarts_to_what_one_uninterrupted_proce
     letters = _records(whole, "dead_letters")
     for reference, sim in zip(references, sims, strict=True):
         letters = [line.replace(reference.url, sim.url) for line in letters]
-    _same_lines(_records(recovered, "dead_letters"), letters, "dead letters")
+    _same_letters(_records(recovered, "dead_letters"), letters)
     if kind == "aggregates":
         streams = [sent_readings(sim, EVENTS) for sim in sims]
         expected, _ = expected_aggregates(streams, WINDOW_MS, 200)
@@ -570,10 +637,19 @@ def test_a_restart_from_before_a_compaction_of_a_live_date_takes_its_merged_file
     _init_recovery(state, partitions=streams)
     urls = ",".join(s.url for s in sims)
     # Snapshots kept for ten minutes (-b), so that the one before the last is there.
+    for sim in sims:
+        sim.hold()  # until the cluster is up
     procs = _start_cluster(cluster, module, urls, state, recovered, settings, backup="600")
     try:
+        wait_for(lambda: all(sim.requests for sim in sims), "the subscriptions", timeout=120)
+        # An epoch done (with -b, the commits table waits for the backup interval).
+        wait_for(lambda: (resume_epoch(state) or 0) > 1, "a snapshot")
+        for sim in sims:
+            sim.release()
         wait_for(lambda: _optimized(recovered / kind), "a compaction", timeout=120)
     finally:
+        for sim in sims:
+            sim.release()
         for proc in procs:
             proc.kill()
             proc.wait(timeout=20)
@@ -591,7 +667,7 @@ def test_a_restart_from_before_a_compaction_of_a_live_date_takes_its_merged_file
     letters = _records(whole, "dead_letters")
     for reference, sim in zip(references, sims, strict=True):
         letters = [line.replace(reference.url, sim.url) for line in letters]
-    _same_lines(_records(recovered, "dead_letters"), letters, "dead letters")
+    _same_letters(_records(recovered, "dead_letters"), letters)
     _same_lines(_records(recovered, kind), _records(whole, kind), kind)
     expected, _ = expected_aggregates([sent_readings(s, EVENTS) for s in sims], WINDOW_MS, 200)
     assert_same_aggregates(load_aggregates(_records(recovered, kind)), expected)
