@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
-from bytewax.inputs import Source
+from bytewax.inputs import FixedPartitionedSource, Source
 from bytewax.operators import KeyedStream
 
 from connectors.source import SSESource, StreamItem
@@ -29,6 +29,7 @@ from dataflows.config import JobConfig
 from dataflows.formats import PARSERS, FormatParser
 from dataflows.key_groups import KeyGroups, KeyRows
 from dataflows.obelisk_setup import stream_resolver
+from dataflows.parsed_source import ParsedSource
 from dataflows.readings import (
     DeadLetter,
     Marks,
@@ -201,8 +202,12 @@ def _read_parsed(
     parse_batch: Callable[[list[StreamItem]], list[T | DeadLetter]],
 ) -> tuple[Stream[T], Stream[DeadLetter]]:
     """The source's batches through ``parse_batch``, split into what it made and dead letters."""
-    items = op.input("sse", flow, source if source is not None else sse_source(job, stats))
-    parsed = op.flat_map_batch("parse", items, parse_batch)
+    source = source if source is not None else sse_source(job, stats)
+    if isinstance(source, FixedPartitionedSource):
+        # Parsed in the source, so that its snapshots hold each stream's time.
+        parsed = op.input("sse", flow, ParsedSource(source, parse_batch, stats.times))
+    else:
+        parsed = op.flat_map_batch("parse", op.input("sse", flow, source), parse_batch)
     split = op.branch("is_parsed", parsed, _is_parsed)
     return split.trues, split.falses  # type: ignore[return-value]
 

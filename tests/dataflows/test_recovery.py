@@ -166,7 +166,8 @@ class RecoveryStore:
         )
         if not rows or rows[0][0] is None:
             return None
-        state = pickle.loads(rows[0][0])  # type: ignore[arg-type]
+        # The parsed source's: the SSE source's own (the last event id) and the time.
+        state = pickle.loads(rows[0][0])["source"]  # type: ignore[arg-type]
         # A snapshot before the first event holds no id (""): no Last-Event-ID is sent.
         return None if state is None or state == "" else str(state)
 
@@ -281,31 +282,6 @@ def _same_lines(got: list[str], expected: list[str], name: str) -> None:
     assert sorted(got) == sorted(expected), name
 
 
-def _same_letters(got: list[str], expected: list[str]) -> None:
-    """Dead letters: the same lines, but for a letter's stream time, which a restart may
-    leave behind the uninterrupted run's (docs/output.md): the resumed run knows its
-    stream's time from the readings it has read, so none before its first, never more."""
-    assert len(got) == len(set(got)), "duplicate lines in dead letters"
-
-    def by_letter(lines: list[str]) -> dict[str, str | None]:
-        stamps: dict[str, str | None] = {}
-        for line in lines:
-            letter = json.loads(line)
-            stamp = letter.pop("stream_time")
-            stamps[json.dumps(letter, sort_keys=True)] = stamp
-        assert len(stamps) == len(lines), "two letters alike but for their stream time"
-        return stamps
-
-    got_stamps, expected_stamps = by_letter(got), by_letter(expected)
-    assert sorted(got_stamps) == sorted(expected_stamps), "dead letters"
-    ahead = {}
-    for letter, stamp in got_stamps.items():
-        want = expected_stamps[letter]
-        if stamp is not None and (want is None or stamp > want):
-            ahead[letter] = (stamp, want)
-    assert ahead == {}, "a dead letter's stream time ahead of the uninterrupted run's"
-
-
 def _paced(seed: int, vendor: str = "flat") -> SimulatorConfig:
     # Served at 600 events/s, the stream lasts 4 s: time to kill it at each point.
     return SimulatorConfig(
@@ -330,7 +306,7 @@ def _assert_same_records(
     uninterrupted_letters = [
         line.replace(reference, url) for line in _records(whole, "dead_letters")
     ]
-    _same_letters(_records(recovered, "dead_letters"), uninterrupted_letters)
+    _same_lines(_records(recovered, "dead_letters"), uninterrupted_letters, "dead letters")
     # The simulator's malformed events, and DT's backfilled ones.
     spec, faults = sim.config.sequence, sim.config.faults
     letters = [n for n in range(EVENTS) if faults.malformed(n) or is_backfilled(spec, n)]
@@ -579,7 +555,7 @@ def test_a_cluster_that_loses_a_process_restarts_to_what_one_uninterrupted_proce
     letters = _records(whole, "dead_letters")
     for reference, sim in zip(references, sims, strict=True):
         letters = [line.replace(reference.url, sim.url) for line in letters]
-    _same_letters(_records(recovered, "dead_letters"), letters)
+    _same_lines(_records(recovered, "dead_letters"), letters, "dead letters")
     if kind == "aggregates":
         streams = [sent_readings(sim, EVENTS) for sim in sims]
         expected, _ = expected_aggregates(streams, WINDOW_MS, 200)
@@ -667,9 +643,53 @@ def test_a_restart_from_before_a_compaction_of_a_live_date_takes_its_merged_file
     letters = _records(whole, "dead_letters")
     for reference, sim in zip(references, sims, strict=True):
         letters = [line.replace(reference.url, sim.url) for line in letters]
-    _same_letters(_records(recovered, "dead_letters"), letters)
+    _same_lines(_records(recovered, "dead_letters"), letters, "dead letters")
     _same_lines(_records(recovered, kind), _records(whole, kind), kind)
     expected, _ = expected_aggregates([sent_readings(s, EVENTS) for s in sims], WINDOW_MS, 200)
     assert_same_aggregates(load_aggregates(_records(recovered, kind)), expected)
     undone = [error.count("undoing the compaction of version") for error in errors]
     assert sum(undone) >= 1, "no merged file taken back"
+
+
+def test_a_resumed_stream_goes_on_from_the_time_it_had_where_it_resumes(
+    simulator: StartSim, tmp_path: Path
+) -> None:
+    """A run reads the stream's first 149 events and ends; the next, on the same store,
+    resumes after them, and its first event is a dead letter (event 149 is cut JSON).
+    The letter carries the stream's time after event 148, as in one run of it all, and
+    goes to that hour's folder: the source's snapshot holds the time beside the id. (The
+    first run's end closed its windows, so only the letters are the same as one run's.)"""
+    events, first = 600, 149
+    sequence = SequenceSpec(sensors=8, rate=EVENT_RATE, seed=41, start_ms=START_MS)
+
+    def config(end: int, port: int = 0) -> SimulatorConfig:
+        faults = Faults(end_after=end, malformed_every=150)
+        return SimulatorConfig(sequence=sequence, faults=faults, pace=False, port=port)
+
+    module, settings = "dataflows.sensor_stats", _settings("jsonl")
+    reference = simulator(config(events))
+    whole = tmp_path / "uninterrupted"
+    run = run_job(module, SSE_URL=reference.url, OUTPUT=str(whole), **settings)
+    assert run.returncode == 0, run.stderr
+
+    recovered, state = tmp_path / "recovered", tmp_path / "state"
+    _init_recovery(state)
+    opening = simulator(config(first))
+    url = opening.url
+    run = run_job(module, *_recovery_args(state), SSE_URL=url, OUTPUT=str(recovered), **settings)
+    assert run.returncode == 0, run.stderr
+    opening.stop()
+    rest = simulator(config(events, port=opening.port))
+    run = run_job(module, *_recovery_args(state), SSE_URL=url, OUTPUT=str(recovered), **settings)
+    assert run.returncode == 0, run.stderr
+    assert rest.requests[0].headers.get("Last-Event-ID") == str(first - 1)
+
+    letters = [line.replace(reference.url, url) for line in _records(whole, "dead_letters")]
+    resumed = [json.loads(line) for line in letters if json.loads(line)["event_id"] == str(first)]
+    assert len(resumed) == 1 and resumed[0]["stream_time"] is not None
+    _same_lines(_records(recovered, "dead_letters"), letters, "dead letters")
+    folders = {p.parent.relative_to(recovered) for p in finished_parts(recovered, "dead_letters")}
+    assert folders <= {
+        Path("dead_letters/date=2025-11-30/hour=23"),
+        Path("dead_letters/date=2025-12-01/hour=00"),
+    }
