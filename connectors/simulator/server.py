@@ -185,9 +185,11 @@ class SensorSimulator:
         self.config = config or SimulatorConfig()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        # Cleared by hold(): every stream sends only pings until release().
+        # Cleared by hold(): every stream sends only pings from event _hold_at (None: at
+        # once) until release().
         self._flowing = threading.Event()
         self._flowing.set()
+        self._hold_at: int | None = None
         self._requests: list[RequestRecord] = []
         self._sent_ids: list[int] = []
         self._connections = 0
@@ -241,15 +243,22 @@ class SensorSimulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def hold(self) -> None:
-        """Hold every stream, open or opened from now on, at its next event: it sends only
-        pings until ``release()``, then goes on at its pace from there. A test's cue: a
-        client that takes its time to start gets the whole paced stream all the same."""
+    def hold(self, at: int | None = None) -> None:
+        """Hold every stream, open or opened from now on, at its next event (or at event
+        ``at``): it sends only pings until ``release()``, then goes on at its pace from
+        there. A test's cue: a client that takes its time to start gets the whole paced
+        stream all the same, and one that falls behind finds the stream not yet ended."""
+        self._hold_at = at
         self._flowing.clear()
 
     def release(self) -> None:
         """Let held streams go on."""
         self._flowing.set()
+
+    def _holds(self, n: int) -> bool:
+        """Whether a stream at event ``n`` is held."""
+        at = self._hold_at
+        return not self._flowing.is_set() and (at is None or n >= at)
 
     def __enter__(self) -> SensorSimulator:
         return self.start()
@@ -551,10 +560,10 @@ class _Handler(BaseHTTPRequestHandler):
                 # As the vendors do: the stream ends when the token it was opened with does.
                 self._finish()
                 return
-            if not sim._flowing.is_set():
+            if sim._holds(n):
                 held_since = time.monotonic()
-                while not sim._flowing.wait(0.01):
-                    if sim._stop.is_set():
+                while sim._holds(n):  # a hold(at) after a release moves the hold on
+                    if sim._stop.wait(0.01):
                         return
                     if time.monotonic() - last_write >= ping_interval:
                         self._write(self._ping(spec, sse))
@@ -602,6 +611,9 @@ class _Handler(BaseHTTPRequestHandler):
                 count = min(count, faults.drop_every - sent_here)
             if faults.hold_after is not None:
                 count = min(count, faults.hold_after - n)
+            hold_at = sim._hold_at
+            if hold_at is not None and n < hold_at and not sim._flowing.is_set():
+                count = min(count, hold_at - n)
             if stream_no == 0 and faults.stall_after is not None and sent_here < faults.stall_after:
                 count = min(count, faults.stall_after - sent_here)
             if config.pace:

@@ -180,27 +180,32 @@ def test_dt_pings_arrive_as_events_without_ids(simulator: StartSim) -> None:
     assert [e.id for e in events if "ping" not in e.data] == ["0", "1"]
 
 
-def test_a_held_stream_sends_only_pings_until_released(simulator: StartSim) -> None:
-    sim = simulator(
-        SimulatorConfig(
-            sequence=SequenceSpec(sensors=2, rate=3, format="dt"),
-            faults=Faults(end_after=5),
-            pace_rate=200,
-            ping_interval=0.05,
-        )
+def _held_dt(events: int) -> SimulatorConfig:
+    return SimulatorConfig(
+        sequence=SequenceSpec(sensors=2, rate=3, format="dt"),
+        faults=Faults(end_after=events),
+        pace_rate=200,
+        ping_interval=0.05,
+        events_per_write=4,
     )
-    sim.hold()
+
+
+@pytest.mark.parametrize("at", [None, 3])
+def test_a_held_stream_sends_only_pings_until_released(simulator: StartSim, at: int | None) -> None:
+    """Held at once, or at event 3: the events before it, then only pings (DT's are
+    events), then, released, the rest in order."""
+    sim = simulator(_held_dt(6))
+    sim.hold(at=at)
     events: list[SSEEvent] = []
     reader = threading.Thread(target=lambda: events.extend(subscribe(sim.url, retry=FAST_RETRY)))
     reader.start()
-    wait_for(lambda: len(events) >= 3, "pings while held")
-    assert sim.sent_ids == []
+    wait_for(lambda: sum('"ping"' in e.data for e in events) >= 2, "pings while held")
+    assert sim.sent_ids == list(range(at or 0))
     sim.release()
     reader.join(timeout=60)
     assert not reader.is_alive()
-    readings = [e for e in events if '"ping"' not in e.data]
-    assert [e.id for e in readings] == ["0", "1", "2", "3", "4"]
-    assert sim.sent_ids == [0, 1, 2, 3, 4]
+    assert [e.id for e in events if '"ping"' not in e.data] == [str(n) for n in range(6)]
+    assert sim.sent_ids == list(range(6))
 
 
 def test_the_cli_serves_until_sigterm() -> None:
