@@ -290,9 +290,9 @@ def _run_until_killed(
                 sim.release()
         _kill_when(point, sim, store, written, f"{module.rsplit('.', 1)[1]}.sse")
     finally:
-        sim.release()
         proc.kill()
         proc.wait(timeout=20)
+        sim.release()  # for the restart
     return proc.returncode
 
 
@@ -553,11 +553,11 @@ def test_a_cluster_that_loses_a_process_restarts_to_what_one_uninterrupted_proce
                 proc.kill()
                 proc.wait(timeout=20)
     finally:
-        for sim in sims:
-            sim.release()
         for proc in procs:
             proc.kill()
             proc.wait(timeout=20)
+        for sim in sims:
+            sim.release()  # for the restart
     assert all(len(sim.sent_ids) < EVENTS for sim in sims), "a stream ended before the kill"
     assert 0 < len(_records(recovered, kind)) < len(_records(whole, kind))
 
@@ -644,11 +644,11 @@ def test_a_restart_from_before_a_compaction_of_a_live_date_takes_its_merged_file
             _go_on(sim)
         wait_for(lambda: _optimized(recovered / kind), "a compaction", timeout=120)
     finally:
-        for sim in sims:
-            sim.release()
         for proc in procs:
             proc.kill()
             proc.wait(timeout=20)
+        for sim in sims:
+            sim.release()  # for the restart
     assert all(len(sim.sent_ids) < EVENTS for sim in sims), "a stream ended before the kill"
     epoch = resume_epoch(state)
     assert epoch is not None and epoch > 1
