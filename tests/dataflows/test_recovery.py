@@ -93,9 +93,16 @@ VENDORS: dict[str, dict[str, Any]] = {
     "dt": {"format": "dt", "dt_events": "every", "samples": 3, "backfill_every": 7},
     "obelisk": {"format": "obelisk"},
 }
+
+
+def _vendor(n: int) -> str:
+    """The vendors in turn."""
+    return list(VENDORS)[n % len(VENDORS)]
+
+
 # Compaction is Delta's alone; the JSON Lines parts have no such step.
 POINTS = [
-    (point, fmt, list(VENDORS)[n % len(VENDORS)])
+    (point, fmt, _vendor(n))
     for n, (point, fmt) in enumerate(
         [(point, fmt) for fmt in FORMATS for point in KILL_POINTS] + [("compaction", "delta")]
     )
@@ -249,8 +256,7 @@ RESERVE = 200
 
 
 def _go_on(sim: SensorSimulator) -> None:
-    """A held stream goes on, up to its reserve."""
-    sim.release()
+    """A held stream goes on, up to its reserve (the hold moves on to it)."""
     sim.hold(at=EVENTS - RESERVE)
 
 
@@ -313,18 +319,42 @@ def _paced(seed: int, vendor: str = "flat") -> SimulatorConfig:
     )
 
 
+def _with_uninterrupted_run(
+    simulator: StartSim,
+    configs: list[SimulatorConfig],
+    module: str,
+    whole: Path,
+    settings: dict[str, str],
+) -> tuple[list[SensorSimulator], list[SensorSimulator]]:
+    """A simulator for each config, and the same streams unpaced, read by one
+    uninterrupted single-worker run into ``whole``: (the streams, their references)."""
+    sims = [simulator(config) for config in configs]
+    references = [simulator(replace(config, pace=False)) for config in configs]
+    urls = ",".join(sim.url for sim in references)
+    run = run_job(module, SSE_URL=urls, OUTPUT=str(whole), **settings)
+    assert run.returncode == 0, run.stderr
+    return sims, references
+
+
+def _letters_as_read(
+    whole: Path, references: list[SensorSimulator], sims: list[SensorSimulator]
+) -> list[str]:
+    """The uninterrupted run's dead letters, each naming the stream the recovered run read."""
+    letters = _records(whole, "dead_letters")
+    for reference, sim in zip(references, sims, strict=True):
+        letters = [line.replace(reference.url, sim.url) for line in letters]
+    return letters
+
+
 def _assert_same_records(
-    recovered: Path, whole: Path, kind: str, reference: str, sim: SensorSimulator
+    recovered: Path, whole: Path, kind: str, reference: SensorSimulator, sim: SensorSimulator
 ) -> None:
     """The recovered run's finished records equal the uninterrupted run's, each in the
     folder of its own hour (or date), and nothing is left unfinished."""
-    url = sim.url
     assert not [p for p in recovered.rglob(".*") if p.is_file()], "unfinished part files"
     assert len(_records(whole, kind)) > 20, f"too few {kind} to show anything"
     _same_lines(_records(recovered, kind), _records(whole, kind), kind)
-    uninterrupted_letters = [
-        line.replace(reference, url) for line in _records(whole, "dead_letters")
-    ]
+    uninterrupted_letters = _letters_as_read(whole, [reference], [sim])
     _same_lines(_records(recovered, "dead_letters"), uninterrupted_letters, "dead letters")
     # The simulator's malformed events, and DT's backfilled ones.
     spec, faults = sim.config.sequence, sim.config.faults
@@ -352,14 +382,10 @@ def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_d
     module = f"dataflows.{job}"
     kind = JOBS[job]
     paced = _paced(seed=[p for p, _, _ in POINTS].index(point) + 1, vendor=vendor)
-    sim = simulator(paced)
     settings = _settings(fmt)
-
     # The uninterrupted run reads the same events unpaced; its dead letters name its URL.
-    reference = simulator(replace(paced, pace=False))
     whole = tmp_path / "uninterrupted"
-    run = run_job(module, SSE_URL=reference.url, OUTPUT=str(whole), **settings)
-    assert run.returncode == 0, run.stderr
+    (sim,), (reference,) = _with_uninterrupted_run(simulator, [paced], module, whole, settings)
 
     recovered, state = tmp_path / "recovered", tmp_path / "state"
     _init_recovery(state)
@@ -384,7 +410,7 @@ def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_d
     resumed_from = sim.requests[requests_before_restart].headers.get("Last-Event-ID")
     assert resumed_from == expected_resume
 
-    _assert_same_records(recovered, whole, kind, reference.url, sim)
+    _assert_same_records(recovered, whole, kind, reference, sim)
     if kind == "aggregates":
         expected, _ = expected_aggregates([sent_readings(sim, EVENTS)], WINDOW_MS, 200)
         assert_same_aggregates(load_aggregates(_records(recovered, kind)), expected)
@@ -392,7 +418,7 @@ def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_d
 
 # Each job in each format, on a stream of each vendor in turn.
 IN_TURN = [
-    (job, fmt, list(VENDORS)[n % len(VENDORS)])
+    (job, fmt, _vendor(n))
     for n, (job, fmt) in enumerate((job, fmt) for job in JOBS for fmt in FORMATS)
 ]
 
@@ -407,14 +433,12 @@ def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
     module = f"dataflows.{job}"
     kind = JOBS[job]
     paced = _paced(seed=7, vendor=vendor)
-    sim = simulator(paced)
-    reference = simulator(replace(paced, pace=False))
     settings = _settings(fmt)
     rules = tmp_path / "rules.toml"
     rules.write_text(ALERT_RULES)
     settings["ALERT_RULES"] = str(rules)
     whole = tmp_path / "uninterrupted"
-    assert run_job(module, SSE_URL=reference.url, OUTPUT=str(whole), **settings).returncode == 0
+    (sim,), (reference,) = _with_uninterrupted_run(simulator, [paced], module, whole, settings)
 
     recovered, state = tmp_path / "recovered", tmp_path / "state"
     _init_recovery(state)
@@ -437,7 +461,7 @@ def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
     resumed.append((sim.requests[first_request].headers.get("Last-Event-ID"), expected_resume))
     assert all(got == expected for got, expected in resumed), resumed
     assert resumed[0] == (None, None) and resumed[-1][0] is not None
-    _assert_same_records(recovered, whole, kind, reference.url, sim)
+    _assert_same_records(recovered, whole, kind, reference, sim)
 
 
 # A cluster: (processes (-i/-a), workers in each (-w)).
@@ -493,6 +517,34 @@ def _start_cluster(
     ]
 
 
+def _kill_all(procs: list[subprocess.Popen[bytes]], sims: list[SensorSimulator]) -> None:
+    """Every process of the cluster killed; then the held streams let go, for the restart."""
+    for proc in procs:
+        proc.kill()
+        proc.wait(timeout=20)
+    for sim in sims:
+        sim.release()
+
+
+def _restart_cluster(
+    cluster: str,
+    module: str,
+    urls: str,
+    state: Path,
+    out: Path,
+    settings: dict[str, str],
+    backup: str = "0",
+) -> list[str]:
+    """The cluster started again and run to its end; each process's log."""
+    restarted = _start_cluster(cluster, module, urls, state, out, settings, backup)
+    errors = [proc.communicate(timeout=180)[1].decode() for proc in restarted]
+    # The end of each process's log: where the first failure is named.
+    assert [proc.returncode for proc in restarted] == [0] * len(restarted), [
+        error[-3000:] for error in errors
+    ]
+    return errors
+
+
 @pytest.mark.parametrize(("job", "cluster", "fmt", "lost"), CLUSTER_CASES)
 def test_a_cluster_that_loses_a_process_restarts_to_what_one_uninterrupted_process_writes(
     simulator: StartSim, tmp_path: Path, job: str, cluster: str, fmt: str, lost: str
@@ -504,18 +556,13 @@ def test_a_cluster_that_loses_a_process_restarts_to_what_one_uninterrupted_proce
     module, kind = f"dataflows.{job}", JOBS[job]
     # Two vendors' streams, another pair in each case (the format is told per event).
     case = CLUSTER_CASES.index((job, cluster, fmt, lost))
-    vendors = [list(VENDORS)[(case + s) % len(VENDORS)] for s in range(2)]
     paced = [
         replace(config, sequence=replace(config.sequence, sensor_offset=s * 8))
-        for s, config in enumerate(_paced(seed=21 + s, vendor=vendors[s]) for s in range(2))
+        for s, config in enumerate(_paced(seed=21 + s, vendor=_vendor(case + s)) for s in range(2))
     ]
-    sims = [simulator(config) for config in paced]
-    references = [simulator(replace(config, pace=False)) for config in paced]
     settings = _settings(fmt)
     whole = tmp_path / "uninterrupted"
-    reference_urls = ",".join(sim.url for sim in references)
-    run = run_job(module, SSE_URL=reference_urls, OUTPUT=str(whole), **settings)
-    assert run.returncode == 0, run.stderr
+    sims, references = _with_uninterrupted_run(simulator, paced, module, whole, settings)
 
     recovered, state = tmp_path / "recovered", tmp_path / "state"
     _init_recovery(state, partitions=2)
@@ -553,28 +600,17 @@ def test_a_cluster_that_loses_a_process_restarts_to_what_one_uninterrupted_proce
                 proc.kill()
                 proc.wait(timeout=20)
     finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait(timeout=20)
-        for sim in sims:
-            sim.release()  # for the restart
+        _kill_all(procs, sims)
     assert all(len(sim.sent_ids) < EVENTS for sim in sims), "a stream ended before the kill"
     assert 0 < len(_records(recovered, kind)) < len(_records(whole, kind))
 
     requests_before = [len(sim.requests) for sim in sims]
-    restarted = _start_cluster(cluster, module, urls, state, recovered, settings)
-    errors = [proc.communicate(timeout=180)[1].decode() for proc in restarted]
-    # The end of each process's log: where the first failure is named.
-    assert [proc.returncode for proc in restarted] == [0] * len(restarted), [
-        error[-3000:] for error in errors
-    ]
+    _restart_cluster(cluster, module, urls, state, recovered, settings)
     for sim, before in zip(sims, requests_before, strict=True):
         assert sim.requests[before].headers.get("Last-Event-ID") is not None
 
     _same_lines(_records(recovered, kind), _records(whole, kind), kind)
-    letters = _records(whole, "dead_letters")
-    for reference, sim in zip(references, sims, strict=True):
-        letters = [line.replace(reference.url, sim.url) for line in letters]
+    letters = _letters_as_read(whole, references, sims)
     _same_lines(_records(recovered, "dead_letters"), letters, "dead letters")
     if kind == "aggregates":
         streams = [sent_readings(sim, EVENTS) for sim in sims]
@@ -620,14 +656,10 @@ def test_a_restart_from_before_a_compaction_of_a_live_date_takes_its_merged_file
         replace(config, sequence=replace(config.sequence, start_ms=start, sensor_offset=8 * s))
         for s, config in enumerate(_paced(seed=31 + s) for s in range(streams))
     ]
-    sims = [simulator(config) for config in configs]
-    references = [simulator(replace(config, pace=False)) for config in configs]
     settings = _settings("delta")
     module, kind = "dataflows.sensor_stats", "aggregates"
     whole = tmp_path / "uninterrupted"
-    reference_urls = ",".join(s.url for s in references)
-    run = run_job(module, SSE_URL=reference_urls, OUTPUT=str(whole), **settings)
-    assert run.returncode == 0, run.stderr
+    sims, references = _with_uninterrupted_run(simulator, configs, module, whole, settings)
 
     recovered, state = tmp_path / "recovered", tmp_path / "state"
     _init_recovery(state, partitions=streams)
@@ -644,25 +676,15 @@ def test_a_restart_from_before_a_compaction_of_a_live_date_takes_its_merged_file
             _go_on(sim)
         wait_for(lambda: _optimized(recovered / kind), "a compaction", timeout=120)
     finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait(timeout=20)
-        for sim in sims:
-            sim.release()  # for the restart
+        _kill_all(procs, sims)
     assert all(len(sim.sent_ids) < EVENTS for sim in sims), "a stream ended before the kill"
     epoch = resume_epoch(state)
     assert epoch is not None and epoch > 1
     _frontiers_back_one_epoch(state)
     assert resume_epoch(state) == epoch - 1
 
-    restarted = _start_cluster(cluster, module, urls, state, recovered, settings, backup="600")
-    errors = [proc.communicate(timeout=180)[1].decode() for proc in restarted]
-    assert [proc.returncode for proc in restarted] == [0] * len(restarted), [
-        error[-3000:] for error in errors
-    ]
-    letters = _records(whole, "dead_letters")
-    for reference, sim in zip(references, sims, strict=True):
-        letters = [line.replace(reference.url, sim.url) for line in letters]
+    errors = _restart_cluster(cluster, module, urls, state, recovered, settings, backup="600")
+    letters = _letters_as_read(whole, references, sims)
     _same_lines(_records(recovered, "dead_letters"), letters, "dead letters")
     _same_lines(_records(recovered, kind), _records(whole, kind), kind)
     expected, _ = expected_aggregates([sent_readings(s, EVENTS) for s in sims], WINDOW_MS, 200)
@@ -704,7 +726,7 @@ def test_a_resumed_stream_goes_on_from_the_time_it_had_where_it_resumes(
     assert run.returncode == 0, run.stderr
     assert rest.requests[0].headers.get("Last-Event-ID") == str(first - 1)
 
-    letters = [line.replace(reference.url, url) for line in _records(whole, "dead_letters")]
+    letters = _letters_as_read(whole, [reference], [rest])
     resumed = [json.loads(line) for line in letters if json.loads(line)["event_id"] == str(first)]
     assert len(resumed) == 1 and resumed[0]["stream_time"] is not None
     _same_lines(_records(recovered, "dead_letters"), letters, "dead letters")
