@@ -185,7 +185,8 @@ def subscription_rate(url: str, n: int) -> float:
 
 # -- 4. end to end -------------------------------------------------------------------
 class PeakWatcher:
-    """Samples each process's VmHWM (its own peak RSS) until stopped.
+    """Samples each process's VmHWM (its own peak RSS) until stopped, and its children's
+    (a job's reader processes, SSE_READER=process), found every 0.2 s.
 
     Not ``ru_maxrss`` from ``wait4``: that also counts this runner's pages, which a child
     holds between fork and exec.
@@ -194,20 +195,44 @@ class PeakWatcher:
     def __init__(self, pids: list[int]) -> None:
         self._pids = pids
         self._peaks = dict.fromkeys(pids, 0)
+        self._children: dict[int, set[int]] = {pid: set() for pid in pids}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
 
     def _watch(self) -> None:
+        tick = 0
         while not self._stop.wait(0.01):
-            for pid in self._pids:
-                self._peaks[pid] = max(self._peaks[pid], (peak_rss_bytes(pid) or 0) // 1024)
+            if tick % 20 == 0:
+                for child, parent in _parents().items():
+                    if parent in self._children:
+                        self._children[parent].add(child)
+            tick += 1
+            for pid in [*self._pids, *(c for cs in self._children.values() for c in cs)]:
+                peak = (peak_rss_bytes(pid) or 0) // 1024
+                self._peaks[pid] = max(self._peaks.get(pid, 0), peak)
 
     def stop(self) -> int:
-        """The largest process's peak, in KiB."""
+        """The largest process's peak with its children's peaks added, in KiB."""
         self._stop.set()
         self._thread.join()
-        return max(self._peaks.values())
+        return max(
+            self._peaks[pid] + sum(self._peaks.get(c, 0) for c in self._children[pid])
+            for pid in self._pids
+        )
+
+
+def _parents() -> dict[int, int]:
+    """Each process's parent, from /proc."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
 
 
 def flow_env(url: str, out: str, root: Path = ROOT, **settings: str) -> dict[str, str]:
@@ -412,13 +437,14 @@ def end_to_end_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     for baseline in (example_job, classic_job):
         same_windows(job, baseline, server, classic_n)
     pure = (("SENSORWAX_NATIVE", "0"),)
-    ours_t, example_t, classic_t, pure_t = in_turn(
+    ours_t, example_t, classic_t, pure_t, process_t = in_turn(
         server,
         [
             Config(job, n),
             Config(example_job, n),
             Config(classic_job, classic_n),
             Config(job, n, settings=pure),
+            Config(job, n, settings=PROCESS_READER),
         ],
         repeats,
     )
@@ -455,7 +481,12 @@ def end_to_end_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     target = f"30x the classic pattern would be {30 * classic.median:,.0f} events/s"
     floor.note = f"{ratio(floor, classic)}: {target}"
     bare.note = f"{ratio(bare, classic)}, {ratio(bare, ours)}"
-    return [ours, source, example, classic, floor, bare]
+    process = Row("4 end to end", "sensor_stats, SSE_READER=process", "events/s", process_t.rates())
+    process.note = (
+        f"peak RSS {process_t.peak_kib / 1024:.0f} MiB (the job's and its reader's); "
+        f"{ratio(process, ours)}, {ratio(process, bare)}"
+    )
+    return [ours, process, source, example, classic, floor, bare]
 
 
 def tls_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
@@ -527,11 +558,12 @@ def format_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
         for target in (job, "benchmarks.baselines:example()"):
             configs.append(Config(target, n, settings=settings, variant=variant))
         configs.append(Config(job, n, settings=settings, variant=variant, before=True))
+        configs.append(Config(job, n, settings=settings + PROCESS_READER, variant=variant))
     timings = in_turn(server, configs, repeats)
     rows: list[Row] = []
     best: Row | None = None
     for k, (label, _, _) in enumerate(E2E_VARIANTS):
-        ours_t, example_t, before_t = timings[3 * k : 3 * k + 3]
+        ours_t, example_t, before_t, process_t = timings[4 * k : 4 * k + 4]
         ours = Row("5 shapes", f"sensor_stats, {label}", "events/s", ours_t.rates())
         example = Row("5 shapes", f"Bytewax example, {label}", "events/s", example_t.rates())
         before = Row(
@@ -540,8 +572,22 @@ def format_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
         best = best or ours
         ours.note = ratio(ours, example) + ("" if ours is best else f", {ratio(ours, best)}")
         ours.note += f"; {ratio(ours, before)}"
-        rows += [ours, example, before]
+        process = _process_row("5 shapes", label, process_t, ours, before)
+        rows += [ours, process, example, before]
     return rows
+
+
+# Each stream read in a process of its own (connectors/sse/remote.py).
+PROCESS_READER = (("SSE_READER", "process"),)
+
+
+def _process_row(section: str, label: str, timings: Timings, ours: Row, before: Row) -> Row:
+    """The row of a stream read with SSE_READER=process, beside the same job's own
+    (a reader thread) and the job at BEFORE_COMMIT on the same stream."""
+    row = Row(section, f"sensor_stats, SSE_READER=process, {label}", "events/s", timings.rates())
+    peak = f"peak RSS {timings.peak_kib / 1024:.0f} MiB"
+    row.note = f"{peak}; {ratio(row, ours)}; {ratio(row, before)}"
+    return row
 
 
 FLEETS = (50, 5_000, 20_000, 100_000)
@@ -560,9 +606,13 @@ def fleet_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
     stays flat when closed windows are freed."""
     job = "dataflows.sensor_stats"
     variants = [(("sensors", k),) for k in FLEETS] + [(("fmt", "dt"), ("sensors", DT_FLEET))]
-    configs = [Config(job, n, variant=v, before=b) for v in variants for b in (False, True)]
+    configs = [
+        Config(job, n, variant=v, before=before, settings=settings)
+        for v in variants
+        for before, settings in ((False, ()), (True, ()), (False, PROCESS_READER))
+    ]
     all_timings = in_turn(server, configs, repeats)
-    timings, befores = all_timings[0::2], all_timings[1::2]
+    timings, befores, processes = all_timings[0::3], all_timings[1::3], all_timings[2::3]
     rows: list[Row] = []
     names = [f"{k:,} sensors" for k in FLEETS] + [f"{DT_FLEET:,} DT devices"]
     for name, t in zip(names, timings, strict=True):
@@ -580,13 +630,14 @@ def fleet_rows(server: StreamServer, n: int, repeats: int) -> list[Row]:
         row.note += f"; {ratio(row, rows[0])}"
     # The DT envelope's fleet beside the flat one of the same size.
     rows[-1].note += f"; {ratio(rows[-1], rows[FLEETS.index(DT_FLEET)])}"
-    before_rows = []
-    for row, name, t in zip(rows, names, befores, strict=True):
+    before_rows, process_rows = [], []
+    for row, name, t, p in zip(rows, names, befores, processes, strict=True):
         before = Row("6 fleets", f"sensor_stats at {BEFORE_COMMIT}, {name}", "events/s", t.rates())
         before.note = f"peak RSS {t.peak_kib / 1024:.0f} MiB"
         row.note += f"; {ratio(row, before)}"
         before_rows.append(before)
-    rows += before_rows
+        process_rows.append(_process_row("6 fleets", name, p, row, before))
+    rows += process_rows + before_rows
     largest = FLEETS[-1]
     memory: list[Row] = []
     for events in (n, 3 * n):

@@ -19,8 +19,8 @@ from typing import Any, NoReturn
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from connectors.sse import OversizedEvent, SSEEvent, Subscription
-from connectors.sse.client import SubscriptionStats
+from connectors.sse import OversizedEvent, SSEEvent
+from connectors.sse.client import SubscriptionLike, SubscriptionStats
 
 __all__ = ["SSESource", "StreamItem"]
 
@@ -58,7 +58,7 @@ class _SSEPartition(StatefulSourcePartition[StreamItem, str]):
     def __init__(
         self,
         name: str,
-        subscription: Subscription,
+        subscription: SubscriptionLike,
         *,
         batch_size: int,
         max_pending_bytes: int,
@@ -178,7 +178,7 @@ class SSESource(FixedPartitionedSource[StreamItem, str]):
     def __init__(
         self,
         streams: dict[str, str],
-        subscribe_to: Callable[[str, str | None], Subscription],
+        subscribe_to: Callable[[str, str | None], SubscriptionLike],
         *,
         batch_size: int = 5000,
         max_pending_bytes: int = 2 << 20,

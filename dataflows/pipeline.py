@@ -24,7 +24,9 @@ from bytewax.inputs import FixedPartitionedSource, Source
 from bytewax.operators import KeyedStream
 
 from connectors.source import SSESource, StreamItem
-from connectors.sse import Subscription, subscribe
+from connectors.sse import subscribe
+from connectors.sse.client import SubscriptionLike
+from connectors.sse.remote import RemoteSubscription
 from dataflows.config import JobConfig
 from dataflows.formats import PARSERS, FormatParser
 from dataflows.key_groups import KeyGroups, KeyRows
@@ -63,8 +65,9 @@ def sse_source(job: JobConfig, stats: RunStats) -> SSESource:
         (lambda url: url) if stream.obelisk is None else stream_resolver(stream.obelisk, stream)
     )
 
-    def open_stream(url: str, last_event_id: str | None) -> Subscription:
-        subscription = subscribe(
+    def open_stream(url: str, last_event_id: str | None) -> SubscriptionLike:
+        open_one = RemoteSubscription if stream.reader == "process" else subscribe
+        subscription: SubscriptionLike = open_one(
             resolve(url),
             last_event_id=last_event_id,
             retry=stream.retry,

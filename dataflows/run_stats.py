@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from connectors.sse import Subscription
+from connectors.sse.client import SubscriptionLike
 from dataflows.stream_breaks import StreamBreaks
 from dataflows.times import iso, micros
 from dataflows.windows import StreamTimes, WorkerStreamTimes
@@ -71,7 +71,7 @@ class RunStats:
     # band).
     window_times: WorkerStreamTimes = field(default_factory=WorkerStreamTimes)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _streams: dict[str, Subscription] = field(default_factory=dict, repr=False)
+    _streams: dict[str, SubscriptionLike] = field(default_factory=dict, repr=False)
     _ended: set[str] = field(default_factory=set, repr=False)
     _readings: int = 0
     _dead_letters: Counter[str] = field(default_factory=Counter)
@@ -85,7 +85,7 @@ class RunStats:
     def __post_init__(self) -> None:
         self.breaks = StreamBreaks(self.times)
 
-    def stream_opened(self, name: str, subscription: Subscription) -> None:
+    def stream_opened(self, name: str, subscription: SubscriptionLike) -> None:
         """``name`` is the partition (readings carry it as their stream)."""
         with self._lock:
             self._streams[name] = subscription
@@ -155,7 +155,7 @@ class RunStats:
             seconds=time.monotonic() - self._started,
         )
 
-    def _stream_now(self, name: str, sub: Subscription, wall: int) -> StreamNow:
+    def _stream_now(self, name: str, sub: SubscriptionLike, wall: int) -> StreamNow:
         stats = sub.stats
         newest = self.times.get(name)
         return StreamNow(

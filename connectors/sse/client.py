@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from io import BufferedIOBase
 from itertools import chain
 from types import EllipsisType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import urllib3
@@ -57,7 +57,7 @@ from connectors.sse.replay import ReplayFilter
 from connectors.sse.retry import Outcome, RetryPolicy, parse_retry_after
 from connectors.sse.tokens import AccessToken, TokenEndpointUnavailable, TokenProvider
 
-__all__ = ["Subscription", "SubscriptionStats", "subscribe"]
+__all__ = ["Subscription", "SubscriptionLike", "SubscriptionStats", "subscribe"]
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,24 @@ def _with_given(base: _T, keywords: dict[str, Any]) -> _T:
     # None (and ... for heartbeat_timeout, where None means "wait forever") is "not given".
     given = {k: v for k, v in keywords.items() if v is not None and v is not ...}
     return replace(base, **given) if given else base
+
+
+class SubscriptionLike(Protocol):
+    """What a source reads: a ``Subscription``, or a ``remote.RemoteSubscription``."""
+
+    url: str
+    stats: SubscriptionStats
+    last_event_id: str
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+    def batches(self) -> Iterator[list[Item]]: ...
 
 
 class Subscription(Iterator[SSEEvent]):

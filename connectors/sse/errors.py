@@ -6,6 +6,8 @@ a secret.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "SSEConnectionError",
     "SSEContentEncodingError",
@@ -19,6 +21,18 @@ __all__ = [
 
 class SSEError(Exception):
     """A subscription failed for good; its message names what, where, and what to do."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle would call the class with the message alone, and the subclasses' fields
+        # are keyword-only: a reader process hands its error to the job this way.
+        return (_restored, (type(self), self.args, self.__dict__))
+
+
+def _restored(cls: type[SSEError], args: tuple[Any, ...], fields: dict[str, Any]) -> SSEError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(fields)
+    return error
 
 
 class SSEHTTPError(SSEError):

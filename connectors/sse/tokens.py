@@ -101,15 +101,38 @@ class _OAuth2Grant(ABC):
         self.token_url = token_url
         # Through the stream's forward proxy (or the environment's), as curl would go.
         self.proxy = proxy_for(token_url, proxy, os.environ if trust_env else {})
-        self._pool = pool_manager(
-            token_url, self.proxy, verify=verify, ca_certs=ca_certs, num_pools=1, maxsize=1
-        )
+        self._verify = verify
+        self._ca_certs = ca_certs
+        self._pool = self._new_pool()
         self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
         self._clock = clock
         self._lock = threading.Lock()
         self._token: AccessToken | None = None
         self._sent: list[str] = []  # what each request sent that is secret (assertions)
         self.fetches = 0
+
+    def _new_pool(self) -> urllib3.PoolManager:
+        return pool_manager(
+            self.token_url,
+            self.proxy,
+            verify=self._verify,
+            ca_certs=self._ca_certs,
+            num_pools=1,
+            maxsize=1,
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # For a reader process: the settings go, the pool, lock and cached token do not.
+        state = dict(self.__dict__)
+        for live in ("_pool", "_lock", "_token"):
+            del state[live]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._pool = self._new_pool()
+        self._lock = threading.Lock()
+        self._token = None
 
     def access_token(self, *, fresh: bool = False) -> AccessToken:
         with self._lock:

@@ -11,7 +11,9 @@ from bytewax.testing import TestingSink, run_main
 
 from connectors.simulator import Faults, SequenceSpec, SimulatorConfig
 from connectors.source import SSESource, StreamItem
-from connectors.sse import SSEEvent, SSEHTTPError, Subscription, subscribe
+from connectors.sse import ConnectOptions, SSEEvent, SSEHTTPError, Subscription, subscribe
+from connectors.sse.client import SubscriptionLike
+from connectors.sse.remote import RemoteSubscription
 from tests.helpers.servers import StartSim
 from tests.helpers.streams import FAST_RETRY
 from tests.helpers.waiting import wait_for, wait_until_steady
@@ -19,6 +21,15 @@ from tests.helpers.waiting import wait_for, wait_until_steady
 
 def _open(url: str, last_event_id: str | None) -> Subscription:
     return subscribe(url, last_event_id=last_event_id, retry=FAST_RETRY, heartbeat_timeout=5)
+
+
+def _open_remote(url: str, last_event_id: str | None) -> SubscriptionLike:
+    options = ConnectOptions(heartbeat_timeout=5)
+    return RemoteSubscription(url, last_event_id=last_event_id, retry=FAST_RETRY, options=options)
+
+
+# The stream read in a thread of this process, or in a process of its own.
+READERS = {"thread": _open, "process": _open_remote}
 
 
 def drain(part: object, timeout: float = 30) -> list[StreamItem]:
@@ -33,10 +44,15 @@ def drain(part: object, timeout: float = 30) -> list[StreamItem]:
     raise AssertionError("the partition did not end")
 
 
-def test_emits_every_event_in_order_with_its_stream_and_ends(simulator: StartSim) -> None:
+@pytest.mark.parametrize("reader", list(READERS))
+def test_emits_every_event_in_order_with_its_stream_and_ends(
+    simulator: StartSim, reader: str
+) -> None:
     sim = simulator(SimulatorConfig(faults=Faults(end_after=500, drop_every=120), pace=False))
     ended: list[str] = []
-    part = SSESource({"s1": sim.url}, _open, on_end=ended.append).build_part("in", "s1", None)
+    part = SSESource({"s1": sim.url}, READERS[reader], on_end=ended.append).build_part(
+        "in", "s1", None
+    )
     items = drain(part)
     assert [name for name, _ in items] == ["s1"] * 500
     assert [int(e.id) for _, e in items] == list(range(500))
@@ -45,9 +61,10 @@ def test_emits_every_event_in_order_with_its_stream_and_ends(simulator: StartSim
     part.close()
 
 
-def test_resumes_after_the_snapshot_id(simulator: StartSim) -> None:
+@pytest.mark.parametrize("reader", list(READERS))
+def test_resumes_after_the_snapshot_id(simulator: StartSim, reader: str) -> None:
     sim = simulator(SimulatorConfig(faults=Faults(end_after=50), pace=False))
-    part = SSESource({"s1": sim.url}, _open).build_part("in", "s1", "29")
+    part = SSESource({"s1": sim.url}, READERS[reader]).build_part("in", "s1", "29")
     items = drain(part)
     assert [int(e.id) for _, e in items] == list(range(30, 50))
     assert sim.requests[0].headers["Last-Event-ID"] == "29"
@@ -66,14 +83,15 @@ def test_next_batch_returns_at_once_when_nothing_has_arrived(simulator: StartSim
     part.close()
 
 
-def test_a_slow_dataflow_pushes_back_on_the_server(simulator: StartSim) -> None:
+@pytest.mark.parametrize("reader", list(READERS))
+def test_a_slow_dataflow_pushes_back_on_the_server(simulator: StartSim, reader: str) -> None:
     sim = simulator(
         SimulatorConfig(faults=Faults(end_after=2_000_000), pace=False, events_per_write=50)
     )
     bound = 64 * 1024
-    part = SSESource({"s1": sim.url}, _open, max_pending_bytes=bound, batch_size=100).build_part(
-        "in", "s1", None
-    )
+    part = SSESource(
+        {"s1": sim.url}, READERS[reader], max_pending_bytes=bound, batch_size=100
+    ).build_part("in", "s1", None)
     # Nobody calls next_batch: the pending events reach the bound, the reader waits, TCP
     # fills, and the server (which would write all its events in a few seconds) is held.
     wait_for(lambda: part._pending_bytes >= bound, "the pending events to reach the bound")
@@ -106,13 +124,15 @@ def test_batches_hold_what_accumulated_not_one_read(simulator: StartSim) -> None
     part.close()
 
 
+@pytest.mark.parametrize("reader", list(READERS))
 def test_close_stops_a_reader_blocked_on_a_full_queue_or_a_quiet_stream(
     simulator: StartSim,
+    reader: str,
 ) -> None:
     busy = simulator(SimulatorConfig(pace=False))
     quiet = simulator(SimulatorConfig(sequence=SequenceSpec(rate=0.01)))
     for sim in (busy, quiet):
-        part = SSESource({"s1": sim.url}, _open, max_pending_bytes=1024).build_part(
+        part = SSESource({"s1": sim.url}, READERS[reader], max_pending_bytes=1024).build_part(
             "in", "s1", None
         )
         time.sleep(0.3)
@@ -122,11 +142,14 @@ def test_close_stops_a_reader_blocked_on_a_full_queue_or_a_quiet_stream(
         assert time.monotonic() - started < 5
 
 
-def test_a_fatal_error_stops_the_dataflow_with_its_message(simulator: StartSim) -> None:
+@pytest.mark.parametrize("reader", list(READERS))
+def test_a_fatal_error_stops_the_dataflow_with_its_message(
+    simulator: StartSim, reader: str
+) -> None:
     sim = simulator(SimulatorConfig(pace=False, bearer_token="t"))
     flow = Dataflow("fatal")
     ended: list[str] = []
-    items = op.input("in", flow, SSESource({"s1": sim.url}, _open, on_end=ended.append))
+    items = op.input("in", flow, SSESource({"s1": sim.url}, READERS[reader], on_end=ended.append))
     out: list[StreamItem] = []
     op.output("out", items, TestingSink(out))
     with pytest.raises(Exception) as raised:

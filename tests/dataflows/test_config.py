@@ -72,6 +72,7 @@ def test_a_full_configuration(tmp_path: Path, ca: trustme.CA) -> None:
             "SSE_HEARTBEAT_TIMEOUT": "30s",
             "SSE_CA_BUNDLE": str(bundle),
             "SSE_RETRY_MAX_ATTEMPTS": "5",
+            "SSE_READER": "Process",
             "WINDOW": "1m",
             "LATENESS": "500ms",
             "OUTPUT": str(tmp_path / "out"),
@@ -84,6 +85,8 @@ def test_a_full_configuration(tmp_path: Path, ca: trustme.CA) -> None:
     assert config.stream.options.ca_certs == str(bundle)
     assert config.stream.retry.max_attempts == 5
     assert config.stream.retry.attempts_setting == "SSE_RETRY_MAX_ATTEMPTS"
+    assert config.stream.reader == "process"
+    assert load_config({}).stream.reader == "thread"
     assert config.window.length == timedelta(minutes=1)
     assert config.output.directory == tmp_path / "out"
     assert config.demo is None
@@ -108,6 +111,7 @@ def test_every_mistake_is_named_at_once() -> None:
                 "SSE_CA_BUNDLE": "/no/such/file.pem",
                 "SSE_RETRY_INITIAL": "10s",
                 "SSE_RETRY_MAX": "5s",
+                "SSE_READER": "fork",
             }
         )
     message = str(raised.value)
@@ -121,6 +125,7 @@ def test_every_mistake_is_named_at_once() -> None:
         "SSE_MAX_EVENT_BYTES must be a whole number; got 'big'",
         "SSE_CA_BUNDLE: no file at '/no/such/file.pem'",
         "SSE_RETRY_MAX (5s) must not be shorter than SSE_RETRY_INITIAL (10s)",
+        "SSE_READER must be one of thread, process; got 'fork'",
     ):
         assert expected in message
 

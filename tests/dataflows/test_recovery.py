@@ -47,6 +47,7 @@ from tests.helpers.oracle import (
     run_job,
     sent_readings,
 )
+from tests.helpers.processes import alive, reader_pids
 from tests.helpers.servers import StartSim, free_port
 from tests.helpers.waiting import wait_for
 
@@ -100,13 +101,14 @@ def _vendor(n: int) -> str:
     return list(VENDORS)[n % len(VENDORS)]
 
 
-# Compaction is Delta's alone; the JSON Lines parts have no such step.
+# Compaction is Delta's alone; the JSON Lines parts have no such step. Two points are
+# tried again with each stream read in a process of its own (SSE_READER=process).
 POINTS = [
-    (point, fmt, _vendor(n))
+    (point, fmt, _vendor(n), "thread")
     for n, (point, fmt) in enumerate(
         [(point, fmt) for fmt in FORMATS for point in KILL_POINTS] + [("compaction", "delta")]
     )
-]
+] + [("mid-window", "jsonl", "dt", "process"), ("after-finish", "delta", "obelisk", "process")]
 # 2 events a second of event time from 23:50 UTC: 20 minutes across midnight, the
 # stream's 23:00 hour closing in the job at 00:01:40 (window, lateness, idle rule, margin).
 START_MS = 1_764_546_600_000  # 2025-11-30T23:50:00Z
@@ -279,12 +281,13 @@ def _run_until_killed(
         sim.hold(at=EVENTS - RESERVE)
     elif point != "early":
         sim.hold()  # until the job is up: however long it takes, the whole stream is to come
+    log = state.parent / f"killed-{first_request}.log"
     proc = subprocess.Popen(
         bytewax_run_cmd(module, *_recovery_args(state)),
         env=job_env(SSE_URL=sim.url, OUTPUT=str(written.parent), **settings),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log.open("w"),
     )
     try:
         wait_for(lambda: len(sim.requests) > first_request, "the subscription")
@@ -299,6 +302,11 @@ def _run_until_killed(
         proc.kill()
         proc.wait(timeout=20)
         sim.release()  # for the restart
+    # A reader process (SSE_READER=process) does not outlive its job.
+    readers = reader_pids(log.read_text())
+    assert len(readers) == (settings.get("SSE_READER") == "process")
+    for pid in readers:
+        wait_for(lambda pid=pid: not alive(pid), "the killed job's reader process to end")
     return proc.returncode
 
 
@@ -374,15 +382,15 @@ def _assert_same_records(
         assert starts == {f"{folder.parent.name[5:]}T{folder.name[5:]}"}, path
 
 
-@pytest.mark.parametrize(("point", "fmt", "vendor"), POINTS)
+@pytest.mark.parametrize(("point", "fmt", "vendor", "reader"), POINTS)
 @pytest.mark.parametrize("job", KILLED_ALONE)
 def test_a_killed_job_restarted_with_recovery_writes_what_an_uninterrupted_run_does(
-    simulator: StartSim, tmp_path: Path, job: str, point: str, fmt: str, vendor: str
+    simulator: StartSim, tmp_path: Path, job: str, point: str, fmt: str, vendor: str, reader: str
 ) -> None:
     module = f"dataflows.{job}"
     kind = JOBS[job]
-    paced = _paced(seed=[p for p, _, _ in POINTS].index(point) + 1, vendor=vendor)
-    settings = _settings(fmt)
+    paced = _paced(seed=[p for p, *_ in POINTS].index(point) + 1, vendor=vendor)
+    settings = _settings(fmt) | {"SSE_READER": reader}
     # The uninterrupted run reads the same events unpaced; its dead letters name its URL.
     whole = tmp_path / "uninterrupted"
     (sim,), (reference,) = _with_uninterrupted_run(simulator, [paced], module, whole, settings)
@@ -444,7 +452,7 @@ def test_one_run_killed_at_each_point_in_turn_still_writes_the_same(
     _init_recovery(state)
     store = RecoveryStore(state)
     resumed: list[tuple[str | None, str | None]] = []
-    for point in [p for p, f, _ in POINTS if f == fmt]:
+    for point in [p for p, f, _, reader in POINTS if f == fmt and reader == "thread"]:
         expected_resume = store.resume_id(f"{job}.sse")
         first_request = len(sim.requests)
         code = _run_until_killed(point, module, sim, state, recovered / kind, settings)

@@ -39,6 +39,7 @@ from tests.helpers.oracle import (
     sent_readings,
     writers,
 )
+from tests.helpers.processes import alive, reader_pids
 from tests.helpers.secrets import assert_clean
 from tests.helpers.servers import StartSim, free_port
 from tests.helpers.waiting import wait_for
@@ -83,9 +84,10 @@ def malformed_ids(sim: SensorSimulator, events: int) -> list[int]:
     return [n for n in range(events) if sim.config.faults.malformed(n)]
 
 
+@pytest.mark.parametrize("reader", ["thread", "process"])
 @pytest.mark.parametrize("fmt", ["flat", "dt", "obelisk"])
 def test_each_format_through_drops_statuses_and_malformed_events(
-    simulator: StartSim, tmp_path: Path, fmt: str
+    simulator: StartSim, tmp_path: Path, fmt: str, reader: str
 ) -> None:
     sim = simulator(
         sim_config(
@@ -96,10 +98,12 @@ def test_each_format_through_drops_statuses_and_malformed_events(
         "dataflows.sensor_stats",
         SSE_URL=sim.url,
         SSE_FORMAT=fmt,
+        SSE_READER=reader,
         OUTPUT=str(tmp_path),
         **FAST_RETRY_ENV,
     )
     assert run.returncode == 0, run.stderr
+    assert len(reader_pids(run.stderr)) == (reader == "process")
     check_against_oracle(tmp_path, [sim], 1500)
     letters = [json.loads(x) for x in read_records(tmp_path, "dead_letters")]
     assert sorted(
@@ -296,9 +300,18 @@ def test_two_streams_on_two_workers_equal_one_worker(simulator: StartSim, tmp_pa
     assert writers(one, "aggregates") == {"000-000"}
 
 
-def test_two_processes_equal_one(simulator: StartSim, tmp_path: Path) -> None:
-    sims = [simulator(sim_config(offset=0)), simulator(sim_config(offset=100))]
-    env = job_env(SSE_URL=",".join(s.url for s in sims), OUTPUT=str(tmp_path), **FAST_RETRY_ENV)
+@pytest.mark.parametrize("reader", ["thread", "process"])
+def test_two_processes_equal_one(simulator: StartSim, tmp_path: Path, reader: str) -> None:
+    sims = [
+        simulator(sim_config(offset=0, drop_every=400)),
+        simulator(sim_config(offset=100, malformed_every=97)),
+    ]
+    env = job_env(
+        SSE_URL=",".join(s.url for s in sims),
+        OUTPUT=str(tmp_path),
+        SSE_READER=reader,
+        **FAST_RETRY_ENV,
+    )
     addresses = f"127.0.0.1:{free_port()};127.0.0.1:{free_port()}"
     procs = [
         subprocess.Popen(
@@ -313,6 +326,8 @@ def test_two_processes_equal_one(simulator: StartSim, tmp_path: Path) -> None:
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
+    # A reader process for each stream, in the cluster process that reads it.
+    assert len([pid for _, err in outputs for pid in reader_pids(err)]) == 2 * (reader == "process")
     check_against_oracle(tmp_path, sims, 1500)
     # Each process wrote the windows it made, in part files of its own.
     assert writers(tmp_path, "aggregates") == {"000-000", "001-000"}
@@ -367,10 +382,15 @@ def test_the_input_has_ended_when_every_stream_read_here_ended_not_on_a_failure(
 
 
 @pytest.mark.runtime
-def test_a_fatal_error_stops_the_job_with_its_message(simulator: StartSim) -> None:
+@pytest.mark.parametrize("reader", ["thread", "process"])
+def test_a_fatal_error_stops_the_job_with_its_message(simulator: StartSim, reader: str) -> None:
     sim = simulator(SimulatorConfig(pace=False, bearer_token="right-token-123"))
     run = run_job(
-        "dataflows.sensor_stats", SSE_URL=sim.url, SSE_BEARER_TOKEN="wrong-token-456", timeout=60
+        "dataflows.sensor_stats",
+        SSE_URL=sim.url,
+        SSE_BEARER_TOKEN="wrong-token-456",
+        SSE_READER=reader,
+        timeout=60,
     )
     assert run.returncode != 0
     # One clear line, not Bytewax's runtime-error traceback.
@@ -405,12 +425,16 @@ def _oauth2(lifetime: float) -> OAuth2Server:
 
 @pytest.mark.runtime
 @pytest.mark.parametrize(
-    ("grant", "fmt"),
-    [("client_credentials", "obelisk"), ("jwt_bearer", "dt")],
-    ids=["obelisk", "dt"],
+    ("grant", "fmt", "reader"),
+    [
+        ("client_credentials", "obelisk", "thread"),
+        ("jwt_bearer", "dt", "thread"),
+        ("jwt_bearer", "dt", "process"),
+    ],
+    ids=["obelisk", "dt", "dt, process reader"],
 )
 def test_tokens_that_expire_every_few_seconds_through_a_run_with_drops(
-    simulator: StartSim, tmp_path: Path, grant: str, fmt: str
+    simulator: StartSim, tmp_path: Path, grant: str, fmt: str, reader: str
 ) -> None:
     # As the vendors do, scaled down: tokens last 2.5 s, and the stream ends when its
     # token does; 600 events paced over 10 s, and a drop every 150 events besides.
@@ -422,6 +446,7 @@ def test_tokens_that_expire_every_few_seconds_through_a_run_with_drops(
         SSE_FORMAT=fmt,
         OUTPUT=str(tmp_path),
         SSE_OAUTH2_TOKEN_URL=sim.token_url,
+        SSE_READER=reader,
         LOG_LEVEL="DEBUG",
         **GRANT_SETTINGS[grant],
         **FAST_RETRY_ENV,
@@ -460,10 +485,27 @@ def test_a_refused_client_secret_stops_the_job_with_one_line(simulator: StartSim
 
 
 @pytest.mark.runtime
-@pytest.mark.parametrize("busy", [False, True], ids=["quiet", "busy"])
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    ("signum", "busy", "reader"),
+    [
+        (signal.SIGINT, False, "thread"),
+        (signal.SIGINT, True, "thread"),
+        (signal.SIGTERM, False, "thread"),
+        (signal.SIGTERM, True, "thread"),
+        (signal.SIGINT, False, "process"),
+        (signal.SIGTERM, True, "process"),
+    ],
+    ids=[
+        "ctrl-c, quiet",
+        "ctrl-c, busy",
+        "sigterm, quiet",
+        "sigterm, busy",
+        "ctrl-c, quiet, process reader",
+        "sigterm, busy, process reader",
+    ],
+)
 def test_sigterm_stops_the_job_like_ctrl_c(
-    simulator: StartSim, tmp_path: Path, signum: int, busy: bool
+    simulator: StartSim, tmp_path: Path, signum: int, busy: bool, reader: str
 ) -> None:
     # Busy: an unpaced stream keeps the worker in the job's Python steps nearly all the
     # time, so the signal mostly lands inside one; it must stop the job the same way.
@@ -477,7 +519,7 @@ def test_sigterm_stops_the_job_like_ctrl_c(
     sim = simulator(config)
     proc = subprocess.Popen(
         bytewax_run_cmd("dataflows.sensor_stats"),
-        env=job_env(SSE_URL=sim.url, OUTPUT=str(tmp_path)),
+        env=job_env(SSE_URL=sim.url, OUTPUT=str(tmp_path), SSE_READER=reader),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -495,6 +537,10 @@ def test_sigterm_stops_the_job_like_ctrl_c(
     assert "Traceback" not in err, shown
     assert "connectors.source" in err, shown  # the partition was closed and reported its stream
     assert "sensor_stats summary" in err
+    readers = reader_pids(err)
+    assert len(readers) == (reader == "process")
+    for pid in readers:
+        wait_for(lambda pid=pid: not alive(pid), "the reader process to end with the job")
 
 
 @pytest.mark.runtime
