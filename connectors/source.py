@@ -21,6 +21,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from connectors.sse import OversizedEvent, SSEEvent
 from connectors.sse.client import SubscriptionLike, SubscriptionStats
+from connectors.sse.parser import DecodedEvent
 
 __all__ = ["SSESource", "StreamItem"]
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # What the source emits: the partition (stream) name and the event, or the marker of an
 # event skipped for its size, which the dataflow turns into a dead letter.
-StreamItem = tuple[str, SSEEvent | OversizedEvent]
+StreamItem = tuple[str, SSEEvent | OversizedEvent | DecodedEvent]
 
 
 @dataclass(frozen=True)

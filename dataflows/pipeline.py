@@ -37,6 +37,7 @@ from dataflows.readings import (
     Marks,
     Reading,
     Watched,
+    decoded_events,
     parse_by_key,
     parse_in_order,
     parse_item,
@@ -66,8 +67,12 @@ def sse_source(job: JobConfig, stats: RunStats) -> SSESource:
     )
 
     def open_stream(url: str, last_event_id: str | None) -> SubscriptionLike:
-        open_one = RemoteSubscription if stream.reader == "process" else subscribe
-        subscription: SubscriptionLike = open_one(
+        open_one: Callable[..., SubscriptionLike] = subscribe
+        if stream.reader == "process":
+            # The events' decode runs in the reader process too, beside the parser.
+            decode = partial(decoded_events, stream.format, names[url])
+            open_one = partial(RemoteSubscription, decode=decode)
+        subscription = open_one(
             resolve(url),
             last_event_id=last_event_id,
             retry=stream.retry,

@@ -11,14 +11,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import orjson
 
 from connectors.source import StreamItem
 from connectors.sse import OversizedEvent, SSEEvent
+from connectors.sse.parser import DecodedEvent
 from dataflows.fast_formats import FastDecoder, fast_decoder_for
-from dataflows.formats import FormatParser, Parsed, Reject
+from dataflows.formats import PARSERS, Format, FormatParser, Parsed, Reject
 from dataflows.times import from_micros, iso
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "Reading",
     "ReadingRow",
     "Watched",
+    "decoded_events",
     "key_of",
     "parse_by_key",
     "parse_in_order",
@@ -68,6 +70,12 @@ class DeadLetter:
     # The stream's event time when it came (its newest reading before it, microseconds),
     # which places it among the windows; None before the stream's first reading.
     stream_time: int | None = None
+
+    def __reduce__(self) -> tuple[type[DeadLetter], tuple[str, str, str, str, str, int | None]]:
+        # A reader process sends them. Compiled, the class has no __setstate__, and
+        # pickle's default sets each field, which a frozen class refuses.
+        fields = (self.reason, self.detail, self.data, self.event_id, self.stream)
+        return (DeadLetter, (*fields, self.stream_time))
 
     def to_json(self, job: str | None = None) -> str:
         """The dead letter as a JSON line; ``job`` names the job that wrote it, so that
@@ -207,14 +215,26 @@ def parse_by_key(
     return groups, dead, {stream: t for stream, t in times.items() if t is not None}
 
 
+def decoded_events(
+    fmt: Format, stream: str, events: list[SSEEvent | OversizedEvent]
+) -> list[DecodedEvent]:
+    """A read's events as their readings or dead letters, each beside its id: what a
+    reader process (SSE_READER=process) hands on, so that the job does not decode them."""
+    parser = PARSERS[fmt]
+    fast = fast_decoder_for(parser)
+    return [DecodedEvent(event.id, _parse_event(event, stream, parser, fast)) for event in events]
+
+
 def _parse_event(
-    event: SSEEvent | OversizedEvent,
+    event: SSEEvent | OversizedEvent | DecodedEvent,
     stream: str,
     parser: FormatParser,
     fast: FastDecoder | None,
 ) -> Parsed | DeadLetter:
     """An event's readings: by the format's msgspec decoder when the event has the usual
     shape, else by orjson and the format's checks, which name a dead letter's reason."""
+    if isinstance(event, DecodedEvent):
+        return cast("Parsed | DeadLetter", event.decoded)
     if isinstance(event, OversizedEvent):
         return DeadLetter(
             "oversized", f"event data over {event.limit} bytes was skipped", "", event.id, stream

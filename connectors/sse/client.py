@@ -16,7 +16,7 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from io import BufferedIOBase
 from itertools import chain
@@ -46,6 +46,7 @@ from connectors.sse.errors import (
 )
 from connectors.sse.options import ConnectOptions
 from connectors.sse.parser import (
+    DecodedEvent,
     NDJSONParser,
     OversizedEvent,
     SSEEvent,
@@ -214,7 +215,7 @@ class SubscriptionLike(Protocol):
 
     def close(self) -> None: ...
 
-    def batches(self) -> Iterator[list[Item]]: ...
+    def batches(self) -> Iterator[Sequence[Item | DecodedEvent]]: ...
 
 
 class Subscription(Iterator[SSEEvent]):

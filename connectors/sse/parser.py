@@ -27,6 +27,7 @@ from typing import NamedTuple
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
     "SSECLIENT_DEPARTURES",
+    "DecodedEvent",
     "NDJSONParser",
     "OversizedEvent",
     "SSEEvent",
@@ -98,6 +99,15 @@ class OversizedEvent:
 
     id: str
     limit: int
+
+
+class DecodedEvent(NamedTuple):
+    """An event, or an oversized event's marker, as a reader process's ``decode`` left it
+    (``remote.RemoteSubscription``): its id, and what the decode made of it, so that the
+    event's data need not be read again, nor sent."""
+
+    id: str
+    decoded: object
 
 
 _OVERLONG = None  # what _LineSplitter yields in place of a line longer than the limit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -14,10 +15,18 @@ from hypothesis import strategies as st
 from connectors.simulator import SequenceSpec, expected_readings, payload
 from connectors.simulator.dt_events import DT_EVERY
 from connectors.simulator.sequence import is_backfilled
+from connectors.source import StreamItem
 from connectors.sse import OversizedEvent, SSEEvent
 from connectors.vendors import DT_EVENT_TYPES
 from dataflows.formats import PARSERS, VENDOR_FORMATS, Reject, _dt_checked, _dt_usual
-from dataflows.readings import DeadLetter, Reading, parse_by_key, parse_in_order, parse_item
+from dataflows.readings import (
+    DeadLetter,
+    Reading,
+    decoded_events,
+    parse_by_key,
+    parse_in_order,
+    parse_item,
+)
 from tests.helpers.stream_times import T0, flat_items, stream_events, times_at
 
 
@@ -377,6 +386,40 @@ def test_obelisk_non_numeric_metrics_give_nothing_and_arrays_give_each() -> None
     assert [(r.sensor_id, r.value, r.ts) for r in got if isinstance(r, Reading)] == [
         ("a", 1.0, T0),
         ("b", 2.0, T0),
+    ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    fmt=st.sampled_from(VENDOR_FORMATS),
+    parser=st.sampled_from(["own", "auto"]),
+    start=st.integers(0, 10**6),
+    odd=st.lists(st.sampled_from(["ok", "cut", "oversized", "not an object"]), max_size=30),
+)
+def test_a_reader_processs_decoded_events_read_as_the_events_do(
+    fmt: str, parser: str, start: int, odd: list[str]
+) -> None:
+    spec = SequenceSpec(sensors=7, format=fmt, dt_events="every", samples=2, backfill_every=3)  # type: ignore[arg-type]
+    events: list[SSEEvent | OversizedEvent] = []
+    for k, kind in enumerate(odd or ["ok"]):
+        n, data = start + k, payload(spec, start + k)
+        if kind == "oversized":
+            events.append(OversizedEvent(str(n), 1024))
+        else:
+            body = {"cut": data[: len(data) // 2], "not an object": "[1, 2]"}.get(kind, data)
+            events.append(SSEEvent("message", body, str(n)))
+    name = fmt if parser == "own" else "auto"
+    # As the pipe carries them.
+    decoded = pickle.loads(pickle.dumps(decoded_events(name, "s1", events)))  # type: ignore[arg-type]
+    assert [d.id for d in decoded] == [e.id for e in events]
+    raw: list[StreamItem] = [("s1", e) for e in events]
+    read: list[StreamItem] = [("s1", d) for d in decoded]
+    for parse_batch in (parse_by_key, parse_in_order):
+        assert parse_batch(read, PARSERS[name], lambda _: None) == parse_batch(  # type: ignore[operator]
+            raw, PARSERS[name], lambda _: None
+        )
+    assert [parse_item(item, PARSERS[name]) for item in read] == [
+        parse_item(item, PARSERS[name]) for item in raw
     ]
 
 

@@ -139,9 +139,16 @@ def test_a_stream_cut_every_137_events_reconnects_without_growing_delays(
     assert all(0.05 <= float(delay) <= 0.1 for delay, _ in waits), waits
 
 
-@pytest.mark.parametrize("module", ["dataflows.sensor_stats", "dataflows.features"])
+@pytest.mark.parametrize(
+    ("module", "reader"),
+    [
+        ("dataflows.sensor_stats", "thread"),
+        ("dataflows.features", "thread"),
+        ("dataflows.features", "process"),
+    ],
+)
 def test_a_sensor_that_goes_quiet_gets_its_last_window_while_the_stream_goes_on(
-    simulator: StartSim, module: str
+    simulator: StartSim, module: str, reader: str
 ) -> None:
     # 4 sensors, 40 events/s for 6 s; sensor-001 stops 1.5 s in. Its last window ends at
     # 1.5 s (sliding: 2 s), so it closes once the stream reaches that + LATENESS +
@@ -159,6 +166,7 @@ def test_a_sensor_that_goes_quiet_gets_its_last_window_while_the_stream_goes_on(
         IDLE_CLOSE="1s",
         FEATURE_WINDOW="1s",
         FEATURE_STEP="500ms",
+        SSE_READER=reader,
     )
     assert run.returncode == 0, run.stderr
     quiet = [(json.loads(line), sent) for line, sent in seen if '"sensor-001"' in line]
