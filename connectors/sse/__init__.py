@@ -12,7 +12,14 @@ from connectors.sse.errors import (
     SSETokenError,
 )
 from connectors.sse.options import ConnectOptions
-from connectors.sse.parser import DEFAULT_MAX_EVENT_BYTES, OversizedEvent, SSEEvent, iter_events
+from connectors.sse.parser import (
+    DEFAULT_MAX_EVENT_BYTES,
+    DecodedEvent,
+    OversizedEvent,
+    SSEEvent,
+    iter_events,
+)
+from connectors.sse.remote import RemoteSubscription
 from connectors.sse.retry import RetryPolicy
 from connectors.sse.tokens import AccessToken, ClientCredentials, JWTBearer, TokenProvider
 
@@ -22,9 +29,11 @@ __all__ = [
     "Auth",
     "ClientCredentials",
     "ConnectOptions",
+    "DecodedEvent",
     "JWTBearer",
     "OversizedEvent",
     "Reconnect",
+    "RemoteSubscription",
     "RetryPolicy",
     "SSEConnectionError",
     "SSEContentEncodingError",

@@ -2,7 +2,8 @@
 
 A job's reader thread shares the interpreter lock with the dataflow: the socket reads,
 the chunk framing and the SSE parser take about a third of a busy job's CPU. In a child
-process they run on another core, and the job only unpickles each read's events. The
+process they run on another core, and the job only unpickles each read's events (with
+``decode``, what the job's own decode made of them: the jobs decode there too). The
 child gets the subscription's settings (pickled: the retry policy, transport options
 and credentials, a token provider without its pool or cached token) and sends back, in
 one ordered pipe, each read's events with the subscription's counters, its reconnects
@@ -42,9 +43,9 @@ __all__ = ["RemoteSubscription"]
 
 log = logging.getLogger(__name__)
 
-# The loggers whose levels the child takes from the job's, so that it sends only the
-# records the job would keep.
-_LEVELS_OF = ("", "connectors", "urllib3")
+# The loggers whose levels the child takes from the job's (and those set below them), so
+# that it sends only the records the job would keep.
+_LEVELS_OF = ("connectors", "urllib3")
 _CLOSE_WAIT = 5.0
 # The items sent as columns, rebuilt from them by tuple.__new__.
 _NAMED_TUPLES = frozenset({SSEEvent, DecodedEvent})
@@ -99,8 +100,7 @@ class RemoteSubscription:
         self.connected = False
         self._on_reconnect = on_reconnect
         self._closed = threading.Event()
-        levels = {name: logging.getLogger(name).getEffectiveLevel() for name in _LEVELS_OF}
-        params = _Params(url, last_event_id, retry, options, auth, levels, decode)
+        params = _Params(url, last_event_id, retry, options, auth, _levels(), decode)
         try:
             settings = pickle.dumps(params)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
@@ -113,6 +113,8 @@ class RemoteSubscription:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "connectors.sse.remote", str(events_out), str(settings_in)],
             pass_fds=(events_out, settings_in),
+            # Its output is the pipe: a job may write its records to stdout.
+            stdout=subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(_import_path())},
         )
         os.close(events_out)
@@ -196,6 +198,16 @@ class RemoteSubscription:
         self.connected = state.connected
 
 
+def _levels() -> dict[str, int]:
+    """The job's levels for the loggers a subscription writes to, root's first."""
+    levels = {"": logging.getLogger().getEffectiveLevel()}
+    levels |= {name: logging.getLogger(name).getEffectiveLevel() for name in _LEVELS_OF}
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger) and logger.level and name.startswith(_LEVELS_OF):
+            levels[name] = logger.level
+    return levels
+
+
 def _import_path() -> list[str]:
     # The child imports this package from where the job did, installed or not.
     here = str(Path(__file__).resolve().parents[2])
@@ -253,7 +265,7 @@ class _Forward(logging.Handler):
         fields["exc_info"] = None
         try:
             self._sender.send("log", fields)
-        except (OSError, pickle.PicklingError, TypeError):
+        except (OSError, pickle.PicklingError, TypeError, AttributeError):
             self.handleError(record)
 
 
@@ -267,13 +279,13 @@ def _watch(control: Connection) -> None:
 def _serve(events_fd: int, control_fd: int) -> None:
     sender = _Sender(Connection(events_fd, readable=False))
     control = Connection(control_fd, writable=False)
-    params: _Params = pickle.loads(control.recv_bytes())
-    threading.Thread(target=_watch, args=(control,), name="job watch", daemon=True).start()
-    root = logging.getLogger()
-    root.addHandler(_Forward(sender))
-    for name, level in params.levels.items():
-        logging.getLogger(name).setLevel(level)
+    logging.getLogger().addHandler(_Forward(sender))
     try:
+        # In the try: a decode whose module cannot be imported here is the job's error.
+        params: _Params = pickle.loads(control.recv_bytes())
+        threading.Thread(target=_watch, args=(control,), name="job watch", daemon=True).start()
+        for name, level in params.levels.items():
+            logging.getLogger(name).setLevel(level)
         sub = subscribe(
             params.url,
             last_event_id=params.last_event_id,

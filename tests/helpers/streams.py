@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from connectors.simulator import Faults, SensorSimulator, SequenceSpec, SimulatorConfig
-from connectors.sse import RetryPolicy, SSEEvent
+from connectors.sse import DecodedEvent, OversizedEvent, RetryPolicy, SSEEvent
 
-__all__ = ["FAST_RETRY", "ids_of", "resumed_from", "unpaced"]
+__all__ = ["FAST_RETRY", "data_lengths", "ids_of", "resumed_from", "unpaced"]
 
 # Fast, deterministic reconnects for tests: no jitter, small delays.
 FAST_RETRY = RetryPolicy(initial_delay=0.01, max_delay=0.05, jitter=0.0)
@@ -26,3 +26,8 @@ def ids_of(events: list[SSEEvent]) -> list[int]:
 
 def resumed_from(sim: SensorSimulator) -> list[str | None]:
     return [r.headers.get("Last-Event-ID") for r in sim.requests]
+
+
+def data_lengths(events: list[SSEEvent | OversizedEvent]) -> list[DecodedEvent]:
+    """A decode for a reader process: each event's data length (an oversized one's None)."""
+    return [DecodedEvent(e.id, len(e.data) if isinstance(e, SSEEvent) else None) for e in events]

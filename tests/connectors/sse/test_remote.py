@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import types
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from connectors.simulator import Faults, OAuth2Server, SequenceSpec, SimulatorCo
 from connectors.sse import (
     Auth,
     ClientCredentials,
+    ConnectOptions,
+    DecodedEvent,
     Reconnect,
     RetryPolicy,
     SSEError,
@@ -30,7 +33,7 @@ from connectors.sse.remote import RemoteSubscription
 from tests.helpers.processes import alive
 from tests.helpers.secrets import assert_clean
 from tests.helpers.servers import StartSim, free_port
-from tests.helpers.streams import FAST_RETRY, unpaced
+from tests.helpers.streams import FAST_RETRY, data_lengths, unpaced
 from tests.helpers.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -71,6 +74,31 @@ def test_the_same_items_counters_and_reconnects_as_in_process(
     ]
     assert remote.last_event_id == local.last_event_id == str(faults.end_after - 1)
     wait_for(lambda: not alive(remote.pid), "the child to end with its stream")
+
+
+def test_a_decode_runs_in_the_child_and_its_items_come_instead(simulator: StartSim) -> None:
+    faults = Faults(end_after=600, drop_every=250, oversized_every=41, oversized_bytes=3000)
+    sim, twin = (simulator(unpaced(faults)) for _ in range(2))
+    expected = data_lengths(_read_all(subscribe(sim.url, retry=FAST_RETRY, max_event_bytes=2048)))
+    options = ConnectOptions(max_event_bytes=2048)
+    remote = RemoteSubscription(twin.url, retry=FAST_RETRY, options=options, decode=data_lengths)
+    got = _read_all(remote)
+    assert got == expected
+    assert {type(item) for item in got} == {DecodedEvent}
+    assert None in [item.decoded for item in got]  # type: ignore[union-attr]
+
+
+def test_a_decode_the_child_cannot_import_is_an_error_here(
+    simulator: StartSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = simulator(unpaced())
+    gone = types.ModuleType("sensorwax_nowhere_else")
+    exec("def decode(events):\n    return events\n", gone.__dict__)
+    monkeypatch.setitem(sys.modules, gone.__name__, gone)
+    remote = RemoteSubscription(sim.url, decode=gone.decode)
+    with pytest.raises(ModuleNotFoundError, match="sensorwax_nowhere_else"):
+        _read_all(remote)
+    wait_for(lambda: not alive(remote.pid), "the child to end")
 
 
 def test_it_resumes_after_the_id_it_is_given(simulator: StartSim) -> None:
@@ -117,6 +145,18 @@ def test_the_childs_logs_come_through_this_processs_loggers_masked(
     )
     assert_clean(str(messages) + caplog.text, ["tk-0a9b8c7d"])
     assert "token=***" in remote.url
+
+
+def test_a_level_set_on_one_logger_reaches_the_child(
+    simulator: StartSim, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim = simulator(unpaced(Faults(end_after=20)))
+    caplog.set_level(logging.WARNING)
+    caplog.set_level(logging.INFO, logger="connectors.sse.client")
+    _read_all(RemoteSubscription(sim.url, retry=FAST_RETRY))
+    names = {r.name for r in caplog.records}
+    assert "connectors.sse.client" in names
+    assert "connectors.sse.remote" not in names  # this process's own, at WARNING
 
 
 def test_debug_records_stay_in_the_child_unless_this_process_wants_them(
