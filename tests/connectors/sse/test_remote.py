@@ -57,14 +57,12 @@ def test_the_same_items_counters_and_reconnects_as_in_process(
     # A simulator each: its faults (the statuses) count its own connections.
     sim, twin = (simulator(unpaced(faults, events_per_write=7)) for _ in range(2))
     here: list[Reconnect] = []
-    local = subscribe(sim.url, on_reconnect=here.append, retry=FAST_RETRY, max_event_bytes=2048)
+    options = ConnectOptions(max_event_bytes=2048)
+    local = subscribe(sim.url, on_reconnect=here.append, retry=FAST_RETRY, options=options)
     expected = _read_all(local)
     there: list[Reconnect] = []
     remote = RemoteSubscription(
-        twin.url,
-        retry=FAST_RETRY,
-        options=local._options,
-        on_reconnect=there.append,
+        twin.url, retry=FAST_RETRY, options=options, on_reconnect=there.append
     )
     assert _read_all(remote) == expected
     for counter in ("connects", "reconnects", "events", "oversized", "reconnect_reasons"):
@@ -119,7 +117,7 @@ def test_a_fatal_error_arrives_typed_with_its_fields_and_no_secret(simulator: St
     assert_clean(repr(caught.value) + str(caught.value.__dict__), ["wrong-token-456"])
 
 
-def test_the_retry_policys_cap_arrives_with_its_counts(simulator: StartSim) -> None:
+def test_the_retry_policys_cap_arrives_with_its_counts() -> None:
     port = free_port()  # nobody listens: every connect is refused
     policy = RetryPolicy(initial_delay=0.01, max_delay=0.02, jitter=0.0, max_attempts=3)
     remote = RemoteSubscription(f"http://127.0.0.1:{port}/stream", retry=policy)
