@@ -44,7 +44,10 @@ def closed_windows(sent: pd.DataFrame, window_ms: int, lateness_ms: int) -> int:
     return int(sent[closed].groupby([*KEY, "window"]).ngroups)
 
 
-def test_metrics_match_what_the_simulator_sent(simulator: StartSim, tmp_path: Path) -> None:
+@pytest.mark.parametrize("reader", ["thread", "process"])
+def test_metrics_match_what_the_simulator_sent(
+    simulator: StartSim, tmp_path: Path, reader: str
+) -> None:
     # Drops mid-event every 100 events and a malformed event every 50; after 450 events
     # (18 s of event time from a window's start a minute ago: each sensor's first window
     # closes, its second stays open) the stream stays open with pings only, so the
@@ -69,6 +72,7 @@ def test_metrics_match_what_the_simulator_sent(simulator: StartSim, tmp_path: Pa
             SSE_OAUTH2_TOKEN_URL=sim.token_url,
             SSE_OAUTH2_CLIENT_ID="sensorwax",
             SSE_OAUTH2_CLIENT_SECRET="cs-metrics-3e1f",
+            SSE_READER=reader,
             BYTEWAX_DATAFLOW_API_ENABLED="true",
             BYTEWAX_DATAFLOW_API_PORT=str(port),
         ),
