@@ -95,12 +95,13 @@ def _catalog(sim: SensorSimulator) -> ObeliskCatalog:
     return ObeliskCatalog(sim.base_url, ClientCredentials(sim.token_url, CLIENT_ID, SECRET))
 
 
+@pytest.mark.parametrize("reader", ["thread", "process"])
 def test_the_job_creates_its_stream_reads_it_and_a_restart_reads_on_from_there(
-    simulator: StartSim, tmp_path: Path
+    simulator: StartSim, tmp_path: Path, reader: str
 ) -> None:
     first = simulator(_config(end_after=HALF))
     out = tmp_path / "out"
-    run = run_job("dataflows.sensor_stats", OUTPUT=str(out), **_settings(first))
+    run = run_job("dataflows.sensor_stats", OUTPUT=str(out), SSE_READER=reader, **_settings(first))
     assert run.returncode == 0, run.stderr
     assert first.catalog is not None
     (stream,) = first.catalog.streams
@@ -122,7 +123,11 @@ def test_the_job_creates_its_stream_reads_it_and_a_restart_reads_on_from_there(
     second = SensorSimulator(_config(end_after=2 * HALF), catalog=second_catalog).start()
     try:
         run = run_job(
-            "dataflows.sensor_stats", OUTPUT=str(out), OUTPUT_MODE="append", **_settings(second)
+            "dataflows.sensor_stats",
+            OUTPUT=str(out),
+            OUTPUT_MODE="append",
+            SSE_READER=reader,
+            **_settings(second),
         )
     finally:
         second.stop()

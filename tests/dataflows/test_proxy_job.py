@@ -22,8 +22,9 @@ from tests.helpers.servers import PROXY_PASSWORD, StartSim
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.parametrize("reader", ["thread", "process"])
 def test_the_job_reads_through_the_proxy_with_tokens_and_drops(
-    simulator: StartSim, forward_proxy: str, tmp_path: Path
+    simulator: StartSim, forward_proxy: str, tmp_path: Path, reader: str
 ) -> None:
     sim = simulator(
         SimulatorConfig(
@@ -43,6 +44,7 @@ def test_the_job_reads_through_the_proxy_with_tokens_and_drops(
         SSE_OAUTH2_CLIENT_ID="cid",
         SSE_OAUTH2_CLIENT_SECRET="cs-proxied-4d2c",
         SSE_RETRY_INITIAL="10ms",
+        SSE_READER=reader,
         LOG_LEVEL="debug",
     )
     assert run.returncode == 0, run.stderr
