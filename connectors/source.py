@@ -1,7 +1,8 @@
 """SSESource: a Bytewax input with one partition per stream URL, resumable by event id.
 
-Each partition runs ``subscribe`` in a reader thread that appends events to a pending
-list; ``next_batch`` takes what has accumulated without ever blocking. When the pending
+Each partition runs ``subscribe`` in a reader thread (or reads there what a
+``RemoteSubscription``'s process sends) that appends events to a pending list;
+``next_batch`` takes what has accumulated without ever blocking. When the pending
 events passed ``max_pending_bytes`` of stream, the reader waits, so TCP pushes back on
 the server and memory stays bounded however slow the dataflow is. The resume state is
 the id of the last event handed to the dataflow, so recovery resumes the stream with
@@ -28,7 +29,8 @@ __all__ = ["SSESource", "StreamItem"]
 log = logging.getLogger(__name__)
 
 # What the source emits: the partition (stream) name and the event, or the marker of an
-# event skipped for its size, which the dataflow turns into a dead letter.
+# event skipped for its size, which the dataflow turns into a dead letter, or (from a
+# reader process that decodes, SSE_READER=process) what the decode made of either.
 StreamItem = tuple[str, SSEEvent | OversizedEvent | DecodedEvent]
 
 

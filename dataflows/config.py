@@ -74,11 +74,11 @@ T = TypeVar("T")
 OutputMode = Literal["new", "append", "overwrite"]
 OUTPUT_MODES: tuple[OutputMode, ...] = ("new", "append", "overwrite")
 OutputFormat = Literal["jsonl", "delta"]
-# Where each stream's socket, chunk framing and SSE parser run: a thread of the job, or
-# a process of their own (connectors/sse/remote.py), on another core.
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("jsonl", "delta")
+# Where each stream's socket, chunk framing, SSE parser and decode run: a thread of the
+# job, or a process of their own (connectors/sse/remote.py), on another core.
 Reader = Literal["thread", "process"]
 READERS: tuple[Reader, ...] = ("thread", "process")
-OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("jsonl", "delta")
 DEFAULT_ROLL_SIZE = 128 * 2**20
 
 
