@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.simulator import Faults, OAuth2Server, SequenceSpec, SimulatorConfig
+from dataflows.config import READERS
 from tests.helpers.doc_blocks import examples
 from tests.helpers.oracle import KEY, bytewax_run_cmd, job_env, sent_readings
 from tests.helpers.servers import StartSim, free_port
@@ -44,7 +45,7 @@ def closed_windows(sent: pd.DataFrame, window_ms: int, lateness_ms: int) -> int:
     return int(sent[closed].groupby([*KEY, "window"]).ngroups)
 
 
-@pytest.mark.parametrize("reader", ["thread", "process"])
+@pytest.mark.parametrize("reader", READERS)
 def test_metrics_match_what_the_simulator_sent(
     simulator: StartSim, tmp_path: Path, reader: str
 ) -> None:

@@ -26,6 +26,7 @@ from connectors.simulator import (
 from connectors.simulator.obelisk import ObeliskConfig
 from connectors.simulator.sequence import expected_readings, obelisk_event
 from connectors.sse import ClientCredentials
+from dataflows.config import READERS
 from tests.helpers.oracle import (
     ROOT,
     assert_same_aggregates,
@@ -95,7 +96,7 @@ def _catalog(sim: SensorSimulator) -> ObeliskCatalog:
     return ObeliskCatalog(sim.base_url, ClientCredentials(sim.token_url, CLIENT_ID, SECRET))
 
 
-@pytest.mark.parametrize("reader", ["thread", "process"])
+@pytest.mark.parametrize("reader", READERS)
 def test_the_job_creates_its_stream_reads_it_and_a_restart_reads_on_from_there(
     simulator: StartSim, tmp_path: Path, reader: str
 ) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from connectors.simulator import Faults, OAuth2Server, SequenceSpec, SimulatorConfig
+from dataflows.config import READERS
 from tests.helpers.oracle import (
     assert_same_aggregates,
     expected_aggregates,
@@ -22,7 +23,7 @@ from tests.helpers.servers import PROXY_PASSWORD, StartSim
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("reader", ["thread", "process"])
+@pytest.mark.parametrize("reader", READERS)
 def test_the_job_reads_through_the_proxy_with_tokens_and_drops(
     simulator: StartSim, forward_proxy: str, tmp_path: Path, reader: str
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -22,7 +21,7 @@ from connectors.simulator import (
     SimulatorConfig,
 )
 from dataflows import sensor_stats
-from dataflows.config import load_config
+from dataflows.config import READERS, load_config
 from dataflows.run_stats import RunStats
 from dataflows.times import from_micros, iso
 from tests.helpers.oracle import (
@@ -39,7 +38,7 @@ from tests.helpers.oracle import (
     sent_readings,
     writers,
 )
-from tests.helpers.processes import alive, reader_pids
+from tests.helpers.processes import alive, cpu_seconds, reader_pids
 from tests.helpers.secrets import assert_clean
 from tests.helpers.servers import StartSim, free_port
 from tests.helpers.waiting import wait_for
@@ -84,7 +83,7 @@ def malformed_ids(sim: SensorSimulator, events: int) -> list[int]:
     return [n for n in range(events) if sim.config.faults.malformed(n)]
 
 
-@pytest.mark.parametrize("reader", ["thread", "process"])
+@pytest.mark.parametrize("reader", READERS)
 @pytest.mark.parametrize("fmt", ["flat", "dt", "obelisk"])
 def test_each_format_through_drops_statuses_and_malformed_events(
     simulator: StartSim, tmp_path: Path, fmt: str, reader: str
@@ -308,7 +307,7 @@ def test_two_streams_on_two_workers_equal_one_worker(simulator: StartSim, tmp_pa
     assert writers(one, "aggregates") == {"000-000"}
 
 
-@pytest.mark.parametrize("reader", ["thread", "process"])
+@pytest.mark.parametrize("reader", READERS)
 def test_two_processes_equal_one(simulator: StartSim, tmp_path: Path, reader: str) -> None:
     sims = [
         simulator(sim_config(offset=0, drop_every=400)),
@@ -390,7 +389,7 @@ def test_the_input_has_ended_when_every_stream_read_here_ended_not_on_a_failure(
 
 
 @pytest.mark.runtime
-@pytest.mark.parametrize("reader", ["thread", "process"])
+@pytest.mark.parametrize("reader", READERS)
 def test_a_fatal_error_stops_the_job_with_its_message(simulator: StartSim, reader: str) -> None:
     sim = simulator(SimulatorConfig(pace=False, bearer_token="right-token-123"))
     run = run_job(
@@ -565,17 +564,11 @@ def test_an_idle_stream_does_not_keep_a_core_busy(simulator: StartSim) -> None:
     try:
         wait_for(lambda: bool(sim.sent_ids), "the first event", poll=0.05)
         time.sleep(1.0)
-        before = _cpu_seconds(proc.pid)
+        before = cpu_seconds(proc.pid)
         time.sleep(3.0)
-        used = _cpu_seconds(proc.pid) - before
+        used = cpu_seconds(proc.pid) - before
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
     # A spinning worker would use about 3 s of CPU here; an idle one a small fraction.
     assert used < 0.6, used
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks / os.sysconf("SC_CLK_TCK")

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import types
-from pathlib import Path
 
 import pytest
 
@@ -30,13 +29,13 @@ from connectors.sse import (
 )
 from connectors.sse.client import Item
 from connectors.sse.remote import RemoteSubscription
+from tests.helpers.oracle import ROOT
 from tests.helpers.processes import alive
 from tests.helpers.secrets import assert_clean
 from tests.helpers.servers import StartSim, free_port
 from tests.helpers.streams import FAST_RETRY, data_lengths, unpaced
 from tests.helpers.waiting import wait_for
 
-ROOT = Path(__file__).resolve().parents[3]
 FAULTS = {
     "drops mid-event": Faults(end_after=3000, drop_every=701, drop_mid_event=True),
     "statuses, oversized": Faults(
