@@ -56,6 +56,7 @@ pytest: native
 # properties, the pandas oracle), run again on the pure-Python modules; the runtime ones
 # among them (tokens, signals, fatal errors) exercise no compiled code.
 PURE_TESTS = tests/dataflows/test_fast_formats.py tests/dataflows/test_readings.py \
+	tests/dataflows/test_timestamps.py \
 	tests/dataflows/test_stream_breaks.py \
 	tests/dataflows/test_key_groups.py tests/dataflows/test_sensor_stats.py tests/test_native.py
 pytest-pure: native
