@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from dataflows.formats import Reject, plain_utc_micros, timestamp_micros
+from dataflows import native
+from dataflows.formats import PLAIN_FIRST, Reject, plain_utc_micros, timestamp_micros
 from dataflows.times import EPOCH, MICROSECOND
 
 
@@ -134,3 +135,7 @@ def test_more_minutes_than_are_remembered_still_read_right() -> None:
             moment = datetime.fromtimestamp(start + 7.25, UTC)
             text = moment.isoformat().replace("+00:00", "Z")
             assert plain_utc_micros(text) == int(start + 7.25) * 1_000_000 + 250_000
+
+
+def test_the_compiled_form_reads_the_usual_shape_first_and_the_pure_form_does_not() -> None:
+    assert native.chosen().compiled == PLAIN_FIRST
