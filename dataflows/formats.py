@@ -157,23 +157,26 @@ def timestamp_micros(value: Any, *, unit: str = "auto") -> int:
         if zone is None:
             moment = moment.replace(tzinfo=UTC)
         return (moment - EPOCH) // MICROSECOND
-    if isinstance(value, bool):
+    if type(value) is int:  # Obelisk's epoch ms, first: an int is finite and not a bool
+        stamp = value * (1000 if _in_ms(value, unit) else 1_000_000)
+    elif isinstance(value, bool):
         raise Reject("invalid_timestamp", f"timestamp {value!r} is not a time")
-    if isinstance(value, _NUMBER):
+    elif isinstance(value, _NUMBER):
         if not math.isfinite(value):
             raise Reject("invalid_timestamp", f"timestamp {value!r} is not finite")
-        ms = unit == "ms" or (unit == "auto" and abs(value) >= _MS_THRESHOLD)
-        if type(value) is int:
-            stamp = value * (1000 if ms else 1_000_000)
-        else:
-            # As datetime.fromtimestamp rounds: whole seconds, then the fraction to the
-            # nearest microsecond, half to even.
-            fraction, whole = math.modf(value / 1000 if ms else value)
-            stamp = int(whole) * 1_000_000 + round(fraction * 1e6)
-        if not _MIN_MICROS <= stamp <= _MAX_MICROS:
-            raise Reject("invalid_timestamp", f"timestamp {value!r} is out of range")
-        return stamp
-    raise Reject("invalid_timestamp", f"timestamp {value!r} is not a string or number")
+        # As datetime.fromtimestamp rounds: whole seconds, then the fraction to the
+        # nearest microsecond, half to even.
+        fraction, whole = math.modf(value / 1000 if _in_ms(value, unit) else value)
+        stamp = int(whole) * 1_000_000 + round(fraction * 1e6)
+    else:
+        raise Reject("invalid_timestamp", f"timestamp {value!r} is not a string or number")
+    if not _MIN_MICROS <= stamp <= _MAX_MICROS:
+        raise Reject("invalid_timestamp", f"timestamp {value!r} is out of range")
+    return stamp
+
+
+def _in_ms(value: float, unit: str) -> bool:
+    return unit == "ms" or (unit == "auto" and abs(value) >= _MS_THRESHOLD)
 
 
 def _number(value: Any, what: str) -> float:

@@ -1,12 +1,13 @@
 """The usual timestamp text read without datetime (``plain_utc_micros``) gives exactly
 what ``datetime.fromisoformat`` gives, and leaves to it every text it does not read: texts
 of the usual shape with each part made odd (digits of other scripts, a seventh fraction
-digit, a leap second, an impossible date, other offsets and separators)."""
+digit, a leap second, an impossible date, other offsets and separators). Epoch numbers
+are read as ``datetime`` reads them, each kind on its own path."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -139,3 +140,34 @@ def test_more_minutes_than_are_remembered_still_read_right() -> None:
 
 def test_the_compiled_form_reads_the_usual_shape_first_and_the_pure_form_does_not() -> None:
     assert native.chosen().compiled == PLAIN_FIRST
+
+
+def _epoch_reference(value: float, unit: str) -> int | None:
+    ms = unit == "ms" or (unit == "auto" and abs(value) >= 100_000_000_000)
+    try:
+        if type(value) is int:
+            moment = EPOCH + (timedelta(milliseconds=value) if ms else timedelta(seconds=value))
+        else:
+            moment = datetime.fromtimestamp(value / 1000 if ms else value, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+    return (moment - EPOCH) // MICROSECOND
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.one_of(
+        st.integers(-(2**63), 2**63),
+        st.integers(-(10**13), 10**13),
+        st.floats(-1e13, 1e13, allow_nan=False),
+        st.sampled_from([0, -1, 99_999_999_999, 100_000_000_000, 253402300799, -62135596800]),
+    ),
+    st.sampled_from(["auto", "ms"]),
+)
+def test_epoch_numbers_are_read_as_datetime_reads_them(value: float, unit: str) -> None:
+    expected = _epoch_reference(value, unit)
+    try:
+        assert timestamp_micros(value, unit=unit) == expected
+    except Reject as rejected:
+        assert expected is None
+        assert rejected.reason == "invalid_timestamp"
