@@ -175,7 +175,9 @@ def timestamp_micros(value: Any, *, unit: str = "auto") -> int:
     return stamp
 
 
-def _in_ms(value: float, unit: str) -> bool:
+def _in_ms(value: Any, unit: str) -> bool:
+    # Any, not float (which mypy takes int | float to mean): compiled, a float parameter
+    # would turn an int too big for a float into an error rather than a time out of range.
     return unit == "ms" or (unit == "auto" and abs(value) >= _MS_THRESHOLD)
 
 

@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from connectors.sse import SSEEvent
 from dataflows import native
-from dataflows.formats import PLAIN_FIRST, Reject, plain_utc_micros, timestamp_micros
+from dataflows.formats import PARSERS, PLAIN_FIRST, Reject, plain_utc_micros, timestamp_micros
+from dataflows.readings import DeadLetter, parse_item
 from dataflows.times import EPOCH, MICROSECOND
 
 
@@ -171,3 +173,12 @@ def test_epoch_numbers_are_read_as_datetime_reads_them(value: float, unit: str) 
     except Reject as rejected:
         assert expected is None
         assert rejected.reason == "invalid_timestamp"
+
+
+def test_an_integer_too_big_for_a_float_is_a_time_out_of_range() -> None:
+    # It once raised OverflowError (math.isfinite of the int), which stopped the job.
+    data = '{"sensor_id": "a", "metric": "t", "ts": 1' + "0" * 400 + ', "value": 1}'
+    (letter,) = parse_item(("s", SSEEvent(data=data, id="1")), PARSERS["flat"])
+    assert isinstance(letter, DeadLetter)
+    assert letter.reason == "invalid_timestamp"
+    assert "out of range" in letter.detail
