@@ -35,7 +35,7 @@ from benchmarks.stream_server import FLAT_EPOCH, SHAPES, StreamServer, Warm, bod
 from connectors.simulator.sequence import SequenceSpec, payload
 from connectors.sse import RetryPolicy, SSEEvent, iter_events, subscribe
 from dataflows import native
-from dataflows.fast_formats import fast_decoder_for
+from dataflows.fast_formats import NO_FAST, fast_kind_for
 from dataflows.formats import PARSERS
 from dataflows.readings import _parse_event
 from dataflows.run_stats import peak_rss_bytes
@@ -157,15 +157,15 @@ def decode_rows(n: int, repeats: int) -> list[Row]:
         sequence = SequenceSpec(format=fmt, samples=samples)  # type: ignore[arg-type]
         events = [SSEEvent(data=payload(sequence, k)) for k in range(n)]
         parser = PARSERS[fmt]  # type: ignore[index]
-        fast = fast_decoder_for(parser)
+        fast = fast_kind_for(parser)
 
-        def rate(decoder: Any, events: list[SSEEvent] = events, parser: Any = parser) -> float:
+        def rate(decoder: int, events: list[SSEEvent] = events, parser: Any = parser) -> float:
             started = time.perf_counter()
             for event in events:
                 _parse_event(event, "s", parser, decoder)
             return len(events) / (time.perf_counter() - started)
 
-        rounds = [(rate(fast), rate(None)) for _ in range(repeats)]
+        rounds = [(rate(fast), rate(NO_FAST)) for _ in range(repeats)]
         label = fmt + (f", {samples} samples an event" if samples else "")
         typed = Row("2 decode", f"msgspec, {label}", "events/s", [r[0] for r in rounds])
         plain = Row("2 decode", f"orjson + checks, {label}", "events/s", [r[1] for r in rounds])

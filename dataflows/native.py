@@ -37,7 +37,12 @@ __all__ = [
 # The modules where a job spends its time per event and per window (the profile of
 # issue 25): compiled, the checked parsers, the key of each reading and the windows'
 # arithmetic are C calls rather than interpreted bytecode.
-NATIVE_MODULES = ("dataflows.formats", "dataflows.readings", "dataflows.key_groups")
+NATIVE_MODULES = (
+    "dataflows.formats",
+    "dataflows.fast_formats",
+    "dataflows.readings",
+    "dataflows.key_groups",
+)
 ROOT = Path(__file__).resolve().parent.parent
 NATIVE_DIR = ROOT / "build" / "native"
 MANIFEST = NATIVE_DIR / "manifest.json"

@@ -18,7 +18,7 @@ import orjson
 from connectors.source import StreamItem
 from connectors.sse import OversizedEvent, SSEEvent
 from connectors.sse.parser import DecodedEvent
-from dataflows.fast_formats import FastDecoder, fast_decoder_for
+from dataflows.fast_formats import fast_decode, fast_kind_for
 from dataflows.formats import PARSERS, Format, FormatParser, Parsed, Reject
 from dataflows.times import from_micros, iso
 
@@ -99,7 +99,7 @@ class DeadLetter:
 def parse_item(item: StreamItem, parser: FormatParser) -> list[Reading | DeadLetter]:
     """One source item to its readings, or to one dead letter."""
     stream, event = item
-    parsed = _parse_event(event, stream, parser, fast_decoder_for(parser))
+    parsed = _parse_event(event, stream, parser, fast_kind_for(parser))
     if isinstance(parsed, DeadLetter):
         return [parsed]
     return [Reading(s, m, from_micros(ts), v, event.id, stream) for s, m, ts, v in parsed]
@@ -125,7 +125,7 @@ def parse_in_order(
     dead: list[DeadLetter] = []
     times: dict[str, int | None] = {}
     now = time.time_ns() // 1000
-    fast = fast_decoder_for(parser)
+    fast = fast_kind_for(parser)
     for stream, event in items:
         stream_time = times[stream] if stream in times else before(stream)
         parsed = _parse_event(event, stream, parser, fast)
@@ -184,7 +184,7 @@ def parse_by_key(
     now = time.time_ns() // 1000
     current: str | None = None
     stream_time: int | None = None
-    fast = fast_decoder_for(parser)
+    fast = fast_kind_for(parser)
     for stream, event in items:
         if stream != current:
             # A batch is usually one partition's: the stream's time lives in a local.
@@ -221,7 +221,7 @@ def decoded_events(
     """A read's events as their readings or dead letters, each beside its id: what a
     reader process (SSE_READER=process) hands on, so that the job does not decode them."""
     parser = PARSERS[fmt]
-    fast = fast_decoder_for(parser)
+    fast = fast_kind_for(parser)
     return [DecodedEvent(event.id, _parse_event(event, stream, parser, fast)) for event in events]
 
 
@@ -229,7 +229,7 @@ def _parse_event(
     event: SSEEvent | OversizedEvent | DecodedEvent,
     stream: str,
     parser: FormatParser,
-    fast: FastDecoder | None,
+    fast: int,
 ) -> Parsed | DeadLetter:
     """An event's readings: by the format's msgspec decoder when the event has the usual
     shape, else by orjson and the format's checks, which name a dead letter's reason."""
@@ -240,7 +240,7 @@ def _parse_event(
             "oversized", f"event data over {event.limit} bytes was skipped", "", event.id, stream
         )
     try:
-        quick = None if fast is None else fast(event.data, event.event)
+        quick = fast_decode(fast, event.data, event.event)
         if quick is not None:
             return quick
         try:
