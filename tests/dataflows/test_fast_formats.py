@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from connectors.simulator.sequence import SequenceSpec, payload
 from connectors.sse import SSEEvent
 from connectors.vendors import VENDOR_FORMATS
-from dataflows.fast_formats import FAST_DECODERS
+from dataflows.fast_formats import FAST_DECODERS, NO_FAST, fast_decode, fast_kind_for
 from dataflows.formats import PARSERS, Reject
 from dataflows.readings import DeadLetter, parse_item
 
@@ -184,6 +184,11 @@ def test_the_usual_events_are_read_by_the_fast_decoders_themselves(
         quick = FAST_DECODERS[reader](text, "message")  # type: ignore[index]
         assert quick is not None
         assert quick == _checked(reader, text)
+        # What the jobs call: the format's decoder by its number.
+        kind = fast_kind_for(PARSERS[reader])  # type: ignore[index]
+        assert fast_decode(kind, text, "message") == quick
+    assert fast_decode(NO_FAST, text, "message") is None
+    assert fast_kind_for(lambda body, event_type: []) == NO_FAST
 
 
 @pytest.mark.parametrize("fmt", VENDOR_FORMATS)
