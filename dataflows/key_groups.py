@@ -34,7 +34,7 @@ import zlib
 from collections.abc import Callable
 from datetime import timedelta
 from itertools import chain
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from bytewax.operators import StatefulBatchLogic
 
@@ -62,11 +62,23 @@ LateKeyRow = tuple[str, LateRow]
 # A window: (window id, count, minimum, maximum, exact parts of the sum). Tuples, so that
 # a snapshot is a shallow copy of the group's dict.
 Window = tuple[int, int, float, float, tuple[float, ...]]
-# A key's state: (its watermark plus the lateness, which is its newest reading's time
-# unless a stream's time moved it further; the stream of its newest on-time reading; its
-# open windows by window id). Plus the lateness, so that a snapshot from before the
-# watermark was kept, which held the newest reading's time there, resumes as it was.
+# A key's state as a snapshot holds it: (its watermark plus the lateness, which is its
+# newest reading's time unless a stream's time moved it further; the stream of its newest
+# on-time reading; its open windows by window id). Plus the lateness, so that a snapshot
+# from before the watermark was kept, which held the newest reading's time there, resumes
+# as it was.
 _KeyState = tuple[int, str, tuple[Window, ...]]
+
+
+class _Key:
+    """A key's state while it runs: ``_KeyState``'s fields, changed in place. Rebuilt as
+    three nested tuples a reading, a fleet's key states were a third of the windows
+    step's time in allocations and frees."""
+
+    def __init__(self, reach: int, stream: str, windows: list[Window]) -> None:
+        self.reach = reach
+        self.stream = stream
+        self.windows = windows
 
 
 # A window that closed: (key, window). A plain tuple: a fleet closes one per reading.
@@ -160,10 +172,17 @@ def _merged(window: Window, values: list[float]) -> Window:
     )
 
 
+# A key's cutoff before its first reading: below every time a reading can have (year 1
+# is -6.2e16 us), so the first reading is never late and always sets it. An int, not
+# None: compiled, an int of up to 62 bits is kept unboxed, and an optional one is a
+# Python object made anew at each step of a reading.
+_NO_CUTOFF: Final = -(1 << 61)
+
+
 def _by_window(
     rows: list[ReadingRow],
     key: str,
-    cutoff: int | None,
+    cutoff: int,
     back: int | None,
     lateness: int,
     length: int,
@@ -178,12 +197,12 @@ def _by_window(
     values_in: list[float] = []
     for row in rows:
         ts = row[0]
-        if back is not None and (cutoff is None or row[4] - back > cutoff):
+        if back is not None and row[4] - back > cutoff:
             cutoff = row[4] - back
-        if cutoff is not None and ts < cutoff:
+        if ts < cutoff:
             late.append((key, (ts // length, row)))
             continue
-        if cutoff is None or ts - lateness > cutoff:
+        if ts - lateness > cutoff:
             cutoff = ts - lateness
         if not start <= ts < end:
             window_id = ts // length
@@ -192,7 +211,6 @@ def _by_window(
             found = touched.get(window_id)
             values_in = touched[window_id] = [] if found is None else found
         values_in.append(row[1])
-    assert cutoff is not None  # set by the first row, late or not
     return cutoff, touched
 
 
@@ -203,7 +221,7 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
     ``Emitted`` a call: the windows that closed and the late readings. Times are whole
     microseconds since the epoch, so the window of a reading is one integer division.
     The state of a window is freed when it closes; what stays per key is its watermark
-    and stream, which the lateness rule needs.
+    and stream, which the lateness rule needs. A key's open windows are in window order.
 
     Each stream's event time, for the idle rule, is the newest this group was given:
     by its rows and by the marks that follow each batch's (``KeyGroups.of``).
@@ -223,16 +241,19 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
         self._opened = opened
         self._opened_by_add = 0  # windows _add opened, counted with the batch's own
         self._times: dict[str, int] = {}
-        self._keys: dict[str, _KeyState] = dict(resume_state or {})
+        self._keys: dict[str, _Key] = {
+            key: _Key(reach, stream, list(windows))
+            for key, (reach, stream, windows) in (resume_state or {}).items()
+        }
         # Per stream and window id, the keys with that window open: what the idle rule
         # may have to close. Windows start on the epoch's grid, so a stream has a few ids
         # open at a time, each shared by many keys. A window closed on its key's own
         # readings leaves its set at once (most of a fleet's do).
         self._due: dict[str, dict[int, set[str]]] = {}
         if self._idle_back is not None:
-            for key, (_, stream, windows) in self._keys.items():
-                for window in windows:
-                    self._due_at(stream, window[0], key)
+            for key, state in self._keys.items():
+                for window in state.windows:
+                    self._due_at(state.stream, window[0], key)
 
     def _due_at(self, stream: str, window_id: int, key: str) -> None:
         due = self._due.get(stream)
@@ -269,39 +290,38 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
             if key == MARK:
                 continue
             state = keys.get(key)
-            windows: tuple[Window, ...] = ()
-            cutoff: int | None = None
-            if state is not None:
-                cutoff = state[0] - lateness
-                windows = state[2]
+            cutoff = _NO_CUTOFF if state is None else state.reach - lateness
             if len(rows) == 1:
                 # A fleet's usual case, on a path of its own: one reading of a key. The
                 # lateness step is _by_window's, inlined: a call and a dict per reading
                 # were a fifth of a fleet's time in this step.
                 ts = last[0]
-                if back is not None and (cutoff is None or last[4] - back > cutoff):
+                if back is not None and last[4] - back > cutoff:
                     cutoff = last[4] - back
-                if cutoff is not None and ts < cutoff:
+                if ts < cutoff:
                     late.append((key, (ts // length, last)))
                     self._moved_by_late(key, state, stream, cutoff, out)
                     continue
-                if cutoff is None or ts - lateness > cutoff:
+                if ts - lateness > cutoff:
                     cutoff = ts - lateness
+                if state is None:
+                    state = keys[key] = _Key(0, stream, [])
+                windows = state.windows
                 # Close first: the reading's own window ends after it, so it stays open.
                 if windows and (windows[0][0] + 1) * length <= cutoff:
                     if len(windows) == 1:
                         out.append((key, windows[0]))
                         if back is not None and (ids := due.get(windows[0][0])) is not None:
                             ids.discard(key)
-                        windows = ()
+                        windows.clear()
                     else:
-                        windows = self._close(key, stream, windows, cutoff, out)
+                        self._close(key, stream, windows, cutoff, out)
                 window_id = ts // length
                 if windows and windows[-1][0] == window_id:
-                    windows = (*windows[:-1], _merged(windows[-1], [last[1]]))
+                    windows[-1] = _merged(windows[-1], [last[1]])
                 elif not windows or window_id > windows[-1][0]:
                     value = last[1]
-                    windows = (*windows, (window_id, 1, value, value, (value,) if value else ()))
+                    windows.append((window_id, 1, value, value, (value,) if value else ()))
                     opened += 1
                     if back is not None:
                         ids = due.get(window_id)
@@ -311,21 +331,26 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                             ids.add(key)
                 else:
                     # Within the lateness, behind the newest window: the general way.
-                    windows = self._add(key, stream, windows, {window_id: [last[1]]})
-                if state is not None and state[1] != stream:
-                    self._restream(key, state[1], stream, windows)
-                keys[key] = (cutoff + lateness, stream, windows)
+                    self._add(key, stream, windows, {window_id: [last[1]]})
+                if state.stream != stream:
+                    self._restream(key, state.stream, stream, windows)
+                    state.stream = stream
+                state.reach = cutoff + lateness
                 continue
             cutoff, touched = _by_window(rows, key, cutoff, back, lateness, length, late)
             if not touched:
                 self._moved_by_late(key, state, stream, cutoff, out)
                 continue
-            windows = self._add(key, stream, windows, touched)
+            if state is None:
+                state = keys[key] = _Key(0, stream, [])
+            windows = state.windows
+            self._add(key, stream, windows, touched)
             if (windows[0][0] + 1) * length <= cutoff:
-                windows = self._close(key, stream, windows, cutoff, out)
-            if state is not None and state[1] != stream:
-                self._restream(key, state[1], stream, windows)
-            keys[key] = (cutoff + lateness, stream, windows)
+                self._close(key, stream, windows, cutoff, out)
+            if state.stream != stream:
+                self._restream(key, state.stream, stream, windows)
+                state.stream = stream
+            state.reach = cutoff + lateness
         opened += self._opened_by_add
         self._opened_by_add = 0
         if opened:
@@ -340,7 +365,7 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
     def _moved_by_late(
         self,
         key: str,
-        state: _KeyState | None,
+        state: _Key | None,
         stream: str,
         cutoff: int,
         out: list[ClosedWindow],
@@ -350,15 +375,15 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
         windows. The key stays with its stream: only an on-time reading moves it."""
         reach = cutoff + self._lateness
         if state is None:
-            self._keys[key] = (reach, stream, ())
+            self._keys[key] = _Key(reach, stream, [])
             return
-        old_reach, own, windows = state
-        if reach > old_reach:
+        if reach > state.reach:
+            windows = state.windows
             if windows and (windows[0][0] + 1) * self._length <= cutoff:
-                windows = self._close(key, own, windows, cutoff, out)
-            self._keys[key] = (reach, own, windows)
+                self._close(key, state.stream, windows, cutoff, out)
+            state.reach = reach
 
-    def _restream(self, key: str, old: str, new: str, windows: tuple[Window, ...]) -> None:
+    def _restream(self, key: str, old: str, new: str, windows: list[Window]) -> None:
         """A key whose on-time reading came by another stream than its last (a sensor
         heard by two gateways): the idle rule judges it by the new stream's time from now
         on, so its open windows wait for that stream's time, not the old one's."""
@@ -374,10 +399,10 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
         self,
         key: str,
         stream: str,
-        windows: tuple[Window, ...],
+        windows: list[Window],
         touched: dict[int, list[float]],
-    ) -> tuple[Window, ...]:
-        """``windows`` with the values of each window touched added, in window order."""
+    ) -> None:
+        """Adds the values of each window touched to ``windows``, kept in window order."""
         by_id = {window[0]: window for window in windows}
         for window_id, values_in in touched.items():
             old = by_id.get(window_id)
@@ -388,28 +413,32 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                     self._due_at(stream, window_id, key)
             else:
                 by_id[window_id] = _merged(old, values_in)
-        return tuple(by_id[window_id] for window_id in sorted(by_id))
+        windows[:] = [by_id[window_id] for window_id in sorted(by_id)]
 
     def _close(
         self,
         key: str,
         stream: str,
-        windows: tuple[Window, ...],
+        windows: list[Window],
         cutoff: int,
         out: list[ClosedWindow],
-    ) -> tuple[Window, ...]:
-        """Writes the windows that end at or before ``cutoff``; returns the others."""
+    ) -> int:
+        """Writes the windows that end at or before ``cutoff`` and takes them out of
+        ``windows`` (they are its first ones: it is in window order); returns the id of
+        the newest of them."""
         length = self._length
         due = self._due.get(stream) if self._idle_back is not None else None
-        keep: list[Window] = []
+        closed = 0
         for window in windows:
-            if (window[0] + 1) * length <= cutoff:
-                out.append((key, window))
-                if due is not None and window[0] in due:
-                    due[window[0]].discard(key)
-            else:
-                keep.append(window)
-        return tuple(keep)
+            if (window[0] + 1) * length > cutoff:
+                break
+            closed += 1
+            out.append((key, window))
+            if due is not None and window[0] in due:
+                due[window[0]].discard(key)
+        newest = windows[closed - 1][0]
+        del windows[:closed]
+        return newest
 
     def _close_idle(self, out: list[ClosedWindow]) -> None:
         # The idle rule: a stream's event time closes the windows of keys gone quiet.
@@ -424,22 +453,24 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
             lateness = self._lateness
             for window_id in [w for w in due if (w + 1) * length <= floor]:
                 for key in due.pop(window_id):
-                    reach, own_stream, windows = keys[key]
-                    if own_stream == stream and windows and (windows[0][0] + 1) * length <= floor:
-                        kept = self._close(key, stream, windows, floor, out)
-                        newest_closed = windows[len(windows) - len(kept) - 1][0]
+                    state = keys[key]
+                    windows = state.windows
+                    if state.stream == stream and windows and (windows[0][0] + 1) * length <= floor:
+                        newest_closed = self._close(key, stream, windows, floor, out)
                         held = (newest_closed + 1) * length + lateness
-                        keys[key] = (max(reach, held), own_stream, kept)
+                        state.reach = max(state.reach, held)
 
     def on_eof(self) -> tuple[list[Emitted], bool]:
         out: list[ClosedWindow] = []
-        keys = self._keys
-        for key, (reach, stream, windows) in keys.items():
-            if windows:
-                out.extend((key, window) for window in windows)
-                keys[key] = (reach, stream, ())
+        for key, state in self._keys.items():
+            if state.windows:
+                out.extend((key, window) for window in state.windows)
+                state.windows = []
         self._due.clear()
         return _emitted(out, []), self.RETAIN
 
     def snapshot(self) -> dict[str, _KeyState]:
-        return dict(self._keys)
+        return {
+            key: (state.reach, state.stream, tuple(state.windows))
+            for key, state in self._keys.items()
+        }
