@@ -60,7 +60,7 @@ KeyRows = tuple[str, list[ReadingRow]]
 # A late reading with its key: (key, (window id, row)).
 LateKeyRow = tuple[str, LateRow]
 # A window: (window id, count, minimum, maximum, exact parts of the sum). Tuples, so that
-# a snapshot is a shallow copy of the group's dict.
+# a snapshot shares them rather than copying each.
 Window = tuple[int, int, float, float, tuple[float, ...]]
 # A key's state as a snapshot holds it: (its watermark plus the lateness, which is its
 # newest reading's time unless a stream's time moved it further; the stream of its newest
