@@ -2,11 +2,11 @@
 
 msgspec decodes and type-checks an event's JSON in one pass in C, skipping the fields a
 reading does not use, where ``orjson.loads`` builds every value as a Python object and
-the format's checks then look at each. A struct here accepts only the usual shape; any
-other event (a field missing, null or of another type, a ping, a batch array, malformed
-JSON) makes the decoder return None, and ``dataflows.readings`` reads the event again
-with orjson and the checked parsers of ``dataflows.formats``, which name the dead
-letter's reason. So the readings are the same either way, by construction and by the
+the format's checks then look at each. A struct (``event_shapes.py``) accepts only the
+usual shape; any other event (a field missing, null or of another type, a ping, a batch
+array, malformed JSON) makes the decoder return None, and ``dataflows.readings`` reads
+the event again with orjson and the checked parsers of ``dataflows.formats``, which name
+the dead letter's reason. So the readings are the same either way, by construction and by the
 tests (``tests/dataflows/test_fast_formats.py`` holds the two paths equal on events made
 odd in every way hypothesis finds), and what msgspec accepts it accepts as orjson does:
 no NaN, no lone surrogates, no trailing text.
@@ -17,7 +17,6 @@ for "not the usual shape", or raises ``Reject`` exactly where the checked parser
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Final
 
 import msgspec
@@ -26,16 +25,13 @@ from dataflows.event_shapes import AutoFlat, AutoObelisk, DtEnvelope, Flat, Obel
 from dataflows.formats import (
     DT_STATES,
     PARSERS,
-    Format,
     FormatParser,
     Parsed,
     dt_block_readings,
     timestamp_micros,
 )
 
-__all__ = ["FAST_DECODERS", "NO_FAST", "FastDecoder", "fast_decode", "fast_kind_for"]
-
-FastDecoder = Callable[[str, str], Parsed | None]
+__all__ = ["NO_FAST", "fast_decode", "fast_kind_for"]
 
 
 # UnicodeEncodeError: a str with a lone surrogate (SSE data never has one: it is decoded
@@ -111,12 +107,6 @@ def fast_auto(data: str, event_type: str) -> Parsed | None:
     return _obelisk_readings(obelisk)
 
 
-FAST_DECODERS: dict[Format, FastDecoder] = {
-    "auto": fast_auto,
-    "flat": fast_flat,
-    "dt": fast_dt,
-    "obelisk": fast_obelisk,
-}
 # Each decoder by a number, which the compiled readings pass to ``fast_decode``: there a
 # call by name is a C call, where one through the function object went by Python's
 # calling convention, about 0.1 us an event.
