@@ -333,8 +333,7 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                     # Within the lateness, behind the newest window: the general way.
                     self._add(key, stream, windows, {window_id: [last[1]]})
                 if state.stream != stream:
-                    self._restream(key, state.stream, stream, windows)
-                    state.stream = stream
+                    self._restream(key, state, stream)
                 state.reach = cutoff + lateness
                 continue
             cutoff, touched = _by_window(rows, key, cutoff, back, lateness, length, late)
@@ -348,8 +347,7 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
             if (windows[0][0] + 1) * length <= cutoff:
                 self._close(key, stream, windows, cutoff, out)
             if state.stream != stream:
-                self._restream(key, state.stream, stream, windows)
-                state.stream = stream
+                self._restream(key, state, stream)
             state.reach = cutoff + lateness
         opened += self._opened_by_add
         self._opened_by_add = 0
@@ -383,14 +381,16 @@ class GroupWindows(StatefulBatchLogic[list[KeyRows], "Emitted", dict[str, _KeySt
                 self._close(key, state.stream, windows, cutoff, out)
             state.reach = reach
 
-    def _restream(self, key: str, old: str, new: str, windows: list[Window]) -> None:
+    def _restream(self, key: str, state: _Key, new: str) -> None:
         """A key whose on-time reading came by another stream than its last (a sensor
-        heard by two gateways): the idle rule judges it by the new stream's time from now
-        on, so its open windows wait for that stream's time, not the old one's."""
+        heard by two gateways) moves to that stream: the idle rule judges it by the new
+        stream's time from now on, so its open windows wait for that stream's time, not
+        the old one's."""
+        old, state.stream = state.stream, new
         if self._idle_back is None:
             return
         before = self._due.get(old, {})
-        for window in windows:
+        for window in state.windows:
             if (ids := before.get(window[0])) is not None:
                 ids.discard(key)
             self._due_at(new, window[0], key)
