@@ -37,7 +37,7 @@ from dataflows.readings import (
     Marks,
     Reading,
     Watched,
-    decoded_events,
+    decoded_columns,
     parse_by_key,
     parse_in_order,
     parse_item,
@@ -70,7 +70,7 @@ def sse_source(job: JobConfig, stats: RunStats) -> SSESource:
         open_one: Callable[..., SubscriptionLike] = subscribe
         if stream.reader == "process":
             # The events' decode runs in the reader process too, beside the parser.
-            decode = partial(decoded_events, stream.format, names[url])
+            decode = partial(decoded_columns, stream.format, names[url])
             open_one = partial(RemoteSubscription, decode=decode)
         subscription = open_one(
             resolve(url),

@@ -28,7 +28,7 @@ __all__ = [
     "Reading",
     "ReadingRow",
     "Watched",
-    "decoded_events",
+    "decoded_columns",
     "key_of",
     "parse_by_key",
     "parse_in_order",
@@ -215,14 +215,15 @@ def parse_by_key(
     return groups, dead, {stream: t for stream, t in times.items() if t is not None}
 
 
-def decoded_events(
+def decoded_columns(
     fmt: Format, stream: str, events: list[SSEEvent | OversizedEvent]
-) -> list[DecodedEvent]:
-    """A read's events as their readings or dead letters, each beside its id: what a
+) -> tuple[list[str], list[Parsed | DeadLetter]]:
+    """A read's events' ids, and their readings or dead letters, as two columns: what a
     reader process (SSE_READER=process) hands on, so that the job does not decode them."""
     parser = PARSERS[fmt]
     fast = fast_kind_for(parser)
-    return [DecodedEvent(event.id, _parse_event(event, stream, parser, fast)) for event in events]
+    ids = [event.id for event in events]
+    return ids, [_parse_event(event, stream, parser, fast) for event in events]
 
 
 def _parse_event(

@@ -16,13 +16,13 @@ from connectors.simulator import SequenceSpec, expected_readings, payload
 from connectors.simulator.dt_events import DT_EVERY
 from connectors.simulator.sequence import is_backfilled
 from connectors.source import StreamItem
-from connectors.sse import OversizedEvent, SSEEvent
+from connectors.sse import DecodedEvent, OversizedEvent, SSEEvent
 from connectors.vendors import DT_EVENT_TYPES
 from dataflows.formats import PARSERS, VENDOR_FORMATS, Reject, _dt_checked, _dt_usual
 from dataflows.readings import (
     DeadLetter,
     Reading,
-    decoded_events,
+    decoded_columns,
     parse_by_key,
     parse_in_order,
     parse_item,
@@ -409,9 +409,10 @@ def test_a_reader_processs_decoded_events_read_as_the_events_do(
             body = {"cut": data[: len(data) // 2], "not an object": "[1, 2]"}.get(kind, data)
             events.append(SSEEvent("message", body, str(n)))
     name = fmt if parser == "own" else "auto"
-    # As the pipe carries them.
-    decoded = pickle.loads(pickle.dumps(decoded_events(name, "s1", events)))  # type: ignore[arg-type]
-    assert [d.id for d in decoded] == [e.id for e in events]
+    # As the pipe carries them, and the job's end of it makes them events again.
+    ids, values = pickle.loads(pickle.dumps(decoded_columns(name, "s1", events)))  # type: ignore[arg-type]
+    decoded = [DecodedEvent(i, v) for i, v in zip(ids, values, strict=True)]
+    assert ids == [e.id for e in events]
     raw: list[StreamItem] = [("s1", e) for e in events]
     read: list[StreamItem] = [("s1", d) for d in decoded]
     for parse_batch in (parse_by_key, parse_in_order):

@@ -33,7 +33,7 @@ from tests.helpers.oracle import ROOT
 from tests.helpers.processes import alive
 from tests.helpers.secrets import assert_clean
 from tests.helpers.servers import StartSim, free_port
-from tests.helpers.streams import FAST_RETRY, data_lengths, unpaced
+from tests.helpers.streams import FAST_RETRY, data_lengths, ids_alone, unpaced
 from tests.helpers.waiting import wait_for
 
 FAULTS = {
@@ -76,13 +76,24 @@ def test_the_same_items_counters_and_reconnects_as_in_process(
 def test_a_decode_runs_in_the_child_and_its_items_come_instead(simulator: StartSim) -> None:
     faults = Faults(end_after=600, drop_every=250, oversized_every=41, oversized_bytes=3000)
     sim, twin = (simulator(unpaced(faults)) for _ in range(2))
-    expected = data_lengths(_read_all(subscribe(sim.url, retry=FAST_RETRY, max_event_bytes=2048)))
+    ids, lengths = data_lengths(
+        _read_all(subscribe(sim.url, retry=FAST_RETRY, max_event_bytes=2048))  # type: ignore[arg-type]
+    )
+    expected = [DecodedEvent(i, n) for i, n in zip(ids, lengths, strict=True)]
     options = ConnectOptions(max_event_bytes=2048)
     remote = RemoteSubscription(twin.url, retry=FAST_RETRY, options=options, decode=data_lengths)
     got = _read_all(remote)
     assert got == expected
     assert {type(item) for item in got} == {DecodedEvent}
     assert None in [item.decoded for item in got]  # type: ignore[union-attr]
+
+
+def test_a_decode_that_gives_a_value_short_is_an_error_here(simulator: StartSim) -> None:
+    sim = simulator(unpaced())
+    remote = RemoteSubscription(sim.url, decode=ids_alone)
+    with pytest.raises(SSEError, match=r"decode gave \d+ ids and 0 values for \d+ events"):
+        _read_all(remote)
+    wait_for(lambda: not alive(remote.pid), "the child to end")
 
 
 def test_a_decode_the_child_cannot_import_is_an_error_here(
