@@ -106,7 +106,7 @@ def group_of(key: str, groups: int) -> str:
 
 
 # The key of a mark: a row that carries only its stream's time (``KeyGroups.of``).
-MARK = ""
+MARK: Final = ""
 
 
 class KeyGroups:

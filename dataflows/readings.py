@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import NamedTuple, cast
+from typing import Any, Final, NamedTuple, cast
 
 import orjson
 
@@ -37,7 +37,11 @@ __all__ = [
     "split_key",
 ]
 
-_KEY_SEP = "\x1f"  # cannot appear in a JSON-decoded id from any vendor we model
+_KEY_SEP: Final = "\x1f"  # cannot appear in a JSON-decoded id from any vendor we model
+# Compiled, a module's name that is not Final is looked up in its globals at each use,
+# and so is a class imported from a module that is not compiled: these are read per event.
+_DECODED: Final = DecodedEvent
+_OVERSIZED: Final = OversizedEvent
 
 
 class Reading(NamedTuple):
@@ -161,6 +165,7 @@ def _moved_to(stream_time: int | None, ts: int, now: int) -> int:
 # travels with the reading so that whether the idle rule makes it late depends on the
 # readings before it, not on how the stream was cut into batches.
 ReadingRow = tuple[int, float, str, str, int]
+_BoxedParsed = list[tuple[str, str, Any, Any]]
 
 
 def parse_by_key(
@@ -181,7 +186,10 @@ def parse_by_key(
     groups: dict[str, list[ReadingRow]] = {}
     dead: list[DeadLetter] = []
     times: dict[str, int | None] = {}
-    now = time.time_ns() // 1000
+    # Compiled, a time or value typed int or float is taken out of its object and put in
+    # a new one for the row; as Any, the row holds the decoder's own objects, and a stream
+    # time moved to a reading's is that reading's.
+    now: Any = time.time_ns() // 1000
     current: str | None = None
     stream_time: int | None = None
     fast = fast_kind_for(parser)
@@ -197,7 +205,7 @@ def parse_by_key(
         if isinstance(parsed, DeadLetter):
             dead.append(replace(parsed, stream_time=stream_time))
         else:
-            for sensor, metric, ts, value in parsed:
+            for sensor, metric, ts, value in cast(_BoxedParsed, parsed):
                 if stream_time is None or ts > stream_time:
                     stream_time = ts if ts <= now else _moved_to(stream_time, ts, now)
                 row = (ts, value, event_id, stream, stream_time)
@@ -234,9 +242,9 @@ def _parse_event(
 ) -> Parsed | DeadLetter:
     """An event's readings: by the format's msgspec decoder when the event has the usual
     shape, else by orjson and the format's checks, which name a dead letter's reason."""
-    if isinstance(event, DecodedEvent):
+    if isinstance(event, _DECODED):
         return cast("Parsed | DeadLetter", event.decoded)
-    if isinstance(event, OversizedEvent):
+    if isinstance(event, _OVERSIZED):
         return DeadLetter(
             "oversized", f"event data over {event.limit} bytes was skipped", "", event.id, stream
         )

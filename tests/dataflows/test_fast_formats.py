@@ -148,14 +148,15 @@ def _as_read(fmt: str, text: str) -> object:
     out = parse_item(("s", SSEEvent(data=text)), PARSERS[fmt])  # type: ignore[index]
     if len(out) == 1 and isinstance(out[0], DeadLetter):
         return out[0].reason
-    return [(r.sensor_id, r.metric, r.ts, r.value) for r in out]  # type: ignore[union-attr]
+    # With each value's type: 3 == 3.0, and a value must be a float whichever path read it.
+    return [(r.sensor_id, r.metric, r.ts, r.value, type(r.value)) for r in out]  # type: ignore[union-attr]
 
 
 def _readings_of(checked: object) -> object:
     from dataflows.times import from_micros
 
     if isinstance(checked, list):
-        return [(s, m, from_micros(ts), v) for s, m, ts, v in checked]
+        return [(s, m, from_micros(ts), v, type(v)) for s, m, ts, v in checked]
     return checked
 
 
@@ -185,7 +186,9 @@ def test_the_usual_events_are_read_by_the_fast_decoders_themselves(
         kind = fast_kind_for(PARSERS[reader])  # type: ignore[index]
         quick = fast_decode(kind, text, "message")
         assert quick is not None
-        assert quick == _checked(reader, text)
+        checked = _checked(reader, text)
+        assert quick == checked
+        assert [list(map(type, r)) for r in quick] == [list(map(type, r)) for r in checked]
     assert fast_decode(NO_FAST, text, "message") is None
     assert fast_kind_for(lambda body, event_type: []) == NO_FAST
 
