@@ -42,8 +42,9 @@ from connectors.sse.retry import RetryPolicy
 __all__ = ["Decode", "RemoteSubscription"]
 
 # A read's items as two columns: their ids, and what the decode made of each (one per
-# item, in order). Columns, not a DecodedEvent per item: the child made one, then took
-# the lists apart again to pickle them, a quarter of its time past the parser.
+# item, in order). Columns, not a DecodedEvent per item: the child made one per event,
+# then took them apart again to pickle them, 0.5 of its 1.7 us a flat event past the
+# parser.
 Decode = Callable[[list[Item]], tuple[list[str], Sequence[object]]]
 
 log = logging.getLogger(__name__)
