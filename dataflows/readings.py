@@ -187,8 +187,9 @@ def parse_by_key(
     dead: list[DeadLetter] = []
     times: dict[str, int | None] = {}
     # Compiled, a time or value typed int or float is taken out of its object and put in
-    # a new one for the row; as Any, the row holds the decoder's own objects, and a stream
-    # time moved to a reading's is that reading's.
+    # a new one for the row. Typed Any (each reading's, and ``now``, which they are
+    # compared with), the row holds the decoder's own objects, and a stream time moved to
+    # a reading's is that reading's.
     now: Any = time.time_ns() // 1000
     current: str | None = None
     stream_time: int | None = None
